@@ -1,0 +1,329 @@
+"""Typed configuration for pixelda-tf.
+
+The whole experiment is one frozen tree of dataclasses, built once (by
+`pixelda_tf.flags.config_from_flags` for the command-line tools, or by hand in
+Python). The library takes a `Config` and never reads absl flags.
+
+Defaults are the official TF1 MNIST->MNIST-M setup (tensorflow/models,
+research/domain_adaptation/pixel_domain_adaptation) at the paper's 32x32 size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Optional, Tuple
+
+SOURCES = ("mnist", "usps", "folder")
+TARGETS = ("mnist_m", "usps", "mnist", "folder")
+MNIST_M_VARIANTS = ("auto", "bsds500", "offline", "released")
+MODES = ("pixelda", "source_only", "target_only")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+class ConfigError(ValueError):
+  """A configuration value is invalid; the message names the flag and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Where the images come from and how they are prepared.
+
+  Attributes:
+    source: labelled source domain, one of `SOURCES`.
+    target: target domain, one of `TARGETS`; its labels are used only for
+      evaluation (and for training in `target_only` mode).
+    mnist_m_variant: how MNIST-M is obtained: `bsds500` (generated from MNIST
+      and BSDS500 train photos), `offline` (generated from natural photos a
+      registry package ships), `released` (the published folder layout), or
+      `auto` (released if `mnist_m_dir` is set, else BSDS500 if `bsds_dir` is
+      set or the archive can be downloaded, else offline).
+    image_size: side of the square images the models see (32 in the paper).
+    data_dir: where prepared data and downloads land.
+    mnist_dir: optional folder with the four MNIST IDX files (.gz or not).
+    bsds_dir: optional BSDS500 `BSR_bsds500.tgz` or extracted
+      `BSR/BSDS500/data/images` folder.
+    mnist_m_dir: optional folder with the released MNIST-M layout.
+    usps_path: optional `usps.h5` file or folder with the libsvm `usps.bz2` and
+      `usps.t.bz2` files.
+    source_dir: labelled image folder (one subfolder per class) for
+      `source=folder`.
+    target_dir: image folder for `target=folder` (subfolders per class if
+      labelled, else flat).
+    val_size: examples held out from the target train split for validation
+      (the official code kept 1,000).
+    download: try network downloads when the network is reachable.
+    seed: seed for data order and for generating MNIST-M.
+  """
+  source: str = "mnist"
+  target: str = "mnist_m"
+  mnist_m_variant: str = "auto"
+  image_size: int = 32
+  data_dir: str = "data"
+  mnist_dir: Optional[str] = None
+  bsds_dir: Optional[str] = None
+  mnist_m_dir: Optional[str] = None
+  usps_path: Optional[str] = None
+  source_dir: Optional[str] = None
+  target_dir: Optional[str] = None
+  val_size: int = 1000
+  download: bool = True
+  seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig:
+  """ResNet generator G(x_s, z) -> x_f.
+
+  Attributes:
+    filters: channels of every residual-block convolution.
+    num_blocks: number of residual blocks.
+    noise_dim: size of z, drawn uniform in [-1, 1].
+    residual_output: output = tanh-bounded input + residual (official
+      `resnet_residuals`), instead of a plain image-to-image map.
+  """
+  filters: int = 64
+  num_blocks: int = 6
+  noise_dim: int = 10
+  residual_output: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscriminatorConfig:
+  """Convolutional discriminator D(x) -> logit.
+
+  Attributes:
+    filters: channels of the first conv; doubled at each stride-2 conv.
+    max_filters: cap on the channel count (512 in the paper).
+    dropout_keep_prob: keep probability of the dropout after each conv.
+    noise_stddev: stddev of the Gaussian noise after each conv.
+  """
+  filters: int = 64
+  max_filters: int = 512
+  dropout_keep_prob: float = 0.9
+  noise_stddev: float = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+  """Task classifier T (the official `mnist` tower).
+
+  Attributes:
+    num_classes: number of labels.
+    private_source_layer: give source images their own first conv (official
+      official `mnist` tower's layout); adapted and target images share the
+      other. Only used in `pixelda` mode.
+  """
+  num_classes: int = 10
+  private_source_layer: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """Loss weights. Official MNIST->MNIST-M values by default.
+
+  Attributes:
+    domain: alpha, weight of the discriminator's domain loss (D step).
+    style: weight of the generator's adversarial loss (G step).
+    task_source: weight of the task loss on source images (T step).
+    task_adapted: weight of the task loss on adapted images (T step).
+    task_in_g: weight of the task loss on adapted images in the G step.
+    pmse: gamma, weight of the masked pairwise MSE content loss (G step).
+    pmse_mask: `none` (all pixels) or `foreground` (source pixels that are
+      not background black).
+  """
+  domain: float = 0.135603587834
+  style: float = 0.0113173311334
+  task_source: float = 1.0
+  task_adapted: float = 1.0
+  task_in_g: float = 0.0100959947002
+  pmse: float = 0.0
+  pmse_mask: str = "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+  """Adam with a staircase exponential decay, one optimizer per network.
+
+  Attributes:
+    learning_rate: initial learning rate.
+    beta1: Adam's first-moment decay.
+    decay_steps: the learning rate is multiplied by `decay_rate` every
+      `decay_steps` steps (staircase).
+    decay_rate: see `decay_steps`.
+    clipnorm: each gradient tensor is clipped to this norm (0 disables).
+  """
+  learning_rate: float = 1e-3
+  beta1: float = 0.5
+  decay_steps: int = 20000
+  decay_rate: float = 0.95
+  clipnorm: float = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """The training run.
+
+  Attributes:
+    mode: `pixelda`, or a baseline: `source_only`, `target_only`.
+    model_dir: checkpoints, summaries and results.json.
+    batch_size: global batch size (split over replicas).
+    train_steps: total number of steps.
+    max_minutes: stop (with a checkpoint) after this wall time; 0 = no limit.
+    checkpoint_every: steps between checkpoints.
+    eval_every: steps between target-validation evaluations (0 disables).
+    summary_every: steps between scalar summaries.
+    image_every: steps between image-grid summaries (0 disables).
+    keep_checkpoints: how many recent checkpoints to keep.
+    seed: seed of every random draw in training (z, dropout, noise, init).
+    quiet: no progress bar.
+  """
+  mode: str = "pixelda"
+  model_dir: str = "runs/mnistm"
+  batch_size: int = 32
+  train_steps: int = 500000
+  max_minutes: float = 0.0
+  checkpoint_every: int = 1000
+  eval_every: int = 2000
+  summary_every: int = 100
+  image_every: int = 5000
+  keep_checkpoints: int = 3
+  seed: int = 0
+  quiet: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+  """How the step runs: strategy and compilation are settings, not forks.
+
+  Attributes:
+    strategy: `default`, `mirrored` (one machine, many devices) or
+      `multi_worker` (TF_CONFIG names the cluster).
+    num_cpu_devices: split the CPU into this many logical devices (to test
+      MirroredStrategy without GPUs); 0 leaves the devices alone.
+    jit_compile: compile the per-replica step with XLA.
+    sync_batch_norm: synchronise batch-norm statistics across replicas.
+    intra_op_threads: TensorFlow intra-op threads (0 = TensorFlow's choice).
+    inter_op_threads: TensorFlow inter-op threads (0 = TensorFlow's choice).
+  """
+  strategy: str = "default"
+  num_cpu_devices: int = 0
+  jit_compile: bool = True
+  sync_batch_norm: bool = False
+  intra_op_threads: int = 0
+  inter_op_threads: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  data: DataConfig = DataConfig()
+  generator: GeneratorConfig = GeneratorConfig()
+  discriminator: DiscriminatorConfig = DiscriminatorConfig()
+  classifier: ClassifierConfig = ClassifierConfig()
+  loss: LossConfig = LossConfig()
+  optim: OptimConfig = OptimConfig()
+  train: TrainConfig = TrainConfig()
+  runtime: RuntimeConfig = RuntimeConfig()
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, d: dict) -> "Config":
+    """Rebuilds a Config from `to_dict()` output (e.g. a run's config.json)."""
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+      sub = d.get(field.name, {})
+      sub_cls = type(field.default)
+      names = {f.name for f in dataclasses.fields(sub_cls)}
+      unknown = set(sub) - names
+      if unknown:
+        raise ConfigError(f"unknown {field.name} settings {sorted(unknown)}; "
+                          f"known: {sorted(names)}")
+      kwargs[field.name] = sub_cls(**sub)
+    return validate(cls(**kwargs))
+
+
+def _check(ok: bool, message: str) -> None:
+  if not ok:
+    raise ConfigError(message)
+
+
+def _one_of(value: str, choices: Tuple[str, ...], flag: str) -> None:
+  _check(value in choices,
+         f"--{flag}={value!r} is not valid; use one of {', '.join(choices)}")
+
+
+def validate(cfg: Config) -> Config:
+  """Checks values and combinations; raises ConfigError naming the fix."""
+  d, t, r = cfg.data, cfg.train, cfg.runtime
+  _one_of(d.source, SOURCES, "source")
+  _one_of(d.target, TARGETS, "target")
+  _one_of(d.mnist_m_variant, MNIST_M_VARIANTS, "mnist_m_variant")
+  _one_of(t.mode, MODES, "mode")
+  _one_of(r.strategy, STRATEGIES, "strategy")
+  _one_of(cfg.loss.pmse_mask, ("none", "foreground"), "pmse_mask")
+  _check(d.image_size >= 16 and d.image_size % 8 == 0,
+         f"--image_size={d.image_size}: use a multiple of 8, at least 16")
+  _check(d.source != "folder" or d.source_dir,
+         "--source=folder needs --source_dir=PATH (one subfolder per class)")
+  _check(d.target != "folder" or d.target_dir,
+         "--target=folder needs --target_dir=PATH (a folder of images)")
+  _check(d.mnist_m_variant != "released" or d.mnist_m_dir,
+         "--mnist_m_variant=released needs --mnist_m_dir=PATH "
+         "(folder with mnist_m_train/ and mnist_m_train_labels.txt)")
+  uses_mnist = "mnist" in (d.source, d.target) or d.target == "mnist_m"
+  for flag, value, used in (
+      ("mnist_dir", d.mnist_dir, uses_mnist),
+      ("bsds_dir", d.bsds_dir, d.target == "mnist_m"),
+      ("mnist_m_dir", d.mnist_m_dir, d.target == "mnist_m"),
+      ("usps_path", d.usps_path, "usps" in (d.source, d.target)),
+      ("source_dir", d.source_dir, d.source == "folder"),
+      ("target_dir", d.target_dir, d.target == "folder")):
+    _check(not value or used,
+           f"--{flag} is set but --source={d.source} --target={d.target} "
+           "never read it: drop the flag or change --source/--target")
+  _check(not (d.bsds_dir and d.mnist_m_variant in ("offline", "released")),
+         f"--bsds_dir contradicts --mnist_m_variant={d.mnist_m_variant}: "
+         "drop one (BSDS500 photos are used by --mnist_m_variant=bsds500)")
+  _check(d.val_size >= 0, f"--val_size={d.val_size}: must be >= 0")
+  _check(d.source != d.target or d.source == "folder",
+         f"--source and --target are both {d.source!r}: adaptation needs two "
+         "domains")
+  _check(t.batch_size > 0, f"--batch_size={t.batch_size}: must be > 0")
+  _check(t.train_steps >= 0, f"--train_steps={t.train_steps}: must be >= 0")
+  _check(t.max_minutes >= 0, f"--max_minutes={t.max_minutes}: must be >= 0")
+  _check(t.checkpoint_every > 0,
+         f"--checkpoint_every={t.checkpoint_every}: must be > 0")
+  _check(t.keep_checkpoints > 0,
+         f"--keep_checkpoints={t.keep_checkpoints}: must be > 0")
+  for name in ("eval_every", "summary_every", "image_every"):
+    _check(getattr(t, name) >= 0, f"--{name}: must be >= 0")
+  _check(cfg.generator.filters > 0 and cfg.generator.num_blocks >= 0,
+         "--g_filters must be > 0 and --g_blocks >= 0")
+  _check(cfg.generator.noise_dim >= 1, "--noise_dim must be >= 1")
+  _check(0.0 < cfg.discriminator.dropout_keep_prob <= 1.0,
+         "--d_dropout_keep_prob must be in (0, 1]")
+  _check(cfg.discriminator.noise_stddev >= 0, "--d_noise_stddev must be >= 0")
+  _check(cfg.classifier.num_classes >= 2, "--num_classes must be >= 2")
+  o = cfg.optim
+  _check(o.learning_rate > 0, "--learning_rate must be > 0")
+  _check(0 <= o.beta1 < 1, "--beta1 must be in [0, 1)")
+  _check(o.decay_steps > 0 and 0 < o.decay_rate <= 1,
+         "--lr_decay_steps must be > 0 and --lr_decay_rate in (0, 1]")
+  _check(o.clipnorm >= 0, "--clipnorm must be >= 0")
+  for name, value in dataclasses.asdict(cfg.loss).items():
+    if name != "pmse_mask":
+      _check(value >= 0, f"loss weight {name}={value} must be >= 0")
+  _check(r.num_cpu_devices >= 0, "--num_cpu_devices must be >= 0")
+  _check(not (r.strategy == "default" and r.num_cpu_devices > 1),
+         "--num_cpu_devices > 1 only makes sense with --strategy=mirrored")
+  _check(not (r.sync_batch_norm and r.strategy == "default"),
+         "--sync_batch_norm needs --strategy=mirrored or multi_worker")
+  _check(not (r.sync_batch_norm and r.jit_compile),
+         "--sync_batch_norm synchronises replicas inside the step, which XLA "
+         "cannot compile: add --nojit_compile")
+  return cfg

@@ -1,0 +1,46 @@
+"""Loads the configured source and target and prints one line per split.
+
+  python -m pixelda_tf.data --flagfile=configs/data_smoke.flags
+  python -m pixelda_tf.data --target=mnist_m --bsds_dir=PATH/BSR/BSDS500/data/images
+"""
+
+import sys
+import time
+
+import numpy as np
+from absl import app
+
+from pixelda_tf import flags as pixelda_flags
+from pixelda_tf.data import domains
+from pixelda_tf.data import errors
+
+
+def _describe(role: str, split: str, d: domains.Domain, seconds: float) -> str:
+  if d.labels is None:
+    counts = "unlabelled"
+  else:
+    counts = " ".join(str(c) for c in np.bincount(d.labels,
+                                                  minlength=d.num_classes))
+  return (f"{role:6s} {split:5s} {d.name}: {d.origin} | {d.images.shape} "
+          f"{d.images.dtype} | labels {counts} | {seconds:.1f} s")
+
+
+def main(argv):
+  del argv
+  cfg = pixelda_flags.config_from_flags().data
+  try:
+    for role, splits in (("source", ("train", "test")),
+                         ("target", ("train", "val", "test"))):
+      for split in splits:
+        start = time.time()
+        d = domains.load_domain(cfg, role, split)
+        print(_describe(role, split, d, time.time() - start), flush=True)
+  except errors.DataError as e:
+    # One line with the fix, not a traceback wall.
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)

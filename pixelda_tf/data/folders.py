@@ -1,0 +1,90 @@
+"""Your own images: class-subfolder trees (labelled) or flat folders.
+
+Labelled layout, as `keras.utils.image_dataset_from_directory` and TFDS's
+`ImageFolder` read it: one subfolder per class, class ids from the sorted
+subfolder names. Unlabelled layout: image files directly in the folder.
+Optionally `train/` and `test/` subfolders, each in one of those layouts, give
+the splits. Images of any size (PNG, JPEG, BMP, GIF) are resized to the
+configured size with PIL when loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from pixelda_tf.data import errors
+from pixelda_tf.data import images
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def _image_files(folder: str) -> List[str]:
+  return sorted(n for n in os.listdir(folder)
+                if n.lower().endswith(EXTENSIONS)
+                and os.path.isfile(os.path.join(folder, n)))
+
+
+def _subfolders(folder: str) -> List[str]:
+  return sorted(n for n in os.listdir(folder)
+                if os.path.isdir(os.path.join(folder, n))
+                and not n.startswith("."))
+
+
+def has_splits(folder: str) -> bool:
+  """True if `folder` holds `train/` and `test/` subfolders as its splits."""
+  return set(_subfolders(folder)) == {"train", "test"}
+
+
+def read_folder(folder: str, size: int, labelled: Optional[bool],
+                flag: str) -> Tuple[np.ndarray, Optional[np.ndarray],
+                                    List[str]]:
+  """Reads a folder of images.
+
+  Args:
+    folder: class-subfolder tree, or flat folder of images.
+    size: output side; every image is resized to (size, size).
+    labelled: True to require class subfolders, False to require a flat
+      folder, None to accept either.
+    flag: the flag that named the folder, for error messages.
+  Returns:
+    (images uint8 (N, size, size, 3), labels int64 (N,) or None, class names).
+  Raises:
+    DataError: the folder is missing or empty, mixes the layouts, or holds an
+      unreadable image (naming the file).
+  """
+  if not os.path.isdir(folder):
+    raise errors.DataError(f"--{flag}={folder} is not a folder")
+  files, subs = _image_files(folder), _subfolders(folder)
+  if labelled and files:
+    raise errors.DataError(
+        f"{folder} has image files at its top level ({files[0]}, ...); a "
+        f"labelled --{flag} needs one subfolder per class")
+  if files and subs:
+    raise errors.DataError(
+        f"{folder} mixes image files ({files[0]}) and subfolders ({subs[0]}); "
+        "use either one subfolder per class or a flat folder of images")
+  if labelled is False and subs:
+    raise errors.DataError(f"{folder} has subfolders ({subs[0]}); expected a "
+                           "flat folder of images")
+  paths, labels, classes = [], [], []
+  if files:
+    paths = [os.path.join(folder, n) for n in files]
+  else:
+    classes = subs
+    for label, name in enumerate(classes):
+      members = _image_files(os.path.join(folder, name))
+      if not members:
+        raise errors.DataError(
+            f"{os.path.join(folder, name)} holds no images "
+            f"({', '.join(EXTENSIONS)}); add images or remove the folder")
+      paths += [os.path.join(folder, name, n) for n in members]
+      labels += [label] * len(members)
+  if not paths:
+    raise errors.DataError(
+        f"--{flag}={folder} holds no images ({', '.join(EXTENSIONS)}); put "
+        "images in it (one subfolder per class if labelled)")
+  out = np.stack([images.read(p, size) for p in paths])
+  return out, (np.array(labels, np.int64) if classes else None), classes

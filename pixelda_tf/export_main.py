@@ -1,0 +1,53 @@
+"""Exports a trained run for TF Serving and `keras.models.load_model`.
+
+  python -m pixelda_tf.export --model_dir=runs/mnistm --export_dir=exports \
+      [--version=N] [--checkpoint=latest|best|PREFIX]
+
+writes exports/{generator,classifier,adapt_classify}/<N>/ (SavedModels) and
+exports/keras/{generator,classifier}.keras + preprocessing.json; see
+`pixelda_tf.export` for the signatures.
+"""
+
+from __future__ import annotations
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from pixelda_tf import export
+
+# Defined here, not in pixelda_tf.flags: that module is the trainer's, and a
+# process importing both would define --model_dir twice.
+MODEL_DIR = flags.DEFINE_string("model_dir", None,
+                                "Training run folder (config.json, "
+                                "checkpoints/).")
+EXPORT_DIR = flags.DEFINE_string("export_dir", None,
+                                 "Output folder: one subfolder per servable.")
+VERSION = flags.DEFINE_integer("version", None,
+                               "Version folder to write (>= 1); default: one "
+                               "more than the highest already in export_dir.")
+CHECKPOINT = flags.DEFINE_string("checkpoint", "latest",
+                                 "latest, best, or a checkpoint prefix.")
+flags.mark_flags_as_required(["model_dir", "export_dir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    paths = export.export_model_dir(MODEL_DIR.value, EXPORT_DIR.value,
+                                    VERSION.value, CHECKPOINT.value)
+  except (FileNotFoundError, ValueError, export.ExportError) as e:
+    # A message naming the fix, not a traceback.
+    raise app.UsageError(str(e)) from e
+  for name, path in paths.items():
+    logging.info("wrote %s: %s", name, path)
+    print(f"{name}: {path}")
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

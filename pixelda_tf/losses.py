@@ -1,0 +1,124 @@
+"""PixelDA losses as pure functions of tensors.
+
+Each returns one value per example, shape (B,), so the caller decides the
+reduction (mean over the local batch, or sum over the global batch under a
+distribution strategy) and applies the loss weights. Logits are raw scores;
+images are float in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+
+
+def _flat(logits: tf.Tensor) -> tf.Tensor:
+  return tf.reshape(logits, [-1])
+
+
+def discriminator_loss(discriminator_real_outputs: tf.Tensor,
+                       discriminator_gen_outputs: tf.Tensor) -> tf.Tensor:
+  """L_d for D: target images are real (label 1), adapted ones fake (label 0).
+
+  L = -log sigmoid(D(x_t)) - log(1 - sigmoid(D(G(x_s, z)))), per example pair.
+
+  Args:
+    discriminator_real_outputs: (B,) or (B, 1) logits on target images.
+    discriminator_gen_outputs: (B,) or (B, 1) logits on adapted images.
+
+  Returns:
+    (B,) float32.
+  """
+  real = _flat(discriminator_real_outputs)
+  fake = _flat(discriminator_gen_outputs)
+  return (tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real), real) +
+          tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake), fake))
+
+
+def generator_adversarial_loss(discriminator_gen_outputs: tf.Tensor) -> tf.Tensor:
+  """L_d for G, non-saturating: L = -log sigmoid(D(G(x_s, z))).
+
+  Args:
+    discriminator_gen_outputs: (B,) or (B, 1) logits on adapted images.
+
+  Returns:
+    (B,) float32.
+  """
+  fake = _flat(discriminator_gen_outputs)
+  return tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake), fake)
+
+
+def task_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+  """L_t: softmax cross-entropy, L = -log softmax(logits)[label].
+
+  Args:
+    labels: (B,) integer class ids.
+    logits: (B, C) class scores.
+
+  Returns:
+    (B,) float32.
+  """
+  return tf.nn.sparse_softmax_cross_entropy_with_logits(
+      labels=tf.cast(labels, tf.int32), logits=logits)
+
+
+def foreground_mask(source_images: tf.Tensor,
+                    background: float = -1.0,
+                    tolerance: float = 1e-3) -> tf.Tensor:
+  """1 where any channel differs from the black background, else 0.
+
+  Args:
+    source_images: (B, H, W, C) in [-1, 1].
+    background: the background value (black is -1 in [-1, 1]).
+    tolerance: how far from `background` still counts as background.
+
+  Returns:
+    (B, H, W, 1) float32 in {0, 1}.
+  """
+  diff = tf.abs(source_images - background) > tolerance
+  return tf.cast(tf.reduce_any(diff, axis=-1, keepdims=True), tf.float32)
+
+
+def pmse_loss(source_images: tf.Tensor, generated_images: tf.Tensor,
+              mask: Optional[tf.Tensor] = None) -> tf.Tensor:
+  """L_c: masked pairwise mean squared error (the paper's eq. 4).
+
+  With d = (x_s - G(x_s, z)) * m and k the number of masked elements,
+  L = (1/k) * sum(d^2) - (1/k^2) * (sum(d))^2.
+  It penalises differences between pixel pairs, not absolute intensities, so
+  G may change colours and backgrounds but must keep the content's shape.
+
+  Args:
+    source_images: (B, H, W, C) float.
+    generated_images: (B, H, W, C) float, same shape.
+    mask: optional (B, H, W, 1) or (B, H, W, C) in {0, 1}; all ones if None.
+
+  Returns:
+    (B,) float32; 0 for an example whose mask is empty.
+  """
+  diff = tf.cast(source_images, tf.float32) - tf.cast(generated_images,
+                                                      tf.float32)
+  if mask is None:
+    mask = tf.ones_like(diff)
+  else:
+    mask = tf.broadcast_to(tf.cast(mask, tf.float32), tf.shape(diff))
+  diff = diff * mask
+  k = tf.reduce_sum(mask, axis=[1, 2, 3])
+  safe_k = tf.maximum(k, 1.0)
+  sum_sq = tf.reduce_sum(tf.square(diff), axis=[1, 2, 3])
+  sum_d = tf.reduce_sum(diff, axis=[1, 2, 3])
+  loss = sum_sq / safe_k - tf.square(sum_d) / tf.square(safe_k)
+  return tf.where(k > 0, loss, tf.zeros_like(loss))
+
+
+def accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+  """(B,) float32: 1 where argmax(logits) == label."""
+  predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+  return tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32)
+
+
+def binary_accuracy(logits: tf.Tensor, label: float) -> tf.Tensor:
+  """(B,) float32: 1 where the logit's sign says `label` (0 or 1)."""
+  predicted = tf.cast(_flat(logits) > 0, tf.float32)
+  return tf.cast(tf.equal(predicted, label), tf.float32)

@@ -1,0 +1,342 @@
+"""PixelDA's models, optimizers and the fused train step.
+
+One step computes every forward pass once (G on the source batch, D on target
+and adapted images, T on source and adapted images), takes each network's
+gradients of its own loss, and applies the D, T and G updates in the official
+order (D and T, then G). As in the official code, T's variables sit with D's
+side of the min-max game: D+T maximise/minimise their losses, G minimises
+alpha-weighted adversarial + task-in-G (+ PMSE) losses.
+
+The per-replica part (forward, losses, gradients) is what XLA compiles: under
+MirroredStrategy a `jit_compile` outer function fails (a resource on CPU:1 is
+accessed from CPU:0), while a compiled per-replica function runs on each
+device. Gradients are summed across replicas outside the compiled part, then
+clipped and applied once in cross-replica context, so clipping sees the same
+global gradient as a single-device run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Optional
+
+import keras
+import tensorflow as tf
+
+from pixelda_tf import config as config_lib
+from pixelda_tf import losses
+from pixelda_tf import models
+
+# The order the official code updates the networks in.
+UPDATE_ORDER = ("discriminator", "classifier", "generator")
+
+
+class NonFiniteLossError(RuntimeError):
+  """A loss became NaN or inf; the message names the step and the losses."""
+
+
+class PixelDA:
+  """Networks, optimizers, the step counter and the compiled train step.
+
+  Build it inside nothing: it enters `strategy.scope()` itself.
+
+  Attributes:
+    cfg: the Config.
+    strategy: the tf.distribute strategy every variable lives under.
+    nets: `models.Networks`.
+    step: int64 variable, the number of completed train steps.
+    optimizers: dict name -> keras Adam, names from UPDATE_ORDER.
+    checkpoint: tf.train.Checkpoint of everything that training changes.
+  """
+
+  def __init__(self, cfg: config_lib.Config, strategy: tf.distribute.Strategy):
+    self.cfg = cfg
+    self.strategy = strategy
+    self.pixelda = cfg.train.mode == "pixelda"
+    with strategy.scope():
+      self.nets = models.Networks(cfg)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+      o = cfg.optim
+      self.learning_rate = keras.optimizers.schedules.ExponentialDecay(
+          o.learning_rate, o.decay_steps, o.decay_rate, staircase=True)
+      self.optimizers = {}
+      for name in self._trained():
+        opt = keras.optimizers.Adam(self.learning_rate, beta_1=o.beta1,
+                                    clipnorm=o.clipnorm or None,
+                                    name=f"{name}_adam")
+        opt.build(self.variables(name))
+        self.optimizers[name] = opt
+    tracked = dict(step=self.step, generator=self.nets.generator,
+                   discriminator=self.nets.discriminator,
+                   classifier=self.nets.classifier,
+                   source_classifier=self.nets.source_classifier)
+    tracked.update({f"{n}_optimizer": o for n, o in self.optimizers.items()})
+    self.checkpoint = tf.train.Checkpoint(**tracked)
+    # Every variable the step reads, each once (T's head is shared).
+    self._all_vars = models.unique_variables(self.nets.generator.variables
+                             + self.nets.discriminator.variables
+                             + self.nets.classifier.variables
+                             + self.nets.source_classifier.variables)
+    self._index = {id(v): i for i, v in enumerate(self._all_vars)}
+    self._state_index = [i for i, v in enumerate(self._all_vars)
+                         if not v.trainable]
+    # Compiled as its own function only for XLA; otherwise traced inline in
+    # the step, where synchronised batch norm may call across replicas.
+    self._grads_fn = (tf.function(self._replica_grads, jit_compile=True)
+                      if cfg.runtime.jit_compile else self._replica_grads)
+    self._step_fn = tf.function(self._distributed_step)
+    self._gradients_fn = None
+
+  def _trained(self) -> List[str]:
+    return list(UPDATE_ORDER) if self.pixelda else ["classifier"]
+
+  def variables(self, name: str) -> List[tf.Variable]:
+    """The trainable variables of network `name` (one of UPDATE_ORDER)."""
+    if name == "classifier":
+      return self.nets.classifier_variables
+    return getattr(self.nets, name).trainable_variables
+
+  # The per-replica computation, XLA-compiled when cfg.runtime.jit_compile.
+  # It is a pure function of tensors (Keras `stateless_call`): variable values
+  # come in as arguments and new batch-norm statistics and seed states go out,
+  # because a compiled function that touches a replica's variables fails on
+  # logical CPU devices (XLA places it on CPU:0, the variable lives on CPU:1).
+  def _replica_grads(self, values: List[tf.Tensor], batch: Dict[str, tf.Tensor],
+                     z: tf.Tensor):
+    cfg = self.cfg
+    values = list(values)
+    index = self._index
+
+    def call(model, inputs):
+      trainable = [values[index[id(v)]] for v in model.trainable_variables]
+      state = [values[index[id(v)]] for v in model.non_trainable_variables]
+      out, new_state = model.stateless_call(trainable, state, inputs,
+                                            training=True)
+      # Later calls of the same model see this call's batch-norm statistics
+      # and seed states, as stateful calls would.
+      for v, new in zip(model.non_trainable_variables, new_state):
+        values[index[id(v)]] = new
+      return out
+
+    def params(name):
+      return [values[index[id(v)]] for v in self.variables(name)]
+
+    # Losses are summed over the local examples and divided by the GLOBAL
+    # batch: summing the gradients over replicas then gives exactly the
+    # global-batch mean that one device would compute.
+    scale = 1.0 / cfg.train.batch_size
+
+    def mean(per_example):
+      return tf.reduce_sum(per_example) * scale
+
+    if not self.pixelda:
+      if cfg.train.mode == "source_only":
+        images, labels = batch["source_images"], batch["source_labels"]
+      else:
+        images, labels = batch["target_images"], batch["target_labels"]
+      with tf.GradientTape() as tape:
+        tape.watch(params("classifier"))
+        logits = call(self.nets.classifier, images)
+        loss = mean(losses.task_loss(labels, logits))
+      grads = {"classifier": tape.gradient(loss, params("classifier"))}
+      logs = {"loss/classifier": loss,
+              "accuracy/train": mean(losses.accuracy(labels, logits))}
+      return logs, grads, self._state_updates(values)
+
+    xs, ys = batch["source_images"], batch["source_labels"]
+    xt = batch["target_images"]
+    w = cfg.loss
+    with tf.GradientTape(persistent=True) as tape:
+      for name in UPDATE_ORDER:
+        tape.watch(params(name))
+      adapted = call(self.nets.generator, [xs, z])
+      # Two calls, as in the official code: batch norm normalises target and
+      # adapted images with their own batch statistics.
+      d_real = call(self.nets.discriminator, xt)
+      d_fake = call(self.nets.discriminator, adapted)
+      t_source = call(self.nets.source_classifier, xs)
+      t_adapted = call(self.nets.classifier, adapted)
+
+      domain = mean(losses.discriminator_loss(d_real, d_fake))
+      task_source = mean(losses.task_loss(ys, t_source))
+      task_adapted = mean(losses.task_loss(ys, t_adapted))
+      style = mean(losses.generator_adversarial_loss(d_fake))
+      d_loss = w.domain * domain
+      t_loss = w.task_source * task_source + w.task_adapted * task_adapted
+      g_loss = w.style * style + w.task_in_g * task_adapted
+      pmse = tf.constant(0.0)
+      if w.pmse:
+        mask = (losses.foreground_mask(xs) if w.pmse_mask == "foreground"
+                else None)
+        pmse = mean(losses.pmse_loss(xs, adapted, mask))
+        g_loss += w.pmse * pmse
+    # D's and T's losses also reach G through `adapted`; asking each loss only
+    # for its own network's parameters keeps those paths out of the update
+    # (and the graph prunes the backward ops nobody asked for).
+    grads = {
+        "discriminator": tape.gradient(d_loss, params("discriminator")),
+        "classifier": tape.gradient(t_loss, params("classifier")),
+        "generator": tape.gradient(g_loss, params("generator")),
+    }
+    del tape
+    logs = {
+        "loss/discriminator": d_loss, "loss/classifier": t_loss,
+        "loss/generator": g_loss, "loss/domain": domain, "loss/style": style,
+        "loss/task_source": task_source, "loss/task_adapted": task_adapted,
+        "loss/pmse": pmse,
+        "accuracy/source": mean(losses.accuracy(ys, t_source)),
+        "accuracy/adapted": mean(losses.accuracy(ys, t_adapted)),
+        "accuracy/d_real": mean(losses.binary_accuracy(d_real, 1.0)),
+        "accuracy/d_fake": mean(losses.binary_accuracy(d_fake, 0.0)),
+    }
+    return logs, grads, self._state_updates(values)
+
+  def _state_updates(self, values: List[tf.Tensor]) -> List[tf.Tensor]:
+    """New values of the non-trainable variables (BN statistics, seeds)."""
+    return [values[i] for i in self._state_index]
+
+  def _noise(self, step: tf.Tensor, local_batch: tf.Tensor) -> tf.Tensor:
+    """z ~ U[-1, 1], a pure function of (seed, step, example index).
+
+    Drawn for the global batch and sliced per replica, so N replicas see the
+    same z as one device would, and a resumed run draws the same z again.
+    """
+    global_batch = self.cfg.train.batch_size
+    seed = tf.stack([tf.constant(self.cfg.train.seed, tf.int64), step])
+    z = tf.random.stateless_uniform(
+        [global_batch, self.cfg.generator.noise_dim], seed=seed,
+        minval=-1.0, maxval=1.0)
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    start = tf.cast(replica, tf.int32) * local_batch
+    return z[start:start + local_batch]
+
+  def _reduced(self, batch):
+    """Runs the per-replica part and sums logs and gradients over replicas."""
+    def replica_fn(batch, step):
+      # Inside a replica, a variable's value is that replica's copy. z is
+      # drawn outside the compiled part: XLA's stateless RNG gives other
+      # numbers than TensorFlow's kernels, and z should not depend on
+      # --jit_compile.
+      z = self._noise(step, tf.shape(batch["source_images"])[0])
+      return self._grads_fn([v.value for v in self._all_vars], batch, z)
+
+    logs, grads, states = self.strategy.run(
+        replica_fn, args=(batch, self.step.read_value()))
+    sum_ = tf.distribute.ReduceOp.SUM
+    logs = self.strategy.reduce(sum_, logs, axis=None)
+    grads = self.strategy.reduce(sum_, grads, axis=None)
+    new_states = []
+    for i, state in zip(self._state_index, states):
+      if "float" in str(self._all_vars[i].dtype):
+        # Batch-norm moving statistics: the mean over replicas.
+        state = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, state,
+                                     axis=None)
+      else:
+        # Seed states advance identically on every replica.
+        state = self.strategy.experimental_local_results(state)[0]
+      new_states.append(state)
+    return logs, grads, new_states
+
+  def _distributed_step(self, batch):
+    logs, grads, states = self._reduced(batch)
+    for i, state in zip(self._state_index, states):
+      self._all_vars[i].assign(state)
+    # D and T first, then G: the official update order.
+    for name in self._trained():
+      self.optimizers[name].apply(grads[name], self.variables(name))
+    logs["learning_rate"] = tf.cast(self.learning_rate(self.step), tf.float32)
+    self.step.assign_add(1)
+    return logs
+
+  def gradients(self, batch):
+    """(logs, gradients by network) of one global batch, nothing applied.
+
+    For tests and debugging; `batch` as for `train_step`.
+    """
+    if self._gradients_fn is None:
+      self._gradients_fn = tf.function(lambda b: self._reduced(b)[:2])
+    return self._gradients_fn(batch)
+
+  def train_step(self, batch) -> Dict[str, tf.Tensor]:
+    """Runs one step on a global batch (a dict from `data.train_dataset`, or
+    its distributed form) and returns a flat dict of scalar logs."""
+    return self._step_fn(batch)
+
+  def adapt(self, source_images: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+    """G(x_s, z) in inference mode: (B, S, S, 3) in [-1, 1]."""
+    return self.nets.generator([source_images, z], training=False)
+
+
+def check_finite(logs: Dict[str, float], step: int) -> None:
+  """Raises NonFiniteLossError naming the step and every non-finite value."""
+  bad = {k: v for k, v in logs.items() if not tf.math.is_finite(float(v))}
+  if bad:
+    raise NonFiniteLossError(
+        f"non-finite values at step {step}: {bad}; the last good checkpoint is "
+        "kept. Lower --learning_rate or check the input data")
+
+
+# The layout of a model_dir.
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+BEST_DIR = "best"
+
+
+def checkpoint_path(model_dir: str, which: str = "latest") -> str:
+  """The checkpoint prefix to restore: `latest`, `best`, or a path.
+
+  Raises:
+    FileNotFoundError: with the reason and what to run first.
+  """
+  if which not in ("latest", "best"):
+    if not tf.io.gfile.exists(which + ".index"):
+      raise FileNotFoundError(f"no checkpoint at {which!r} (expected "
+                              f"{which}.index); pass latest, best or a prefix")
+    return which
+  folder = os.path.join(model_dir, CHECKPOINT_DIR if which == "latest"
+                        else BEST_DIR)
+  path = tf.train.latest_checkpoint(folder)
+  if path is None:
+    raise FileNotFoundError(
+        f"no {which} checkpoint in {folder}: train first with "
+        f"`python -m pixelda_tf.train --model_dir={model_dir}`"
+        + (" (a best checkpoint needs --eval_every > 0)" if which == "best"
+           else ""))
+  return path
+
+
+def load_config(model_dir: str) -> config_lib.Config:
+  """The Config a run in `model_dir` was trained with (its config.json)."""
+  path = os.path.join(model_dir, CONFIG_FILE)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(
+        f"{path} not found: {model_dir!r} is not a pixelda-tf model_dir "
+        "(train writes config.json there)")
+  with tf.io.gfile.GFile(path) as f:
+    return config_lib.Config.from_dict(json.load(f))
+
+
+def restore(model_dir: str, which: str = "latest",
+            strategy: Optional[tf.distribute.Strategy] = None) -> PixelDA:
+  """Rebuilds a trained PixelDA from `model_dir` and restores its weights.
+
+  Args:
+    model_dir: a training run's folder.
+    which: `latest`, `best` (highest target-validation accuracy) or a
+      checkpoint prefix.
+    strategy: defaults to the default (single-device) strategy.
+
+  Raises:
+    FileNotFoundError: no config or checkpoint.
+    ValueError: the checkpoint does not match the config's networks.
+  """
+  cfg = load_config(model_dir)
+  path = checkpoint_path(model_dir, which)
+  model = PixelDA(cfg, strategy or tf.distribute.get_strategy())
+  try:
+    model.checkpoint.restore(path).assert_existing_objects_matched()
+  except AssertionError as e:
+    raise ValueError(f"checkpoint {path} does not match the networks in "
+                     f"{model_dir}/{CONFIG_FILE}: {e}") from e
+  return model

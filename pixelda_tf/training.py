@@ -1,0 +1,241 @@
+"""The training loop: data, steps, checkpoints, summaries, evaluation.
+
+Reads top to bottom: set up the run directory and restore, build the data,
+then step until `train_steps` or the time budget, with checkpoints, summaries,
+validation and image grids at their intervals; finally evaluate on the target
+test split and write `results.json`.
+
+A run is resumable at any point: the data order, z and every random draw are
+functions of (seed, step) or live in the checkpoint, so rerunning the same
+command after a kill continues exactly where the last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Dict, Optional
+
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pixelda_tf import config as config_lib
+from pixelda_tf import data
+from pixelda_tf import evaluation
+from pixelda_tf import pixelda
+from pixelda_tf import runtime
+
+RESULTS_FILE = "results.json"
+BEST_FILE = "best.json"
+EVAL_BATCH = 500
+GRID_ROWS = 8
+GRID_NOISE_SAMPLES = 3
+
+# Settings that may change between the first run and a resumed one.
+_RESUMABLE_CHANGES = {
+    ("train", f) for f in ("train_steps", "max_minutes", "checkpoint_every",
+                           "eval_every", "summary_every", "image_every",
+                           "keep_checkpoints", "quiet", "model_dir")
+} | {("runtime", f) for f in ("strategy", "num_cpu_devices", "jit_compile",
+                              "intra_op_threads", "inter_op_threads")} | {
+    ("data", f) for f in ("data_dir", "mnist_dir", "bsds_dir", "mnist_m_dir",
+                          "usps_path", "source_dir", "target_dir", "download")}
+
+
+def _write_json(path: str, obj) -> None:
+  """Writes JSON atomically: a reader never sees half a file."""
+  tmp = path + ".tmp"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _check_same_run(cfg: config_lib.Config, model_dir: str) -> None:
+  """Refuses to resume a run with different model or training settings."""
+  old = pixelda.load_config(model_dir).to_dict()
+  new = cfg.to_dict()
+  diffs = [f"--{field}: {old[sec][field]!r} -> {new[sec][field]!r}"
+           for sec in new for field in new[sec]
+           if (sec, field) not in _RESUMABLE_CHANGES
+           and old[sec][field] != new[sec][field]]
+  if diffs:
+    raise config_lib.ConfigError(
+        f"{model_dir} holds a run with other settings ({'; '.join(diffs)}); "
+        "use a new --model_dir, or the original flags to resume")
+
+
+class _Progress:
+  """A progress bar with ETA on a terminal, log lines elsewhere."""
+
+  def __init__(self, total: int, start: int, quiet: bool, every: int):
+    self._bar = None
+    self._every = max(every, 1)
+    if not quiet and sys.stdout.isatty():
+      self._bar = keras.utils.Progbar(total, stateful_metrics=None)
+      self._bar.update(start)
+    self._quiet = quiet
+
+  def update(self, step: int, logs: Dict[str, float]) -> None:
+    shown = [(k.split("/")[-1], v) for k, v in logs.items()
+             if k.startswith("loss/") and k != "loss/pmse"]
+    if self._bar is not None:
+      self._bar.update(step, values=shown, finalize=False)
+    elif not self._quiet and step % self._every == 0:
+      logging.info("step %d: %s", step,
+                   ", ".join(f"{k} {v:.4f}" for k, v in shown))
+
+
+def train(cfg: config_lib.Config,
+          strategy: Optional[tf.distribute.Strategy] = None) -> Dict:
+  """Trains PixelDA (or a baseline) as `cfg` says; returns the results dict.
+
+  Args:
+    cfg: the experiment.
+    strategy: an already created strategy; by default `runtime.setup` makes
+      one from `cfg.runtime` (which must then run before TensorFlow starts).
+
+  Raises:
+    pixelda.NonFiniteLossError: a loss became NaN/inf (the last good
+      checkpoint is kept).
+    config_lib.ConfigError: model_dir holds a run with other settings.
+  """
+  t, started = cfg.train, time.time()
+  strategy = strategy or runtime.setup(cfg.runtime)
+  chief = runtime.is_chief(strategy)
+  model_dir = t.model_dir
+  tf.io.gfile.makedirs(model_dir)
+  if tf.io.gfile.exists(os.path.join(model_dir, pixelda.CONFIG_FILE)):
+    _check_same_run(cfg, model_dir)
+  elif chief:
+    _write_json(os.path.join(model_dir, pixelda.CONFIG_FILE), cfg.to_dict())
+
+  # Data first: a missing data set should fail before minutes of tracing.
+  sources = {}
+  for role, split in (("source", "train"), ("target", "train"),
+                      ("target", "val"), ("target", "test")):
+    dom = data.load_domain(cfg.data, role, split)
+    sources[f"{role}/{split}"] = dom.origin
+    logging.info("%s %s: %s, %d examples", role, split, dom.origin,
+                 len(dom.images))
+
+  model = pixelda.PixelDA(cfg, strategy)
+  # Every worker saves (saving may involve collectives), but only the chief
+  # into model_dir; the others into a scratch folder they remove at the end.
+  ckpt_root = model_dir if chief else tempfile.mkdtemp(prefix="pixelda_worker")
+  manager = tf.train.CheckpointManager(
+      model.checkpoint, os.path.join(ckpt_root, pixelda.CHECKPOINT_DIR),
+      max_to_keep=t.keep_checkpoints)
+  best_manager = tf.train.CheckpointManager(
+      model.checkpoint, os.path.join(ckpt_root, pixelda.BEST_DIR),
+      max_to_keep=1)
+  restore_from = tf.train.latest_checkpoint(
+      os.path.join(model_dir, pixelda.CHECKPOINT_DIR))
+  if restore_from:
+    model.checkpoint.restore(restore_from).assert_existing_objects_matched()
+    logging.info("resumed from %s at step %d", restore_from,
+                 int(model.step))
+  best_path = os.path.join(model_dir, pixelda.BEST_DIR, BEST_FILE)
+  best = {"val_accuracy": -1.0, "step": -1}
+  if tf.io.gfile.exists(best_path):
+    with tf.io.gfile.GFile(best_path) as f:
+      best = json.load(f)
+
+  start_step = int(model.step)
+  dataset = data.train_dataset(cfg.data, t.batch_size, start_step=start_step)
+  batches = iter(strategy.experimental_distribute_dataset(dataset))
+  val_data = data.eval_dataset(cfg.data, "target", "val", EVAL_BATCH)
+  writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+            if chief else tf.summary.create_noop_writer())
+  grid_batch = next(iter(data.train_dataset(cfg.data, GRID_ROWS)))
+
+  progress = _Progress(t.train_steps, start_step, t.quiet, t.summary_every)
+  history = []
+  step, saved_step, stopped = start_step, start_step, "train_steps"
+  window_start, window_steps = time.time(), 0
+  with writer.as_default():
+    while step < t.train_steps:
+      if t.max_minutes and time.time() - started > 60 * t.max_minutes:
+        stopped = "max_minutes"
+        break
+      logs = {k: float(v) for k, v in model.train_step(next(batches)).items()}
+      step += 1
+      window_steps += 1
+      pixelda.check_finite(logs, step)
+      progress.update(step, logs)
+
+      if t.summary_every and step % t.summary_every == 0:
+        elapsed = time.time() - window_start
+        logs["perf/step_time_s"] = elapsed / window_steps
+        logs["perf/images_per_s"] = window_steps * t.batch_size / elapsed
+        for name, value in logs.items():
+          tf.summary.scalar(name, value, step=step)
+        window_start, window_steps = time.time(), 0
+      if t.image_every and step % t.image_every == 0:
+        _image_summary(model, grid_batch, step)
+      if t.eval_every and step % t.eval_every == 0:
+        acc = evaluation.evaluate(model.nets.classifier, val_data,
+                                  cfg.classifier.num_classes)["accuracy"]
+        tf.summary.scalar("accuracy/target_val", acc, step=step)
+        history.append({"step": step, "val_accuracy": acc,
+                        "minutes": (time.time() - started) / 60})
+        logging.info("step %d: target validation accuracy %.4f", step, acc)
+        if acc > best["val_accuracy"]:
+          best = {"val_accuracy": acc, "step": step}
+          best_manager.save(checkpoint_number=step)
+          if chief:
+            _write_json(best_path, best)
+      if step % t.checkpoint_every == 0:
+        manager.save(checkpoint_number=step)
+        saved_step = step
+  if saved_step != step:
+    manager.save(checkpoint_number=step)
+
+  # The final report, on the target test split.
+  test_data = data.eval_dataset(cfg.data, "target", "test", EVAL_BATCH)
+  results = {
+      "config": cfg.to_dict(), "data_sources": sources, "steps": step,
+      "stopped_by": stopped, "wall_time_s": time.time() - started,
+      "mode": t.mode, "val_history": history,
+      "final": {"step": step, **_summary(evaluation.evaluate(
+          model.nets.classifier, test_data, cfg.classifier.num_classes))},
+  }
+  if best["step"] >= 0:
+    model.checkpoint.restore(best_manager.latest_checkpoint).expect_partial()
+    results["best"] = {**best, **_summary(evaluation.evaluate(
+        model.nets.classifier, test_data, cfg.classifier.num_classes))}
+    model.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+  if chief:
+    _write_json(os.path.join(model_dir, RESULTS_FILE), results)
+  else:
+    tf.io.gfile.rmtree(ckpt_root)
+  logging.info("target test accuracy: final %.4f%s", results["final"]["accuracy"],
+               f", best-by-validation {results['best']['accuracy']:.4f} (step "
+               f"{results['best']['step']})" if "best" in results else "")
+  return results
+
+
+def _summary(rep: Dict) -> Dict:
+  return {"accuracy": rep["accuracy"],
+          "per_class_accuracy": rep["per_class_accuracy"],
+          "num_examples": rep["num_examples"]}
+
+
+def _image_summary(model: pixelda.PixelDA, batch, step: int) -> None:
+  """source | G(source, z) for several z | target, one row per example."""
+  if not model.pixelda:
+    return
+  xs = batch["source_images"][:GRID_ROWS]
+  noise_dim = model.cfg.generator.noise_dim
+  columns = [xs]
+  for k in range(GRID_NOISE_SAMPLES):
+    z = tf.random.stateless_uniform([GRID_ROWS, noise_dim], seed=[k, 0],
+                                    minval=-1.0, maxval=1.0)
+    columns.append(model.adapt(xs, z))
+  columns.append(batch["target_images"][:GRID_ROWS])
+  grid = evaluation.image_grid(columns, GRID_ROWS)
+  tf.summary.image("source|adapted|target", grid[None], step=step)

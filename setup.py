@@ -1,0 +1,35 @@
+"""pixelda-tf: PixelDA (Bousmalis et al., CVPR 2017) in TensorFlow 2 / Keras 3."""
+
+import setuptools
+
+setuptools.setup(
+    name="pixelda-tf",
+    version="0.1.0",
+    description="Unsupervised pixel-level domain adaptation (PixelDA) in "
+                "TensorFlow 2 / Keras 3",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["pixelda_tf", "pixelda_tf.*"]),
+    package_data={"pixelda_tf": ["data/*.txt", "data/*.json"]},
+    install_requires=[
+        "keras>=3.5,<4",
+        "tensorflow-datasets>=4.9",
+        # TFDS 4.9.10 imports importlib_resources without declaring it.
+        "importlib_resources",
+        "absl-py>=1.0",
+        "numpy",
+        "pillow",
+        # Natural photos for the offline MNIST-M variant, and USPS's .h5 layout.
+        "scikit-image",
+        "h5py",
+    ],
+    extras_require={
+        # The CPU wheel: the quick install on laptops and CI.
+        "cpu": ["tensorflow-cpu>=2.16,<2.22"],
+        # NVIDIA GPUs: TensorFlow with its CUDA libraries from pip.
+        "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],
+        "test": ["pytest>=7", "tensorflow-serving-api"],
+    },
+)

@@ -1,0 +1,75 @@
+"""Network factories: shapes over several sizes, ranges, clear errors."""
+
+import keras
+import numpy as np
+import pytest
+
+from pixelda_tf import config as config_lib
+from pixelda_tf import models
+
+G_CFG = config_lib.GeneratorConfig(filters=8, num_blocks=2, noise_dim=4)
+D_CFG = config_lib.DiscriminatorConfig(filters=8, max_filters=32)
+
+
+@pytest.mark.parametrize("size", [16, 28, 32, 48])
+def test_shapes_over_sizes(size):
+  x = np.random.default_rng(0).uniform(-1, 1, (3, size, size, 3)).astype("f")
+  z = np.zeros((3, 4), "float32")
+  g = models.build_generator(size, G_CFG)
+  out = g([x, z]).numpy()
+  assert out.shape == (3, size, size, 3)
+  assert out.min() >= -1.0 and out.max() <= 1.0
+  assert models.build_discriminator(size, D_CFG)(x).shape == (3, 1)
+  assert models.build_classifier(size, num_classes=7)(x).shape == (3, 7)
+
+
+def test_official_sizes_and_names():
+  d = models.build_discriminator(32)
+  convs = [l for l in d.layers if isinstance(l, keras.layers.Conv2D)]
+  assert [c.filters for c in convs] == [64, 128, 256, 512]
+  assert [c.strides for c in convs] == [(1, 1)] + [(2, 2)] * 3
+  assert d.get_layer("conv3").output.shape[1:3] == (4, 4)
+  g = models.build_generator(32)
+  assert g.name == "generator"
+  assert len([l for l in g.layers if l.name.endswith("_skip")]) == 6
+  assert g.get_layer("conv_out").activation.__name__ == "tanh"
+
+
+def test_bad_rank_and_channels_raise_clear_errors():
+  g = models.build_generator(16, G_CFG)
+  with pytest.raises(ValueError, match="expected shape|incompatible|ndim"):
+    g([np.zeros((16, 16, 3), "f"), np.zeros((1, 4), "f")])
+  c = models.build_classifier(16)
+  with pytest.raises(ValueError, match="expected shape|incompatible|ndim"):
+    c(np.zeros((2, 16, 16, 1), "f"))
+
+
+def test_bad_sizes_raise():
+  with pytest.raises(ValueError, match="image_size=10"):
+    models.build_classifier(10)
+  with pytest.raises(ValueError, match="noise_dim"):
+    models.build_generator(16, config_lib.GeneratorConfig(noise_dim=0))
+
+
+def test_private_source_layer_shares_the_head():
+  nets = models.Networks(config_lib.Config(
+      data=config_lib.DataConfig(image_size=16)))
+  assert nets.source_classifier is not nets.classifier
+  assert (nets.source_classifier.get_layer("classifier_head")
+          is nets.classifier.get_layer("classifier_head"))
+  # Two private first convs (kernel + bias each) and one shared head.
+  head = len(nets.classifier.get_layer("classifier_head").trainable_variables)
+  assert len(nets.classifier_variables) == head + 4
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+  a = models.build_generator(16, G_CFG, seed=1).get_weights()
+  b = models.build_generator(16, G_CFG, seed=1).get_weights()
+  c = models.build_generator(16, G_CFG, seed=2).get_weights()
+  assert all(np.array_equal(x, y) for x, y in zip(a, b))
+  assert not np.array_equal(a[0], c[0])
+  # Distinct layers get distinct initial kernels.
+  g = models.build_generator(16, G_CFG, seed=1)
+  k1 = g.get_layer("block0_conv1").kernel.numpy()
+  k2 = g.get_layer("block1_conv1").kernel.numpy()
+  assert not np.array_equal(k1, k2)

@@ -1,0 +1,167 @@
+"""The fused train step: which weights move, determinism, XLA, replicas."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pixelda_tf import pixelda
+from tests import tiny
+
+
+def _run(cfg, steps=2, strategy=None, seed=0):
+  strategy = strategy or tf.distribute.get_strategy()
+  model = pixelda.PixelDA(cfg, strategy)
+  before = tiny.weights(model)
+  logs = None
+  for i in range(steps):
+    batch = tf.data.Dataset.from_tensors(tiny.batch(seed + i))
+    dist = next(iter(strategy.experimental_distribute_dataset(batch)))
+    logs = model.train_step(dist)
+  return model, before, tiny.weights(model), logs
+
+
+def _changed(before, after, prefix, trainable_only=True):
+  keys = [k for k in before if k.startswith(prefix + "/")
+          and (not trainable_only or ("moving" not in k and "seed" not in k))]
+  assert keys
+  return any(not np.array_equal(before[k], after[k]) for k in keys)
+
+
+def test_one_step_moves_every_network_and_logs_finite_scalars():
+  model, before, after, logs = _run(tiny.tiny_config(), steps=1)
+  for net in ("generator", "discriminator", "classifier", "source_classifier"):
+    assert _changed(before, after, net), net
+  assert int(model.step) == 1
+  assert {"loss/discriminator", "loss/generator", "loss/classifier",
+          "learning_rate", "accuracy/d_real"} <= set(logs)
+  for k, v in logs.items():
+    assert v.shape == () and np.isfinite(float(v)), k
+
+
+def test_generator_moves_only_through_its_own_losses():
+  # D's and T's losses both depend on G(x_s, z); with G's own loss weights at
+  # zero, G must stay where it was while D and T learn.
+  cfg = tiny.tiny_config(loss=dict(style=0.0, task_in_g=0.0, pmse=0.0))
+  _, before, after, _ = _run(cfg, steps=1)
+  assert not _changed(before, after, "generator")
+  assert _changed(before, after, "discriminator")
+  assert _changed(before, after, "classifier")
+
+
+def test_discriminator_moves_only_through_the_domain_loss():
+  cfg = tiny.tiny_config(loss=dict(domain=0.0))
+  _, before, after, _ = _run(cfg, steps=1)
+  assert not _changed(before, after, "discriminator")
+  assert _changed(before, after, "generator")
+
+
+def test_classifier_moves_only_through_the_task_losses():
+  cfg = tiny.tiny_config(loss=dict(task_source=0.0, task_adapted=0.0))
+  _, before, after, _ = _run(cfg, steps=1)
+  assert not _changed(before, after, "classifier")
+  assert not _changed(before, after, "source_classifier")
+  assert _changed(before, after, "generator")
+
+
+def test_pmse_term_reaches_the_generator():
+  cfg = tiny.tiny_config(loss=dict(style=0.0, task_in_g=0.0, pmse=1.0,
+                                   pmse_mask="foreground"))
+  _, before, after, logs = _run(cfg, steps=1)
+  assert float(logs["loss/pmse"]) > 0
+  assert _changed(before, after, "generator")
+
+
+@pytest.mark.parametrize("mode,moved", [("source_only", "source_images"),
+                                        ("target_only", "target_images")])
+def test_baseline_modes_train_only_the_classifier(mode, moved):
+  cfg = tiny.tiny_config(train=dict(mode=mode))
+  model, before, after, logs = _run(cfg, steps=1)
+  assert model.nets.source_classifier is model.nets.classifier
+  assert _changed(before, after, "classifier")
+  assert not _changed(before, after, "generator")
+  assert not _changed(before, after, "discriminator")
+  assert set(model.optimizers) == {"classifier"}
+  assert "accuracy/train" in logs
+
+
+def test_same_seed_gives_identical_weights():
+  cfg = tiny.tiny_config()
+  _, _, a, _ = _run(cfg, steps=3)
+  _, _, b, _ = _run(cfg, steps=3)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+  _, _, c, _ = _run(tiny.tiny_config(train=dict(seed=4)), steps=1)
+  assert any(not np.array_equal(a[k], c[k]) for k in a)
+
+
+def _gradients(cfg, strategy=None, seed=0):
+  """Logs and gradients of the first step, nothing applied.
+
+  Compared instead of weights after a step: Adam's first update is about
+  lr * sign(gradient), which turns float rounding in a near-zero gradient into
+  a full lr-sized difference.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  model = pixelda.PixelDA(cfg, strategy)
+  batch = tf.data.Dataset.from_tensors(tiny.batch(seed))
+  logs, grads = model.gradients(
+      next(iter(strategy.experimental_distribute_dataset(batch))))
+  return ({k: float(v) for k, v in logs.items()},
+          {k: [g.numpy() for g in v] for k, v in grads.items()})
+
+
+def _assert_same(a, b, rtol=1e-4, atol=1e-6):
+  (logs_a, grads_a), (logs_b, grads_b) = a, b
+  for k in logs_a:
+    np.testing.assert_allclose(logs_a[k], logs_b[k], rtol=rtol, atol=atol,
+                               err_msg=k)
+  for net in grads_a:
+    for i, (ga, gb) in enumerate(zip(grads_a[net], grads_b[net])):
+      scale = np.abs(ga).max() + 1e-12
+      np.testing.assert_allclose(ga / scale, gb / scale, atol=1e-3,
+                                 err_msg=f"{net} gradient {i}")
+
+
+def _no_noise(**runtime):
+  # D's dropout masks and noise are drawn per replica, and XLA's stateless RNG
+  # gives other numbers than TensorFlow's kernels: switch them off so the
+  # compared runs compute the same function.
+  return tiny.tiny_config(
+      discriminator=dict(dropout_keep_prob=1.0, noise_stddev=0.0),
+      runtime=runtime)
+
+
+def test_xla_and_plain_steps_agree():
+  plain = _gradients(_no_noise())
+  xla = _gradients(_no_noise(jit_compile=True))
+  _assert_same(plain, xla)
+  # And a different batch gives different gradients: the check can fail.
+  with pytest.raises(AssertionError):
+    _assert_same(plain, _gradients(_no_noise(), seed=1))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_two_replicas_update_like_one(jit):
+  devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+  assert len(devices) == 2, "conftest should create two logical CPUs"
+  mirrored = tf.distribute.MirroredStrategy(devices)
+  one = _gradients(_no_noise(jit_compile=jit))
+  # Synchronised batch norm makes each replica normalise with the global
+  # batch's statistics, as the single device does (XLA cannot compile the
+  # synchronisation, so that comparison runs without it).
+  two = _gradients(_no_noise(strategy="mirrored", sync_batch_norm=True,
+                             jit_compile=False), strategy=mirrored)
+  _assert_same(one, two)
+  # A full step under the strategy runs and keeps the replicas in sync.
+  model, _, _, logs = _run(_no_noise(strategy="mirrored", jit_compile=jit),
+                           steps=1, strategy=mirrored)
+  assert np.isfinite(float(logs["loss/generator"]))
+  for v in model.nets.generator.trainable_variables[:3]:
+    copies = mirrored.experimental_local_results(v.value)
+    np.testing.assert_array_equal(copies[0].numpy(), copies[1].numpy())
+
+
+def test_check_finite_names_the_step_and_values():
+  pixelda.check_finite({"a": 1.0}, 3)
+  with pytest.raises(pixelda.NonFiniteLossError, match=r"step 7.*loss/g"):
+    pixelda.check_finite({"loss/g": float("nan"), "b": 0.0}, 7)

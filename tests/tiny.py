@@ -1,0 +1,45 @@
+"""Tiny configurations and batches that keep the tests fast."""
+
+import dataclasses
+
+import numpy as np
+
+from pixelda_tf import config as config_lib
+
+SIZE = 16
+BATCH = 8
+
+
+def tiny_config(**sections) -> config_lib.Config:
+  """A Config with small networks; `sections` override fields per section,
+  e.g. tiny_config(loss=dict(style=0.0), runtime=dict(jit_compile=True))."""
+  cfg = config_lib.Config(
+      data=config_lib.DataConfig(image_size=SIZE),
+      generator=config_lib.GeneratorConfig(filters=8, num_blocks=1),
+      discriminator=config_lib.DiscriminatorConfig(filters=8, max_filters=16),
+      train=config_lib.TrainConfig(batch_size=BATCH, seed=3),
+      runtime=config_lib.RuntimeConfig(jit_compile=False))
+  for name, fields in sections.items():
+    cfg = dataclasses.replace(
+        cfg, **{name: dataclasses.replace(getattr(cfg, name), **fields)})
+  return config_lib.validate(cfg)
+
+
+def batch(seed: int = 0, size: int = SIZE, n: int = BATCH) -> dict:
+  rng = np.random.default_rng(seed)
+  return {
+      "source_images": rng.uniform(-1, 1, (n, size, size, 3)).astype("float32"),
+      "source_labels": rng.integers(0, 10, n).astype("int32"),
+      "target_images": rng.uniform(-1, 1, (n, size, size, 3)).astype("float32"),
+      "target_labels": rng.integers(0, 10, n).astype("int32"),
+  }
+
+
+def weights(model) -> dict:
+  """name -> numpy copy of every variable of a PixelDA's networks."""
+  out = {}
+  for net in ("generator", "discriminator", "classifier", "source_classifier"):
+    # Seed-generator paths carry a process-wide counter: key by position.
+    for i, v in enumerate(getattr(model.nets, net).variables):
+      out[f"{net}/{i}/{v.path.split('/')[-1]}"] = np.array(v.numpy())
+  return out
