@@ -24,12 +24,17 @@ setuptools.setup(
         # Natural photos for the offline MNIST-M variant, and USPS's .h5 layout.
         "scikit-image",
         "h5py",
+        # tf.summary's writer; the TensorFlow 2.21 wheels no longer pull it in.
+        "tensorboard",
     ],
     extras_require={
         # The CPU wheel: the quick install on laptops and CI.
         "cpu": ["tensorflow-cpu>=2.16,<2.22"],
         # NVIDIA GPUs: TensorFlow with its CUDA libraries from pip.
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],
-        "test": ["pytest>=7", "tensorflow-serving-api"],
+        # tfds.testing imports dill. tensorflow-serving-api is installed
+        # separately with --no-deps (see README): it requires the `tensorflow`
+        # wheel, which would be installed over tensorflow-cpu.
+        "test": ["pytest>=7", "dill"],
     },
 )

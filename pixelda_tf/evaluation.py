@@ -75,3 +75,81 @@ def image_grid(columns, rows: int) -> np.ndarray:
   cols = [np.asarray(c[:rows]) for c in columns]
   grid = np.concatenate([np.concatenate(list(c), axis=0) for c in cols], axis=1)
   return np.clip((grid + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+def noise(seed: int, index: int, samples: int, noise_dim: int) -> np.ndarray:
+  """The z draws of one source image: float32 (samples, noise_dim) in [-1, 1].
+
+  A pure function of (seed, index): draw k is the same whatever `samples`,
+  the batch size or how many images are adapted, so a dataset written with
+  K=3 is the first three samples of one written with K=5.
+  """
+  rng = np.random.default_rng([seed, index])
+  return rng.uniform(-1.0, 1.0, (samples, noise_dim)).astype(np.float32)
+
+
+def adapted_columns(generator: keras.Model, source_images, samples: int,
+                    seed: int = 0):
+  """G(x_s, z) for `samples` z per image, as grid columns.
+
+  Args:
+    generator: the trained generator, run in inference mode.
+    source_images: float32 (B, S, S, 3) in [-1, 1].
+    samples: number of z draws (columns).
+    seed: z of image i, sample k is `noise(seed, i, samples, ...)[k]`.
+
+  Returns:
+    list of `samples` float32 arrays (B, S, S, 3) in [-1, 1].
+  """
+  noise_dim = generator.inputs[1].shape[-1]
+  z = np.stack([noise(seed, i, samples, noise_dim)
+                for i in range(len(source_images))])
+  return [np.asarray(generator([source_images, z[:, k]], training=False))
+          for k in range(samples)]
+
+
+def confusion_image(confusion, class_names=None, cell: int = 36) -> np.ndarray:
+  """Draws a confusion matrix as a heatmap with counts, without matplotlib.
+
+  Args:
+    confusion: (C, C) counts, rows = true class, columns = predicted.
+    class_names: C labels for the axes (default 0..C-1).
+    cell: side of one cell in pixels.
+
+  Returns:
+    uint8 (H, W, 3) image: a cell's shade is its share of its row (so a
+    rare class reads as clearly as a common one), the number is the count.
+  """
+  from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top
+  m = np.asarray(confusion, np.int64)
+  c = len(m)
+  names = [str(n) for n in (class_names or range(c))]
+  margin = cell + 8
+  side = margin + c * cell + 4
+  img = Image.new("RGB", (side, side + 14), "white")
+  draw = ImageDraw.Draw(img)
+  rows = np.maximum(m.sum(axis=1, keepdims=True), 1)
+  share = m / rows
+  for i in range(c):
+    for j in range(c):
+      x0, y0 = margin + j * cell, margin + i * cell
+      shade = int(255 * (1.0 - share[i, j]))
+      # Blue for the diagonal, red off it: mistakes stand out at a glance.
+      color = (shade, shade, 255) if i == j else (255, shade, shade)
+      draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=color,
+                     outline=(200, 200, 200))
+      text = str(m[i, j])
+      ink = "white" if share[i, j] > 0.6 else "black"
+      draw.text((x0 + 3, y0 + cell // 2 - 5), text, fill=ink)
+    draw.text((4, margin + i * cell + cell // 2 - 5), names[i][:5],
+              fill="black")
+    draw.text((margin + i * cell + 3, margin - 14), names[i][:5], fill="black")
+  draw.text((margin, 2), "predicted ->", fill="black")
+  draw.text((4, side), "rows: true class", fill="black")
+  return np.asarray(img)
+
+
+def save_png(path: str, image: np.ndarray) -> None:
+  """Writes a uint8 (H, W, 3) image as PNG (any tf.io.gfile path)."""
+  with tf.io.gfile.GFile(path, "wb") as f:
+    f.write(tf.io.encode_png(image).numpy())

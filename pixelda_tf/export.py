@@ -8,6 +8,7 @@ Layout written by `export` (one version per call):
   OUT/keras/generator.keras      plain `keras.models.load_model` files
   OUT/keras/classifier.keras
   OUT/keras/preprocessing.json   the input contract of the .keras files
+  OUT/onnx/*.onnx                optional (`onnx=True`), the bare networks
 
 Each SavedModel is a `tf.Module` whose signatures are `tf.function`s with
 explicit `TensorSpec`s: named inputs, a dynamic batch (-1), any image height
@@ -43,6 +44,7 @@ from pixelda_tf import pixelda as pixelda_lib
 
 GENERATOR, CLASSIFIER, COMBINED = "generator", "classifier", "adapt_classify"
 KERAS_DIR = "keras"
+ONNX_DIR = "onnx"
 CONTRACT_FILE = "preprocessing.json"
 # Float inputs may overshoot [-1, 1] by rounding in the caller's conversion;
 # anything beyond this is almost surely [0, 1] or [0, 255] data sent to the
@@ -73,8 +75,7 @@ def preprocess(images: tf.Tensor, image_size: int) -> tf.Tensor:
     rounded back to integers, exactly as the data pipeline stores them.
   Raises:
     tf.errors.InvalidArgumentError: rank other than 4, wrong channel count,
-      empty image, or
-      float values outside [-1, 1].
+      empty image, or float values outside [-1, 1].
   """
   from_uint8 = images.dtype == tf.uint8
   # A signature's TensorSpec shape is not checked when the SavedModel is
@@ -376,9 +377,49 @@ def save_keras(nets, cfg: config_lib.Config, out_dir: str,
   return paths
 
 
+def save_onnx(nets, cfg: config_lib.Config, out_dir: str,
+              opset: int = 17) -> Dict[str, str]:
+  """Writes generator.onnx (pixelda mode only) and classifier.onnx.
+
+  The bare networks, like the .keras files: fixed-size float32 NHWC input in
+  [-1, 1] (see the contract), batch dynamic. The serving preprocessing is
+  left out because tf2onnx has no converter for the antialiased resize
+  (ScaleAndTranslate). Needs `pip install tf2onnx onnx`; tf2onnx 1.17 is
+  tested upstream on TF <= 2.15 and its `from_keras` fails on Keras 3, so the
+  networks go through `from_function` with explicit signatures.
+
+  Raises:
+    ExportError: tf2onnx is not installed.
+  """
+  try:
+    import tf2onnx  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ExportError("ONNX export needs `pip install tf2onnx onnx` "
+                      f"({e})") from e
+  os.makedirs(out_dir, exist_ok=True)
+  nets_out = {CLASSIFIER: (nets.classifier, "logits")}
+  if cfg.train.mode == "pixelda":
+    nets_out[GENERATOR] = (nets.generator, "adapted")
+  paths = {}
+  for name, (model, output) in nets_out.items():
+    specs = [tf.TensorSpec((None,) + tuple(i.shape[1:]), tf.float32,
+                           name=i.name) for i in model.inputs]
+
+    def forward(*inputs, model=model, output=output):
+      x = list(inputs) if len(inputs) > 1 else inputs[0]
+      return {output: model(x, training=False)}
+
+    path = os.path.join(out_dir, f"{name}.onnx")
+    fn = tf.function(forward, input_signature=specs)
+    tf2onnx.convert.from_function(fn, input_signature=specs, opset=opset,
+                                  output_path=path)
+    paths[f"{name}.onnx"] = path
+  return paths
+
+
 def export(model: pixelda_lib.PixelDA, export_dir: str,
-           version: Optional[int] = None,
-           checkpoint: str = "") -> Dict[str, str]:
+           version: Optional[int] = None, checkpoint: str = "",
+           onnx: bool = False) -> Dict[str, str]:
   """Writes every servable and the .keras files of a restored PixelDA.
 
   Args:
@@ -386,6 +427,7 @@ def export(model: pixelda_lib.PixelDA, export_dir: str,
     export_dir: OUT; created if missing.
     version: the servables' version folder; default `next_version`.
     checkpoint: the restored checkpoint path, recorded in the contract.
+    onnx: also write OUT/onnx/*.onnx (see `save_onnx`).
   Returns:
     name -> written path (servables, the .keras files and the contract).
   """
@@ -400,12 +442,15 @@ def export(model: pixelda_lib.PixelDA, export_dir: str,
   paths.update(save_keras(model.nets, model.cfg,
                           os.path.join(export_dir, KERAS_DIR), checkpoint,
                           int(model.step.numpy())))
+  if onnx:
+    paths.update(save_onnx(model.nets, model.cfg,
+                           os.path.join(export_dir, ONNX_DIR)))
   return paths
 
 
 def export_model_dir(model_dir: str, export_dir: str,
-                     version: Optional[int] = None,
-                     which: str = "latest") -> Dict[str, str]:
+                     version: Optional[int] = None, which: str = "latest",
+                     onnx: bool = False) -> Dict[str, str]:
   """Restores `which` checkpoint of model_dir and exports it (see `export`).
 
   Raises:
@@ -424,7 +469,7 @@ def export_model_dir(model_dir: str, export_dir: str,
     # ValueError naming only the variable.
     raise ValueError(f"checkpoint {path} does not match the networks in "
                      f"{model_dir}/{pixelda_lib.CONFIG_FILE}: {e}") from e
-  return export(model, export_dir, version, checkpoint=path)
+  return export(model, export_dir, version, checkpoint=path, onnx=onnx)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Exports a trained run for TF Serving and `keras.models.load_model`.
 
   python -m pixelda_tf.export --model_dir=runs/mnistm --export_dir=exports \
-      [--version=N] [--checkpoint=latest|best|PREFIX]
+      [--version=N] [--checkpoint=latest|best|PREFIX] [--onnx]
 
 writes exports/{generator,classifier,adapt_classify}/<N>/ (SavedModels) and
 exports/keras/{generator,classifier}.keras + preprocessing.json; see
@@ -28,6 +28,8 @@ VERSION = flags.DEFINE_integer("version", None,
                                "more than the highest already in export_dir.")
 CHECKPOINT = flags.DEFINE_string("checkpoint", "latest",
                                  "latest, best, or a checkpoint prefix.")
+ONNX = flags.DEFINE_bool("onnx", False,
+                         "Also write export_dir/onnx/*.onnx (needs tf2onnx).")
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
@@ -36,7 +38,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
     paths = export.export_model_dir(MODEL_DIR.value, EXPORT_DIR.value,
-                                    VERSION.value, CHECKPOINT.value)
+                                    VERSION.value, CHECKPOINT.value,
+                                    ONNX.value)
   except (FileNotFoundError, ValueError, export.ExportError) as e:
     # A message naming the fix, not a traceback.
     raise app.UsageError(str(e)) from e

@@ -79,8 +79,13 @@ class PixelDA:
                              + self.nets.classifier.variables
                              + self.nets.source_classifier.variables)
     self._index = {id(v): i for i, v in enumerate(self._all_vars)}
+    # Dropout and noise seeds are a function of (seed, step, replica), set
+    # afresh every step, so they need no checkpoint; only batch-norm moving
+    # statistics are state that the step writes back.
+    self._seed_index = [i for i, v in enumerate(self._all_vars)
+                        if v.path.endswith("seed_generator_state")]
     self._state_index = [i for i, v in enumerate(self._all_vars)
-                         if not v.trainable]
+                         if not v.trainable and i not in self._seed_index]
     # Compiled as its own function only for XLA; otherwise traced inline in
     # the step, where synchronised batch norm may call across replicas.
     self._grads_fn = (tf.function(self._replica_grads, jit_compile=True)
@@ -90,6 +95,11 @@ class PixelDA:
 
   def _trained(self) -> List[str]:
     return list(UPDATE_ORDER) if self.pixelda else ["classifier"]
+
+  def checkpoint_variables(self) -> List[tf.Variable]:
+    """Every network weight and batch-norm statistic, each once, in a fixed
+    order (seed-generator states excluded: they are derived per step)."""
+    return [v for i, v in enumerate(self._all_vars) if i not in self._seed_index]
 
   def variables(self, name: str) -> List[tf.Variable]:
     """The trainable variables of network `name` (one of UPDATE_ORDER)."""
@@ -103,9 +113,11 @@ class PixelDA:
   # because a compiled function that touches a replica's variables fails on
   # logical CPU devices (XLA places it on CPU:0, the variable lives on CPU:1).
   def _replica_grads(self, values: List[tf.Tensor], batch: Dict[str, tf.Tensor],
-                     z: tf.Tensor):
+                     z: tf.Tensor, seeds: tf.Tensor):
     cfg = self.cfg
     values = list(values)
+    for k, i in enumerate(self._seed_index):
+      values[i] = seeds[k]
     index = self._index
 
     def call(model, inputs):
@@ -212,31 +224,44 @@ class PixelDA:
     return z[start:start + local_batch]
 
   def _reduced(self, batch):
-    """Runs the per-replica part and sums logs and gradients over replicas."""
+    """Runs the per-replica part; logs and gradients summed over replicas,
+    batch-norm statistics averaged, as plain tensors (cross-replica)."""
     def replica_fn(batch, step):
       # Inside a replica, a variable's value is that replica's copy. z is
       # drawn outside the compiled part: XLA's stateless RNG gives other
       # numbers than TensorFlow's kernels, and z should not depend on
       # --jit_compile.
       z = self._noise(step, tf.shape(batch["source_images"])[0])
-      return self._grads_fn([v.value for v in self._all_vars], batch, z)
+      logs, grads, states = self._grads_fn(
+          [v.value for v in self._all_vars], batch, z, self._layer_seeds(step))
+      # One packed all-reduce per kind, in replica context: this form works
+      # for one device, MirroredStrategy and MultiWorkerMirroredStrategy.
+      ctx = tf.distribute.get_replica_context()
+      logs, grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, (logs, grads))
+      states = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, states)
+      return logs, grads, states
 
-    logs, grads, states = self.strategy.run(
-        replica_fn, args=(batch, self.step.read_value()))
-    sum_ = tf.distribute.ReduceOp.SUM
-    logs = self.strategy.reduce(sum_, logs, axis=None)
-    grads = self.strategy.reduce(sum_, grads, axis=None)
-    new_states = []
-    for i, state in zip(self._state_index, states):
-      if "float" in str(self._all_vars[i].dtype):
-        # Batch-norm moving statistics: the mean over replicas.
-        state = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, state,
-                                     axis=None)
-      else:
-        # Seed states advance identically on every replica.
-        state = self.strategy.experimental_local_results(state)[0]
-      new_states.append(state)
-    return logs, grads, new_states
+    out = self.strategy.run(replica_fn, args=(batch, self.step.read_value()))
+    # Every replica now holds the same values: take this worker's first.
+    return tf.nest.map_structure(
+        lambda x: self.strategy.experimental_local_results(x)[0], out)
+
+  def _layer_seeds(self, step: tf.Tensor) -> tf.Tensor:
+    """uint32 (num_seed_layers, 2): each dropout/noise layer's seed this step.
+
+    A pure function of (seed, layer, step, replica): a resumed run draws the
+    same masks again, and replicas draw independent ones.
+    """
+    if not self._seed_index:
+      return tf.zeros([0, 2], tf.uint32)
+    replica = tf.cast(
+        tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+    layers_ = tf.range(len(self._seed_index), dtype=tf.int64)
+    first = self.cfg.train.seed * 1000003 + layers_
+    second = tf.fill(tf.shape(layers_),
+                     step * self.strategy.num_replicas_in_sync + replica)
+    # Keep 32 bits of each word: uint32 seeds wrap like the generator's own.
+    return tf.cast(tf.stack([first, second], axis=1) % (1 << 32), tf.uint32)
 
   def _distributed_step(self, batch):
     logs, grads, states = self._reduced(batch)
@@ -336,7 +361,8 @@ def restore(model_dir: str, which: str = "latest",
   model = PixelDA(cfg, strategy or tf.distribute.get_strategy())
   try:
     model.checkpoint.restore(path).assert_existing_objects_matched()
-  except AssertionError as e:
+  except (AssertionError, ValueError) as e:
+    # AssertionError: objects missing; ValueError: variable shapes differ.
     raise ValueError(f"checkpoint {path} does not match the networks in "
                      f"{model_dir}/{CONFIG_FILE}: {e}") from e
   return model

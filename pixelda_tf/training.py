@@ -12,6 +12,7 @@ command after a kill continues exactly where the last checkpoint left off.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -138,14 +139,14 @@ def train(cfg: config_lib.Config,
   if restore_from:
     model.checkpoint.restore(restore_from).assert_existing_objects_matched()
     logging.info("resumed from %s at step %d", restore_from,
-                 int(model.step))
+                 int(model.step.numpy()))
   best_path = os.path.join(model_dir, pixelda.BEST_DIR, BEST_FILE)
   best = {"val_accuracy": -1.0, "step": -1}
   if tf.io.gfile.exists(best_path):
     with tf.io.gfile.GFile(best_path) as f:
       best = json.load(f)
 
-  start_step = int(model.step)
+  start_step = int(model.step.numpy())
   dataset = data.train_dataset(cfg.data, t.batch_size, start_step=start_step)
   batches = iter(strategy.experimental_distribute_dataset(dataset))
   val_data = data.eval_dataset(cfg.data, "target", "val", EVAL_BATCH)
@@ -204,6 +205,7 @@ def train(cfg: config_lib.Config,
       "final": {"step": step, **_summary(evaluation.evaluate(
           model.nets.classifier, test_data, cfg.classifier.num_classes))},
   }
+  results["weights_sha256"] = _fingerprint(model)
   if best["step"] >= 0:
     model.checkpoint.restore(best_manager.latest_checkpoint).expect_partial()
     results["best"] = {**best, **_summary(evaluation.evaluate(
@@ -217,6 +219,14 @@ def train(cfg: config_lib.Config,
                f", best-by-validation {results['best']['accuracy']:.4f} (step "
                f"{results['best']['step']})" if "best" in results else "")
   return results
+
+
+def _fingerprint(model: pixelda.PixelDA) -> str:
+  """sha256 of every network weight: equal runs (or workers) match exactly."""
+  digest = hashlib.sha256()
+  for v in model.checkpoint_variables():
+    digest.update(np.ascontiguousarray(v.numpy()).tobytes())
+  return digest.hexdigest()
 
 
 def _summary(rep: Dict) -> Dict:

@@ -7,6 +7,7 @@ signature through a TF Serving `PredictRequest`, and reports its outputs;
 `saved_model_cli` runs beside it. Each subprocess pays ~5 s of TF import.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -420,3 +421,39 @@ def test_existing_version_is_refused_and_next_version_counts_up(run):
   assert export.next_version(run["out_dir"]) == 2
   with pytest.raises(export.ExportError, match="already exists"):
     export.export_model_dir(run["model_dir"], run["out_dir"], version=1)
+
+
+# ----------------------------------------------------------------------------
+# Optional ONNX (tf2onnx and onnxruntime are not dependencies).
+
+@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in
+                            ("tf2onnx", "onnxruntime")),
+                    reason="pip install tf2onnx onnx onnxruntime")
+def test_onnx_matches_keras(run, tmp_path):
+  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+  nets = run["model"].nets
+  paths = export.save_onnx(nets, run["cfg"], str(tmp_path))
+  rng = np.random.default_rng(4)
+  for batch in BATCHES:
+    image = rng.uniform(-1, 1, (batch, SIZE, SIZE, 3)).astype(np.float32)
+    z = rng.uniform(-1, 1, (batch, NOISE)).astype(np.float32)
+    for name, inputs, model in (
+        ("generator", {"image": image, "z": z}, nets.generator),
+        ("classifier", {"image": image}, nets.classifier)):
+      session = ort.InferenceSession(paths[f"{name}.onnx"],
+                                     providers=["CPUExecutionProvider"])
+      assert sorted(i.name for i in session.get_inputs()) == sorted(inputs)
+      got = session.run(None, inputs)[0]
+      x = [image, z] if name == "generator" else image
+      want = model(x, training=False).numpy()
+      np.testing.assert_allclose(got, want, atol=1e-5, err_msg=name)
+
+
+def test_serving_config_example_parses_and_names_every_servable():
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  from tensorflow_serving.config import model_server_config_pb2  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(ROOT, "configs", "serving", "models.config")) as f:
+    cfg = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+  names = {c.name: c.base_path for c in cfg.model_config_list.config}
+  assert names == {n: f"/models/{n}" for n in
+                   (export.GENERATOR, export.CLASSIFIER, export.COMBINED)}

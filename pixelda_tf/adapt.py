@@ -1,0 +1,65 @@
+r"""Writes an adapted, labelled dataset with a trained generator.
+
+  python -m pixelda_tf.adapt --model_dir=runs/mnistm --out=adapted/mnistm \
+      --samples_per_image=3 --format=tfrecord
+
+Each source image of --split is adapted with K = --samples_per_image z draws
+(z of image i, draw k: `evaluation.noise(--seed, i, K, noise_dim)[k]`) and
+labelled with its source label. --out becomes a folder with manifest.json and
+either adapted.tfrecord or one PNG subfolder per class (readable by
+keras.utils.image_dataset_from_directory and --source=folder). Data flags
+(--source, --mnist_dir, ...) override the run's config.json.
+"""
+
+import json
+import sys
+
+from absl import app
+from absl import flags
+
+from pixelda_tf import cli
+from pixelda_tf import config as config_lib
+from pixelda_tf import flags as pixelda_flags
+from pixelda_tf import runs
+from pixelda_tf.data import DataError
+
+OUT = flags.DEFINE_string("out", None, "Output folder (must not exist).")
+SAMPLES = flags.DEFINE_integer("samples_per_image", 1,
+                               "z draws (adapted images) per source image.")
+FORMAT = flags.DEFINE_enum("format", "tfrecord", list(runs.FORMATS),
+                           "tfrecord or png (one subfolder per class).")
+SPLIT = flags.DEFINE_enum("split", "train", ["train", "test"],
+                          "Source split to adapt.")
+MAX_IMAGES = flags.DEFINE_integer("max_images", 0,
+                                  "Adapt only the first N images (0 = all).")
+CHECKPOINT = flags.DEFINE_string("checkpoint", "latest",
+                                 "latest, best or a checkpoint prefix.")
+OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  cli.refuse_training_flags(allowed=["model_dir"])
+  if not flags.FLAGS["model_dir"].present or not OUT.value:
+    raise app.UsageError("--model_dir=DIR and --out=PATH are required")
+  try:
+    manifest = runs.adapt_dataset(
+        pixelda_flags.HOLDERS["model_dir"].value, OUT.value,
+        # --seed seeds z here; the data seed stays the run's.
+        cli.data_overrides(with_seed=False),
+        samples_per_image=SAMPLES.value, fmt=FORMAT.value, split=SPLIT.value,
+        max_images=MAX_IMAGES.value, seed=pixelda_flags.SEED.value,
+        which=CHECKPOINT.value, overwrite=OVERWRITE.value)
+  except (config_lib.ConfigError, DataError, FileNotFoundError,
+          FileExistsError, ValueError) as e:
+    return cli.error(e)
+  print(json.dumps({k: manifest[k] for k in (
+      "format", "num_examples", "num_images", "samples_per_image",
+      "examples_per_class", "checkpoint", "step", "wall_time_s")}
+                   | {"out": OUT.value}))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(app.run(main))

@@ -1,0 +1,436 @@
+r"""Step benchmark: how fast is one fused PixelDA train step on this machine?
+
+    python -m pixelda_tf.bench [--flagfile=configs/mnistm_cpu.flags] \
+        [--steps=20] [--warmup=3] [--modes=plain,xla,mirrored] [--json=out.json]
+
+For the paper-size step (batch 32, 32x32, G 64 filters x 6 blocks: the
+`Config()` defaults) and, when a flagfile is given (or
+`configs/mnistm_cpu.flags` exists), for that config, it prints per mode:
+median step time over `--steps` steps after `--warmup` steps, images/s,
+counted GFLOP per step, achieved GFLOP/s and its fraction of a float32 matmul
+peak measured in the same process, first-step (trace + compile) time, and peak
+RSS. Every (config, mode) runs in a fresh subprocess, so first-step time and
+peak RSS are that mode's own. Data are synthetic: no dataset is needed.
+
+Modes: `plain` (no XLA), `xla` (per-replica step XLA-compiled), `mirrored`
+(MirroredStrategy over 2 logical CPU devices, XLA per replica) and
+`mirrored_plain` (the same without XLA). Runtime flags (e.g.
+`--intra_op_threads`) and the environment (e.g. `TF_ENABLE_ONEDNN_OPTS`,
+`XLA_FLAGS`) pass through to every mode.
+
+FLOPs are counted from the model definitions, not measured: a conv or dense
+layer's forward pass costs 2 * MACs; each call of a network in the step adds
+its backward-filter cost (once per loss whose gradient takes that network's
+weights) and its backward-input cost (once per loss whose gradient flows
+through it, skipping a layer whose input is the network's input when nothing
+upstream needs that gradient). Element-wise ops, batch norm and the optimizers
+are not counted. This is what the step graph executes, including the backward
+passes that the D, T and G losses each take through D(adapted) and T(adapted).
+
+Other load: during each timed window the worker compares the whole machine's
+busy CPU time (/proc/stat) with its own (getrusage); if other processes used
+more than `--load_warn` of the machine, the row is flagged and a warning is
+printed: re-run when `uptime` shows low load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+from absl import app
+from absl import flags
+
+from pixelda_tf import config as config_lib
+from pixelda_tf import flags as pixelda_flags
+
+MODES = {
+    # name: (strategy, jit_compile, num_cpu_devices)
+    "plain": ("default", False, 0),
+    "xla": ("default", True, 0),
+    "mirrored": ("mirrored", True, 2),
+    "mirrored_plain": ("mirrored", False, 2),
+}
+DEFAULT_CONFIG_FLAGFILE = "configs/mnistm_cpu.flags"
+
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per mode.")
+_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after the first.")
+_MODES = flags.DEFINE_list("modes", "plain,xla,mirrored",
+                           "Modes to run: " + ", ".join(MODES))
+_JSON = flags.DEFINE_string("json", None, "Also write the results here.")
+_PAPER = flags.DEFINE_bool("paper", True, "Benchmark the paper-size step.")
+_MATMUL = flags.DEFINE_integer("matmul_size", 2048,
+                               "Side of the square matmul that measures peak.")
+_LOAD_WARN = flags.DEFINE_float(
+    "load_warn", 0.10, "Warn when other processes use more than this "
+    "fraction of the machine's CPU time while timing.")
+_WORKER = flags.DEFINE_string("worker", None, "Internal: run one mode on "
+                              "the config JSON file given by --worker_config.")
+_WORKER_CONFIG = flags.DEFINE_string("worker_config", None, "Internal.")
+
+
+# ---------------------------------------------------------------------------
+# FLOP counting from the model definitions.
+
+def layer_flops(model) -> List[dict]:
+  """Forward FLOPs per example of every Conv2D/Dense layer, nested models
+  flattened: [{name, flops, first}], `first` when the layer reads the model's
+  input directly (its backward-input pass is needed only if the caller needs
+  the gradient of that input)."""
+  import keras  # pylint: disable=g-import-not-at-top
+  out = []
+  inputs = {id(t) for t in model.inputs}
+  for layer in model.layers:
+    if isinstance(layer, keras.Model):
+      out.extend(layer_flops(layer))
+      continue
+    if isinstance(layer, keras.layers.Conv2D):
+      kh, kw = layer.kernel_size
+      cin = layer.input.shape[-1]
+      _, h, w, cout = layer.output.shape
+      flops = 2 * h * w * cout * kh * kw * cin
+    elif isinstance(layer, keras.layers.Dense):
+      flops = 2 * layer.input.shape[-1] * layer.units
+    else:
+      continue
+    out.append(dict(name=layer.name, flops=flops,
+                    first=id(layer.input) in inputs))
+  return out
+
+
+def _call_flops(layers_, batch, filter_grads, input_grads, input_grad_needed):
+  """FLOPs of one network call: forward, `filter_grads` backward-filter
+  passes, `input_grads` backward-input passes (of which `input_grad_needed`
+  also reach the network's input)."""
+  total = 0
+  for layer in layers_:
+    f = layer["flops"] * batch
+    total += f + filter_grads * f
+    total += (input_grad_needed if layer["first"] else input_grads) * f
+  return total
+
+
+def step_flops(nets, cfg: config_lib.Config) -> Dict[str, float]:
+  """Counted FLOPs of one global step, by network, as the step computes it."""
+  b = cfg.train.batch_size
+  g = layer_flops(nets.generator)
+  d = layer_flops(nets.discriminator)
+  t = layer_flops(nets.classifier)
+  ts = layer_flops(nets.source_classifier)
+  if cfg.train.mode != "pixelda":
+    return {"classifier": _call_flops(t, b, 1, 1, 0)}
+  gen_trained = cfg.loss.style or cfg.loss.task_in_g or cfg.loss.pmse
+  return {
+      # G's backward, for g_loss: every layer's filter and input gradient
+      # (the first conv's input carries the noise channel).
+      "generator": _call_flops(g, b, 1 if gen_trained else 0,
+                               1 if gen_trained else 0, 0),
+      # D(target): d_loss only. D(adapted): d_loss for D's weights, g_loss
+      # through D into G.
+      "discriminator": (_call_flops(d, b, 1, 1, 0)
+                        + _call_flops(d, b, 1, 2 if gen_trained else 1,
+                                      1 if gen_trained else 0)),
+      # T(source): t_loss. T(adapted): t_loss, and g_loss through T into G.
+      "classifier": (_call_flops(ts, b, 1, 1, 0)
+                     + _call_flops(t, b, 1, 2 if gen_trained else 1,
+                                   1 if gen_trained else 0)),
+  }
+
+
+# ---------------------------------------------------------------------------
+# Machine load.
+
+def _busy_seconds() -> Optional[float]:
+  """CPU seconds all processes have been busy since boot (/proc/stat)."""
+  try:
+    with open("/proc/stat") as f:
+      fields = f.readline().split()[1:]
+  except OSError:
+    return None
+  ticks = [int(x) for x in fields]
+  idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+  return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+  r = resource.getrusage(resource.RUSAGE_SELF)
+  return r.ru_utime + r.ru_stime
+
+
+class LoadMonitor:
+  """CPU time other processes use during a window, as a machine fraction."""
+
+  def __enter__(self):
+    self._wall, self._busy, self._own = (time.perf_counter(), _busy_seconds(),
+                                         _own_seconds())
+    self.loadavg_before = os.getloadavg()[0]
+    return self
+
+  def __exit__(self, *exc):
+    wall = time.perf_counter() - self._wall
+    busy = _busy_seconds()
+    own = _own_seconds() - self._own
+    cpus = os.cpu_count() or 1
+    self.own_cpu_seconds = own
+    self.own_cpu_fraction = own / (wall * cpus)
+    if busy is None or self._busy is None:
+      self.other_cpu_fraction = float("nan")
+    else:
+      other = (busy - self._busy) - own
+      self.other_cpu_fraction = max(0.0, other / (wall * cpus))
+    self.loadavg_after = os.getloadavg()[0]
+    return False
+
+
+# ---------------------------------------------------------------------------
+# One mode, in this process.
+
+def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
+  """Best float32 GFLOP/s of a size x size tf.matmul (all intra-op threads)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  a = tf.random.stateless_normal([size, size], seed=[1, 2])
+  b = tf.random.stateless_normal([size, size], seed=[3, 4])
+  mm = tf.function(lambda x, y: tf.linalg.matmul(x, y))
+  mm(a, b).numpy()
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    mm(a, b).numpy()
+    best = min(best, time.perf_counter() - t0)
+  return 2 * size ** 3 / best / 1e9
+
+
+def synthetic_batch(cfg: config_lib.Config, seed: int = 0) -> dict:
+  """A fixed global batch of random images in [-1, 1] and labels."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  n, s = cfg.train.batch_size, cfg.data.image_size
+  classes = cfg.classifier.num_classes
+  return {
+      "source_images": rng.uniform(-1, 1, (n, s, s, 3)).astype("float32"),
+      "source_labels": rng.integers(0, classes, n).astype("int32"),
+      "target_images": rng.uniform(-1, 1, (n, s, s, 3)).astype("float32"),
+      "target_labels": rng.integers(0, classes, n).astype("int32"),
+  }
+
+
+def measure(cfg: config_lib.Config, strategy, steps: int, warmup: int,
+            matmul_size: int = 2048) -> dict:
+  """Builds PixelDA under `strategy` and times its train step.
+
+  Returns a dict of plain numbers (see `FIELDS`); the first step (trace and
+  compile) is timed on its own, then `warmup` untimed steps, then `steps`
+  timed ones, each waited for.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import pixelda  # pylint: disable=g-import-not-at-top
+  t0 = time.perf_counter()
+  model = pixelda.PixelDA(cfg, strategy)
+  build_s = time.perf_counter() - t0
+  data = tf.data.Dataset.from_tensors(synthetic_batch(cfg))
+  batch = next(iter(strategy.experimental_distribute_dataset(data)))
+
+  def step():
+    return float(model.train_step(batch)["loss/generator"])
+
+  t0 = time.perf_counter()
+  step()
+  first_s = time.perf_counter() - t0
+  for _ in range(warmup):
+    step()
+  times = []
+  with LoadMonitor() as load:
+    for _ in range(steps):
+      t0 = time.perf_counter()
+      loss = step()
+      times.append(time.perf_counter() - t0)
+  rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  flops = step_flops(model.nets, cfg)
+  gflop = sum(flops.values()) / 1e9
+  peak = matmul_peak(matmul_size)
+  median = statistics.median(times)
+  return dict(
+      median_s=median, min_s=min(times), max_s=max(times),
+      images_per_s=cfg.train.batch_size / median,
+      gflop_per_step=gflop,
+      gflop_by_network={k: v / 1e9 for k, v in flops.items()},
+      gflops=gflop / median, matmul_peak_gflops=peak,
+      fraction_of_peak=gflop / median / peak,
+      first_step_s=first_s, build_s=build_s, peak_rss_mb=rss_mb,
+      steps=steps, warmup=warmup, final_loss=loss,
+      other_cpu_fraction=load.other_cpu_fraction,
+      own_cpu_fraction=load.own_cpu_fraction,
+      # Less sensitive to other load than wall time: compare modes by this
+      # when the machine is busy.
+      cpu_s_per_step=load.own_cpu_seconds / steps,
+      loadavg_before=load.loadavg_before, loadavg_after=load.loadavg_after,
+      replicas=strategy.num_replicas_in_sync)
+
+
+FIELDS = ("median_s", "images_per_s", "gflop_per_step", "gflops",
+          "matmul_peak_gflops", "fraction_of_peak", "first_step_s",
+          "peak_rss_mb", "other_cpu_fraction", "cpu_s_per_step")
+
+
+def with_mode(cfg: config_lib.Config, mode: str) -> config_lib.Config:
+  strategy, jit, devices = MODES[mode]
+  runtime = dataclasses.replace(cfg.runtime, strategy=strategy,
+                                jit_compile=jit, num_cpu_devices=devices,
+                                sync_batch_norm=False)
+  return config_lib.validate(dataclasses.replace(cfg, runtime=runtime))
+
+
+def _worker(mode: str, config_path: str) -> None:
+  """Runs one mode in this (fresh) process and prints a JSON line."""
+  from pixelda_tf import runtime  # pylint: disable=g-import-not-at-top
+  with open(config_path) as f:
+    cfg = with_mode(config_lib.Config.from_dict(json.load(f)), mode)
+  strategy = runtime.setup(cfg.runtime)
+  result = measure(cfg, strategy, _STEPS.value, _WARMUP.value, _MATMUL.value)
+  print("BENCH_RESULT " + json.dumps(result), flush=True)
+
+
+# ---------------------------------------------------------------------------
+# The driver: one subprocess per (config, mode).
+
+def run_mode(cfg: config_lib.Config, mode: str, steps: int, warmup: int,
+             matmul_size: int) -> dict:
+  """Runs `measure` for one mode in a fresh Python process."""
+  with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+    f.write(cfg.to_json())
+  try:
+    cmd = [sys.executable, "-m", "pixelda_tf.bench", f"--worker={mode}",
+           f"--worker_config={f.name}", f"--steps={steps}",
+           f"--warmup={warmup}", f"--matmul_size={matmul_size}"]
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          check=False)
+  finally:
+    os.unlink(f.name)
+  for line in proc.stdout.splitlines():
+    if line.startswith("BENCH_RESULT "):
+      return json.loads(line[len("BENCH_RESULT "):])
+  tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+  return {"error": f"mode {mode} exited with {proc.returncode}:\n{tail}"}
+
+
+def describe(cfg: config_lib.Config) -> str:
+  g = cfg.generator
+  return (f"batch {cfg.train.batch_size}, {cfg.data.image_size}x"
+          f"{cfg.data.image_size}, G {g.filters}x{g.num_blocks}, "
+          f"D {cfg.discriminator.filters}..{cfg.discriminator.max_filters}, "
+          f"mode {cfg.train.mode}")
+
+
+def format_table(results: List[dict]) -> str:
+  head = (f"{'config':<8} {'mode':<14} {'median s':>9} {'img/s':>7} "
+          f"{'GFLOP':>7} {'GFLOP/s':>8} {'peak':>7} {'%peak':>6} "
+          f"{'first s':>8} {'RSS MB':>7} {'other%':>7} {'cpu s':>6}")
+  lines = [head, "-" * len(head)]
+  for r in results:
+    if "error" in r:
+      lines.append(f"{r['config']:<8} {r['mode']:<14} ERROR (see below)")
+      continue
+    flag = " !" if r.get("loaded") else ""
+    lines.append(
+        f"{r['config']:<8} {r['mode']:<14} {r['median_s']:>9.3f} "
+        f"{r['images_per_s']:>7.1f} {r['gflop_per_step']:>7.2f} "
+        f"{r['gflops']:>8.1f} {r['matmul_peak_gflops']:>7.1f} "
+        f"{100 * r['fraction_of_peak']:>5.1f}% {r['first_step_s']:>8.2f} "
+        f"{r['peak_rss_mb']:>7.0f} {100 * r['other_cpu_fraction']:>6.1f}% "
+        f"{r['cpu_s_per_step']:>6.2f}{flag}")
+  return "\n".join(lines)
+
+
+def configs_to_run(argv: List[str],
+                   paper: bool) -> Dict[str, config_lib.Config]:
+  """The paper-size Config (with the flags' runtime settings) and, if a
+  flagfile was given or the CPU preset exists, the flags' Config."""
+  given = any(a.startswith("--flagfile") for a in argv)
+  if not given and os.path.exists(DEFAULT_CONFIG_FLAGFILE):
+    flags.FLAGS(["bench", f"--flagfile={DEFAULT_CONFIG_FLAGFILE}"],
+                known_only=True)
+    given = True
+  from_flags = pixelda_flags.config_from_flags()
+  out = {}
+  if paper:
+    out["paper"] = dataclasses.replace(config_lib.Config(),
+                                       runtime=from_flags.runtime)
+  if given:
+    out["config"] = from_flags
+  return out
+
+
+def run_all(configs: Dict[str, config_lib.Config], modes: List[str],
+            steps: int, warmup: int, matmul_size: int, load_warn: float,
+            runner=run_mode) -> List[dict]:
+  """Runs every (config, mode) with `runner` (a fresh process by default);
+  each result gets `config`, `mode`, `description` and `loaded` fields."""
+  results = []
+  for name, cfg in configs.items():
+    print(f"[{name}] {describe(cfg)}", flush=True)
+    for mode in modes:
+      r = runner(cfg, mode, steps, warmup, matmul_size)
+      r.update(config=name, mode=mode, description=describe(cfg))
+      if "error" not in r:
+        r["loaded"] = r["other_cpu_fraction"] > load_warn
+        print(f"  {mode}: {r['median_s']:.3f} s/step, first "
+              f"{r['first_step_s']:.1f} s, other load "
+              f"{100 * r['other_cpu_fraction']:.0f}%", flush=True)
+      results.append(r)
+  return results
+
+
+def write_json(path: str, results: List[dict]) -> None:
+  with open(path, "w") as f:
+    json.dump({"results": results, "argv": sys.argv,
+               "env": {k: os.environ.get(k) for k in
+                       ("TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS",
+                        "OMP_NUM_THREADS")}}, f, indent=2)
+
+
+def main(argv: List[str]) -> None:
+  if _WORKER.value:
+    _worker(_WORKER.value, _WORKER_CONFIG.value)
+    return
+  unknown = set(_MODES.value) - set(MODES)
+  if unknown:
+    raise app.UsageError(f"unknown modes {sorted(unknown)}; use "
+                         + ", ".join(MODES))
+  configs = configs_to_run(sys.argv, _PAPER.value)
+  if not configs:
+    raise app.UsageError("nothing to run: --nopaper needs a --flagfile")
+  print(f"load average before: {os.getloadavg()}; {os.cpu_count()} CPUs; "
+        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')} "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS')}", flush=True)
+  results = run_all(configs, _MODES.value, _STEPS.value, _WARMUP.value,
+                    _MATMUL.value, _LOAD_WARN.value)
+  print()
+  print(format_table(results))
+  print("GFLOP counted from the model definitions (conv/dense MACs x 2, per "
+        "forward/backward-filter/backward-input pass the step runs); peak = "
+        f"best float32 {_MATMUL.value}^2 tf.matmul in the same process.")
+  for r in results:
+    if "error" in r:
+      print(f"\n{r['config']}/{r['mode']}: {r['error']}")
+  loaded = [f"{r['config']}/{r['mode']}" for r in results if r.get("loaded")]
+  if loaded:
+    print(f"\nWARNING: other processes used > {100 * _LOAD_WARN.value:.0f}% "
+          f"of the CPU while timing {', '.join(loaded)} (rows marked !): "
+          "re-run when `uptime` shows a low load; meanwhile 'cpu s' (this "
+          "process's CPU seconds per step) is the steadier comparison.")
+  if _JSON.value:
+    write_json(_JSON.value, results)
+
+
+if __name__ == "__main__":
+  app.run(main)

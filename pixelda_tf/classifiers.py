@@ -1,0 +1,140 @@
+"""Fresh classifiers trained on an adapted dataset: the decoupling check.
+
+PixelDA's claim is that G, once trained, makes labelled target-like data that
+any classifier can learn from. So these architectures are deliberately NOT the
+task tower T (conv32-pool-conv48-pool-fc100-fc100): a small ResNet with batch
+norm and global pooling, and a wider plain CNN with dropout.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Dict, Optional
+
+import keras
+from keras import layers
+import tensorflow as tf
+
+from pixelda_tf import config as config_lib
+from pixelda_tf import data
+from pixelda_tf import evaluation
+from pixelda_tf import runs
+
+ARCHS = ("small_resnet", "wide_cnn")
+
+
+def build_small_resnet(image_size: int, num_classes: int,
+                       name: str = "small_resnet") -> keras.Model:
+  """Three stages of one residual block (32, 64, 128 channels; stride 2 after
+  the first), global average pooling, a linear layer.
+
+  Input: float32 (B, S, S, 3) in [-1, 1]. Output: (B, num_classes) logits.
+  """
+  image = keras.Input((image_size, image_size, 3), name="image")
+  x = layers.Conv2D(32, 3, padding="same", use_bias=False, name="stem")(image)
+  for i, width in enumerate((32, 64, 128)):
+    stride = 1 if i == 0 else 2
+    shortcut = x
+    if stride != 1 or x.shape[-1] != width:
+      shortcut = layers.Conv2D(width, 1, strides=stride, use_bias=False,
+                               name=f"stage{i}_proj")(x)
+    y = layers.BatchNormalization(name=f"stage{i}_bn1")(x)
+    y = layers.ReLU(name=f"stage{i}_relu1")(y)
+    y = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False,
+                      name=f"stage{i}_conv1")(y)
+    y = layers.BatchNormalization(name=f"stage{i}_bn2")(y)
+    y = layers.ReLU(name=f"stage{i}_relu2")(y)
+    y = layers.Conv2D(width, 3, padding="same", use_bias=False,
+                      name=f"stage{i}_conv2")(y)
+    x = layers.Add(name=f"stage{i}_add")([shortcut, y])
+  x = layers.BatchNormalization(name="final_bn")(x)
+  x = layers.ReLU(name="final_relu")(x)
+  x = layers.GlobalAveragePooling2D(name="pool")(x)
+  return keras.Model(image, layers.Dense(num_classes, name="logits")(x),
+                     name=name)
+
+
+def build_wide_cnn(image_size: int, num_classes: int,
+                   name: str = "wide_cnn") -> keras.Model:
+  """conv3x3 64 x2, pool, conv3x3 128 x2, pool, dropout, dense 256, logits.
+
+  Input: float32 (B, S, S, 3) in [-1, 1]. Output: (B, num_classes) logits.
+  """
+  image = keras.Input((image_size, image_size, 3), name="image")
+  x = image
+  for i, width in enumerate((64, 128)):
+    for j in range(2):
+      x = layers.Conv2D(width, 3, padding="same", activation="relu",
+                        name=f"conv{i}_{j}")(x)
+    x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+  x = layers.Flatten(name="flatten")(x)
+  x = layers.Dropout(0.3, name="dropout")(x)
+  x = layers.Dense(256, activation="relu", name="fc")(x)
+  return keras.Model(image, layers.Dense(num_classes, name="logits")(x),
+                     name=name)
+
+
+def build(arch: str, image_size: int, num_classes: int) -> keras.Model:
+  if arch == "small_resnet":
+    return build_small_resnet(image_size, num_classes)
+  if arch == "wide_cnn":
+    return build_wide_cnn(image_size, num_classes)
+  raise config_lib.ConfigError(f"--arch={arch!r}: use one of "
+                               f"{', '.join(ARCHS)}")
+
+
+def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
+                       arch: str = "small_resnet", epochs: int = 5,
+                       batch_size: int = 64, learning_rate: float = 1e-3,
+                       seed: int = 0, max_examples: int = 0,
+                       eval_split: str = "test") -> Dict:
+  """Trains `arch` with model.fit on an adapted dataset; tests on the target.
+
+  Args:
+    train_dir: an adapted dataset (pixelda_tf.adapt --out) or any folder
+      with one PNG subfolder per class.
+    cfg: its `data` names the target to test on; `classifier.num_classes`
+      and `data.image_size` size the network.
+    max_examples: train on the first N examples only (0 = all).
+
+  Returns:
+    dict with arch, num_params, num_train, epochs, train_accuracy (last
+    epoch), the target report (`evaluation.report` keys), target_origin,
+    wall_time_s.
+  """
+  ds, _ = runs.load_adapted(train_dir)
+  size, num_classes = cfg.data.image_size, cfg.classifier.num_classes
+  if max_examples:
+    ds = ds.take(max_examples)
+  # Load once into memory (adapted sets are small next to RAM), so the
+  # shuffle is over the whole set and epochs do not re-decode PNGs.
+  ds = ds.map(lambda x, y: (data.to_model_range(x, size), y)).cache()
+  num_train = int(ds.reduce(0, lambda n, _: n + 1))
+  if num_train == 0:
+    raise data.DataError(f"{train_dir}: no training examples")
+  train = (ds.shuffle(num_train, seed=seed, reshuffle_each_iteration=True)
+           .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+  # Keras draws initial weights and dropout masks from its global seed.
+  keras.utils.set_random_seed(seed)
+  model = build(arch, size, num_classes)
+  model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                loss=keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True),
+                metrics=["accuracy"])
+  started = time.time()
+  history = model.fit(train, epochs=epochs, verbose=0)
+  target = data.load_domain(cfg.data, "target", eval_split)
+  if target.labels is None:
+    raise data.DataError(f"{target.origin} has no labels to test on")
+  rep = evaluation.evaluate(
+      model, data.eval_dataset(cfg.data, "target", eval_split, 500),
+      num_classes)
+  return {
+      "arch": arch, "num_params": int(model.count_params()),
+      "train_dir": train_dir, "num_train": num_train, "epochs": epochs,
+      "batch_size": batch_size, "seed": seed,
+      "train_accuracy": float(history.history["accuracy"][-1]),
+      "target": cfg.data.target, "eval_split": eval_split,
+      "target_origin": target.origin, **rep,
+      "wall_time_s": time.time() - started,
+  }

@@ -1,0 +1,68 @@
+"""The step benchmark's internals on a tiny config (no timing assertions)."""
+
+import json
+
+import tensorflow as tf
+
+from pixelda_tf import bench
+from pixelda_tf import models
+from tests import tiny
+
+
+def test_flop_count_matches_a_hand_count():
+  cfg = tiny.tiny_config()
+  nets = models.Networks(cfg)
+  g = {l["name"]: l for l in bench.layer_flops(nets.generator)}
+  # 3x3 conv, 8 -> 8 channels on 16x16: 2 * 16*16 * 8 * 9*8 FLOPs an example.
+  assert g["block0_conv1"]["flops"] == 2 * 16 * 16 * 8 * 9 * 8
+  assert g["noise_dense"]["flops"] == 2 * 10 * 16 * 16
+  assert g["noise_dense"]["first"] and not g["conv_in"]["first"]
+  head = [l["name"] for l in bench.layer_flops(nets.classifier)]
+  assert head == ["conv1", "conv2", "fc3", "fc4", "logits"]
+  flops = bench.step_flops(nets, cfg)
+  gen_fwd = sum(l["flops"] for l in g.values()) * tiny.BATCH
+  noise = g["noise_dense"]["flops"] * tiny.BATCH
+  # G: forward + backward-filter + backward-input (none into z).
+  assert flops["generator"] == 3 * gen_fwd - noise
+  assert set(flops) == {"generator", "discriminator", "classifier"}
+
+
+def _in_process(cfg, mode, steps, warmup, matmul_size):
+  cfg = bench.with_mode(cfg, mode)
+  return bench.measure(cfg, tf.distribute.get_strategy(), steps, warmup,
+                       matmul_size)
+
+
+def test_run_all_reports_every_field_and_writes_json(tmp_path, capsys):
+  results = bench.run_all({"tiny": tiny.tiny_config()}, ["plain"], steps=2,
+                          warmup=0, matmul_size=64, load_warn=0.1,
+                          runner=_in_process)
+  (r,) = results
+  for field in bench.FIELDS + ("config", "mode", "loaded", "first_step_s"):
+    assert field in r, field
+  assert r["config"] == "tiny" and r["mode"] == "plain"
+  assert r["gflop_per_step"] > 0 and r["median_s"] > 0
+  assert abs(r["images_per_s"] * r["median_s"] - tiny.BATCH) < 1e-6
+  assert 0 <= r["other_cpu_fraction"] <= 1
+  table = bench.format_table(results)
+  assert "plain" in table and "GFLOP/s" in table
+  path = tmp_path / "out.json"
+  bench.write_json(str(path), results)
+  loaded = json.loads(path.read_text())
+  assert loaded["results"][0]["median_s"] == r["median_s"]
+  assert "tiny" in capsys.readouterr().out
+
+
+def test_modes_set_strategy_and_xla():
+  cfg = bench.with_mode(tiny.tiny_config(), "mirrored")
+  assert cfg.runtime.strategy == "mirrored" and cfg.runtime.jit_compile
+  assert cfg.runtime.num_cpu_devices == 2
+  assert not bench.with_mode(cfg, "plain").runtime.jit_compile
+
+
+def test_a_failing_worker_reports_its_error(monkeypatch):
+  # The worker process fails: the driver returns the error, not a crash.
+  cfg = tiny.tiny_config()
+  monkeypatch.setattr(bench.sys, "executable", "/bin/false")
+  r = bench.run_mode(cfg, "plain", 1, 0, 64)
+  assert "error" in r

@@ -1,0 +1,231 @@
+"""Evaluate, adapt and the fresh-classifier check on a tiny trained run.
+
+One module-scoped run: fake MNIST -> released-format fake MNIST-M (made by
+tests/make_fake_data.py), 2 training steps at 16x16 with tiny nets. The
+library functions are tested in-process; two subprocesses check the binaries'
+flag handling (only the data flags given override config.json) and their
+one-line errors. Each subprocess pays ~5 s of TF import.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pixelda_tf import classifiers
+from pixelda_tf import config as config_lib
+from pixelda_tf import data
+from pixelda_tf import pixelda
+from pixelda_tf import runs
+from pixelda_tf import training
+from pixelda_tf.data import folders
+from tests import make_fake_data
+from tests import tiny
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MNIST_TEST = make_fake_data.N_TEST     # fake MNIST test labels are i % 10
+MNIST_M_TEST = 10                      # released fake MNIST-M test split
+VAL_SIZE = 4
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  """(model_dir, fake data folder), with PIXELDA_OFFLINE=1 for the module."""
+  root = tmp_path_factory.mktemp("evaluate_adapt")
+  fake = str(root / "fake")
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setenv("PIXELDA_OFFLINE", "1")
+    make_fake_data.main(fake)
+    cfg = tiny.tiny_config(
+        data=dict(mnist_dir=os.path.join(fake, "mnist"),
+                  mnist_m_dir=os.path.join(fake, "mnist_m"),
+                  mnist_m_variant="released", data_dir=str(root / "data"),
+                  val_size=VAL_SIZE, download=False),
+        train=dict(model_dir=str(root / "run"), train_steps=2,
+                   checkpoint_every=2, eval_every=0, image_every=0,
+                   summary_every=1, quiet=True))
+    training.train(cfg, strategy=tf.distribute.get_strategy())
+    yield cfg.train.model_dir, fake
+
+
+def _read_png(path):
+  return tf.io.decode_png(tf.io.read_file(path)).numpy()
+
+
+def test_evaluate_writes_consistent_report(run):
+  model_dir, _ = run
+  res = runs.evaluate_model_dir(model_dir, {})
+  confusion = np.array(res["confusion_matrix"])
+  assert confusion.shape == (10, 10)
+  assert confusion.sum() == res["num_examples"] == MNIST_M_TEST
+  assert res["accuracy"] == pytest.approx(np.trace(confusion) / MNIST_M_TEST)
+  rows = confusion.sum(axis=1)
+  for c, acc in enumerate(res["per_class_accuracy"]):
+    assert acc == pytest.approx(confusion[c, c] / rows[c])
+  assert res["step"] == 2 and res["checkpoint"].endswith("ckpt-2")
+  assert "released" in res["data_origin"]
+  with open(res["files"]["json"]) as f:
+    assert json.load(f)["confusion_matrix"] == res["confusion_matrix"]
+  assert _read_png(res["files"]["confusion_png"]).shape[-1] == 3
+  # 8 rows of source | 3 adapted | target at 16x16.
+  assert _read_png(res["files"]["samples_png"]).shape == (8 * 16, 5 * 16, 3)
+
+
+def test_evaluate_on_labelled_folder(run, tmp_path):
+  model_dir, fake = run
+  folder = os.path.join(fake, "source_folder")   # classes a/ (5), b/ (4)
+  res = runs.evaluate_model_dir(
+      model_dir, {"target": "folder", "target_dir": folder},
+      out_dir=str(tmp_path))
+  # No test/ subfolder: the test split is the held-out val slice.
+  assert res["num_examples"] == VAL_SIZE
+  assert np.array(res["confusion_matrix"]).sum() == VAL_SIZE
+  assert res["data"]["mnist_m_dir"] is None     # dropped: nothing reads it
+  assert folder in res["data_origin"]
+  assert os.path.exists(res["files"]["confusion_png"])
+
+
+def test_override_data_rules():
+  base = tiny.tiny_config()
+  cfg = runs.override_data(base, {"mnist_m_dir": "/x"})
+  assert cfg.data.mnist_m_variant == "released"
+  with pytest.raises(config_lib.ConfigError, match="trained at 16"):
+    runs.override_data(base, {"image_size": 32})
+  with pytest.raises(config_lib.ConfigError, match="target_dir"):
+    runs.override_data(base, {"target": "folder"})
+
+
+def test_evaluate_refuses_unlabelled_target(run):
+  model_dir, fake = run
+  with pytest.raises(data.DataError, match="no labels"):
+    runs.evaluate_model_dir(model_dir, {
+        "target": "folder", "target_dir": os.path.join(fake, "target_flat")})
+
+
+def test_evaluate_without_checkpoint(run, tmp_path):
+  model_dir, _ = run
+  shutil.copy(os.path.join(model_dir, pixelda.CONFIG_FILE), tmp_path)
+  with pytest.raises(FileNotFoundError, match="train first"):
+    runs.evaluate_model_dir(str(tmp_path), {})
+  with pytest.raises(FileNotFoundError, match="not a pixelda-tf model_dir"):
+    runs.evaluate_model_dir(str(tmp_path / "nothing"), {})
+
+
+def _cli(*args):
+  env = dict(os.environ, PIXELDA_OFFLINE="1", PYTHONPATH=ROOT,
+             TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=120)
+
+
+def test_evaluate_binary_overrides_only_given_flags(run, tmp_path):
+  model_dir, fake = run
+  out = str(tmp_path / "eval")
+  proc = _cli("pixelda_tf.evaluate", f"--model_dir={model_dir}",
+              "--target=folder",
+              f"--target_dir={os.path.join(fake, 'source_folder')}",
+              "--checkpoint=latest", f"--out_dir={out}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  shown = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert shown["num_examples"] == VAL_SIZE and shown["step"] == 2
+  assert sorted(os.listdir(out)) == [
+      "folder_test_latest.json", "folder_test_latest_confusion.png",
+      "folder_test_latest_samples.png"]
+
+
+def test_evaluate_binary_error_is_one_line(run, tmp_path):
+  model_dir, _ = run
+  shutil.copy(os.path.join(model_dir, pixelda.CONFIG_FILE), tmp_path)
+  proc = _cli("pixelda_tf.evaluate", f"--model_dir={tmp_path}")
+  assert proc.returncode == 1
+  assert "Traceback" not in proc.stderr
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+  assert len(errors) == 1 and "train first" in errors[0]
+
+
+@pytest.fixture(scope="module")
+def adapted(run, tmp_path_factory):
+  """format -> (folder, manifest): K=2 samples of the first 5 test images."""
+  model_dir, _ = run
+  root = tmp_path_factory.mktemp("adapted")
+  out = {}
+  for fmt in runs.FORMATS:
+    path = str(root / fmt)
+    out[fmt] = path, runs.adapt_dataset(
+        model_dir, path, {}, samples_per_image=2, fmt=fmt, split="test",
+        max_images=5, seed=1, batch_size=3)
+  return out
+
+
+@pytest.mark.parametrize("fmt", runs.FORMATS)
+def test_adapt_writes_k_samples_with_source_labels(adapted, fmt):
+  path, manifest = adapted[fmt]
+  assert manifest["num_examples"] == 10 and manifest["num_images"] == 5
+  assert not [n for n in os.listdir(os.path.dirname(path)) if "partial" in n]
+  ds, reread = runs.load_adapted(path)
+  assert reread == manifest
+  images, labels = zip(*[(x.numpy(), int(y)) for x, y in ds])
+  assert np.stack(images).shape == (10, 16, 16, 3)
+  assert np.stack(images).dtype == np.uint8
+  # Fake MNIST test labels are i % 10: images 0..4, two samples each.
+  assert sorted(labels) == sorted([0, 1, 2, 3, 4] * 2)
+  assert manifest["examples_per_class"] == [2] * 5 + [0] * 5
+
+
+def test_adapted_png_folder_reads_as_class_folders(adapted):
+  path, _ = adapted["png"]
+  ds = keras.utils.image_dataset_from_directory(
+      path, image_size=(16, 16), batch_size=None, shuffle=False)
+  assert ds.class_names == [str(i) for i in range(10)]
+  assert sorted(int(y) for _, y in ds) == sorted([0, 1, 2, 3, 4] * 2)
+
+
+def test_adapted_png_folder_reads_as_source_folder(run, tmp_path):
+  # --source=folder refuses empty class folders, so adapt all ten classes.
+  model_dir, _ = run
+  path = str(tmp_path / "all")
+  runs.adapt_dataset(model_dir, path, {}, fmt="png", split="test",
+                     max_images=10)
+  x, y, names = folders.read_folder(path, 16, True, "source_dir")
+  assert x.shape == (10, 16, 16, 3) and names == runs.class_dir_names(10)
+  assert sorted(y.tolist()) == list(range(10))
+
+def test_adapt_z_depends_only_on_seed_and_index(run, adapted, tmp_path):
+  model_dir, _ = run
+  path, _ = adapted["tfrecord"]
+  one = runs.adapt_dataset(model_dir, str(tmp_path / "k1"), {},
+                           samples_per_image=1, split="test", max_images=3,
+                           seed=1, batch_size=2)
+  assert one["num_examples"] == 3
+  first = [x.numpy() for x, _ in runs.load_adapted(str(tmp_path / "k1"))[0]]
+  both = [x.numpy() for x, _ in runs.load_adapted(path)[0]]
+  # Records are image-major; sample 0 of images 0..2 is the same whatever K
+  # and the batch size (to one grey level: kernels for other batch sizes may
+  # round a value near .5 the other way).
+  np.testing.assert_allclose(np.stack(first).astype(int),
+                             np.stack(both[0:6:2]).astype(int), atol=1)
+  with pytest.raises(FileExistsError):
+    runs.adapt_dataset(model_dir, path, {})
+
+
+@pytest.mark.parametrize("arch", classifiers.ARCHS)
+def test_classifier_archs(arch):
+  for size in (16, 32):
+    model = classifiers.build(arch, size, 10)
+    assert model(np.zeros((2, size, size, 3), np.float32)).shape == (2, 10)
+
+
+def test_fresh_classifier_trains_on_adapted_data(run, adapted):
+  path, manifest = adapted["png"]
+  cfg = config_lib.Config.from_dict(manifest["config"])
+  res = classifiers.train_and_evaluate(path, cfg, arch="wide_cnn", epochs=1,
+                                       batch_size=4)
+  assert res["num_train"] == 10
+  assert np.array(res["confusion_matrix"]).sum() == MNIST_M_TEST
+  assert 0.0 <= res["accuracy"] <= 1.0

@@ -1,0 +1,107 @@
+"""Flags -> Config: every field reachable, flagfiles, clear errors."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+from absl import flags
+from absl.testing import flagsaver
+import pytest
+
+from pixelda_tf import config as config_lib
+from pixelda_tf import flags as pixelda_flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = flags.FLAGS
+
+
+def _parse(*argv):
+  FLAGS.unparse_flags()
+  FLAGS(["prog", *argv])
+  return pixelda_flags.config_from_flags()
+
+
+@pytest.fixture(autouse=True)
+def _restore_flags():
+  with flagsaver.flagsaver():
+    yield
+  FLAGS.unparse_flags()
+
+
+def test_every_config_field_has_a_flag():
+  covered = {(sec, field) for sec, field, _ in pixelda_flags._FLAGS.values()}
+  covered |= {("data", "seed"), ("train", "seed")}
+  cfg = config_lib.Config()
+  for sec in dataclasses.fields(cfg):
+    for f in dataclasses.fields(getattr(cfg, sec.name)):
+      assert (sec.name, f.name) in covered, f"{sec.name}.{f.name}"
+
+
+def test_defaults_are_the_config_defaults():
+  assert _parse() == config_lib.Config()
+
+
+def test_paper_flagfile_gives_the_official_setup():
+  os.chdir(ROOT)
+  cfg = _parse("--flagfile=configs/mnistm.flags")
+  assert cfg.generator == config_lib.GeneratorConfig(filters=64, num_blocks=6,
+                                                     noise_dim=10)
+  assert cfg.loss.domain == pytest.approx(0.1356, abs=1e-4)
+  assert cfg.loss.task_in_g == pytest.approx(0.0101, abs=1e-4)
+  assert cfg.loss.style == pytest.approx(0.0113, abs=1e-4)
+  assert cfg.loss.pmse == 0.0
+  assert (cfg.train.batch_size, cfg.optim.learning_rate, cfg.optim.beta1) == (
+      32, 1e-3, 0.5)
+
+
+def test_command_line_overrides_the_flagfile_and_seed_reaches_both():
+  os.chdir(ROOT)
+  cfg = _parse("--flagfile=configs/mnistm_smoke.flags", "--batch_size=4",
+               "--seed=9", "--nojit_compile")
+  assert cfg.train.batch_size == 4
+  assert cfg.train.seed == cfg.data.seed == 9
+  assert not cfg.runtime.jit_compile
+  assert cfg.generator.filters == 8  # from the smoke file
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--target=mnist_n"], "--target='mnist_n' is not valid"),
+    (["--mode=fast"], "--mode='fast' is not valid"),
+    (["--image_size=30"], "--image_size=30"),
+    (["--target=usps", "--bsds_dir=/x"], "--bsds_dir is set but"),
+    (["--mnist_m_variant=released"], "needs --mnist_m_dir"),
+    (["--bsds_dir=/x", "--mnist_m_variant=offline"], "contradicts"),
+    (["--source=usps", "--target=usps"], "both 'usps'"),
+    (["--strategy=mirrored", "--sync_batch_norm"], "--nojit_compile"),
+    (["--num_cpu_devices=2"], "--strategy=mirrored"),
+    (["--batch_size=0"], "--batch_size=0"),
+])
+def test_contradictory_or_bad_values_fail_with_the_fix(argv, message):
+  with pytest.raises(config_lib.ConfigError, match=message.replace(
+      "[", r"\[")):
+    _parse(*argv)
+
+
+def test_config_round_trips_through_json():
+  cfg = _parse("--flagfile=" + os.path.join(ROOT, "configs/mnistm.flags"))
+  import json  # pylint: disable=g-import-not-at-top
+  assert config_lib.Config.from_dict(json.loads(cfg.to_json())) == cfg
+  with pytest.raises(config_lib.ConfigError, match="unknown train"):
+    config_lib.Config.from_dict({"train": {"bogus": 1}})
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
+    (["--mode=fast"], "--mode='fast' is not valid"),
+    (["stray"], "unexpected arguments"),
+])
+def test_binary_fails_before_any_work(argv, message, tmp_path):
+  proc = subprocess.run(
+      [sys.executable, "-m", "pixelda_tf.train",
+       f"--model_dir={tmp_path}/run", *argv],
+      cwd=ROOT, capture_output=True, text=True, timeout=120,
+      env={**os.environ, "PYTHONPATH": ROOT})
+  assert proc.returncode != 0
+  assert message in proc.stderr
+  assert not os.path.exists(tmp_path / "run")

@@ -1,0 +1,55 @@
+"""MultiWorkerMirroredStrategy: two worker processes on 127.0.0.1 train the
+same model and finish with identical weights."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from tests import make_fake_data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _free_ports(n):
+  socks = [socket.socket() for _ in range(n)]
+  for s in socks:
+    s.bind(("127.0.0.1", 0))
+  ports = [s.getsockname()[1] for s in socks]
+  for s in socks:
+    s.close()
+  return ports
+
+
+def test_two_workers_on_loopback_end_with_identical_weights(tmp_path):
+  fake = str(tmp_path / "fake")
+  make_fake_data.main(fake)
+  workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+  procs = []
+  for index in range(2):
+    tf_config = {"cluster": {"worker": workers},
+                 "task": {"type": "worker", "index": index}}
+    env = {**os.environ, "PYTHONPATH": ROOT, "PIXELDA_OFFLINE": "1",
+           "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "pixelda_tf.train", "--strategy=multi_worker",
+         f"--mnist_dir={fake}/mnist", "--mnist_m_variant=released",
+         f"--mnist_m_dir={fake}/mnist_m", f"--data_dir={tmp_path}/data",
+         "--val_size=8", "--image_size=16", "--batch_size=8", "--g_filters=8",
+         "--g_blocks=1", "--d_filters=8", "--d_max_filters=16",
+         "--nojit_compile", "--quiet", "--train_steps=5",
+         "--checkpoint_every=3", "--eval_every=0", "--image_every=0",
+         f"--model_dir={tmp_path}/run"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True))
+  outputs = []
+  for proc in procs:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    outputs.append(json.loads(out.strip().splitlines()[-1]))
+  assert outputs[0]["steps"] == outputs[1]["steps"] == 5
+  assert outputs[0]["weights_sha256"] == outputs[1]["weights_sha256"]
+  # Only the chief (worker 0) writes into model_dir.
+  assert os.path.exists(tmp_path / "run" / "results.json")
+  assert os.path.exists(tmp_path / "run" / "checkpoints" / "ckpt-5.index")

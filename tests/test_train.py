@@ -1,0 +1,160 @@
+"""The training loop end to end on tiny fake data: outputs, resume, NaN stop."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pixelda_tf import config as config_lib
+from pixelda_tf import data
+from pixelda_tf import pixelda
+from pixelda_tf import training
+from tests import make_fake_data
+from tests import tiny
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp("fake"))
+  make_fake_data.main(out)
+  old = os.environ.get("PIXELDA_OFFLINE")
+  os.environ["PIXELDA_OFFLINE"] = "1"
+  yield out
+  if old is None:
+    del os.environ["PIXELDA_OFFLINE"]
+
+
+def _data(fake, tmp):
+  return dict(mnist_dir=os.path.join(fake, "mnist"),
+              mnist_m_variant="released",
+              mnist_m_dir=os.path.join(fake, "mnist_m"),
+              data_dir=os.path.join(tmp, "data"), val_size=8)
+
+
+def _cfg(fake, tmp, **train):
+  return tiny.tiny_config(
+      data=_data(fake, tmp),
+      train=dict(dict(model_dir=os.path.join(tmp, "run"), train_steps=4,
+                      checkpoint_every=2, eval_every=2, summary_every=1,
+                      image_every=2, quiet=True), **train))
+
+
+def _tags(model_dir):
+  tags = set()
+  folder = os.path.join(model_dir, "train")
+  for name in os.listdir(folder):
+    for event in tf.compat.v1.train.summary_iterator(
+        os.path.join(folder, name)):
+      tags |= {v.tag for v in event.summary.value}
+  return tags
+
+
+def test_smoke_run_writes_checkpoints_summaries_and_results(fake, tmp_path):
+  cfg = _cfg(fake, str(tmp_path))
+  results = training.train(cfg, strategy=tf.distribute.get_strategy())
+  run = cfg.train.model_dir
+  assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith(
+      "ckpt-4")
+  assert tf.train.latest_checkpoint(os.path.join(run, "best")) is not None
+  with open(os.path.join(run, "results.json")) as f:
+    saved = json.load(f)
+  assert saved["steps"] == results["steps"] == 4
+  assert 0.0 <= saved["final"]["accuracy"] <= 1.0
+  test_split = data.load_domain(cfg.data, "target", "test")
+  assert saved["final"]["num_examples"] == len(test_split.images)
+  assert "released" in saved["data_sources"]["target/test"].lower()
+  assert config_lib.Config.from_dict(saved["config"]) == cfg
+  assert [h["step"] for h in saved["val_history"]] == [2, 4]
+  tags = _tags(run)
+  assert {"loss/generator", "loss/discriminator", "loss/classifier",
+          "learning_rate", "perf/images_per_s", "accuracy/target_val",
+          "source|adapted|target"} <= tags
+  # Rerunning the finished command resumes at the end and does no steps.
+  again = training.train(cfg, strategy=tf.distribute.get_strategy())
+  assert again["steps"] == 4
+
+
+@pytest.mark.parametrize("mode", ["source_only", "target_only"])
+def test_baseline_modes_run(fake, tmp_path, mode):
+  cfg = _cfg(fake, str(tmp_path), mode=mode, image_every=0)
+  results = training.train(cfg, strategy=tf.distribute.get_strategy())
+  assert results["mode"] == mode and results["steps"] == 4
+
+
+def test_resume_with_other_model_settings_is_refused(fake, tmp_path):
+  cfg = _cfg(fake, str(tmp_path), train_steps=1, eval_every=0)
+  training.train(cfg, strategy=tf.distribute.get_strategy())
+  other = tiny.tiny_config(data=_data(fake, str(tmp_path)),
+                           generator=dict(filters=4),
+                           train=dict(model_dir=cfg.train.model_dir))
+  with pytest.raises(config_lib.ConfigError, match="--filters: 8 -> 4"):
+    training.train(other, strategy=tf.distribute.get_strategy())
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(fake,
+                                                                  tmp_path):
+  cfg = tiny.tiny_config(
+      data=_data(fake, str(tmp_path)), optim=dict(learning_rate=1e30),
+      train=dict(model_dir=str(tmp_path / "run"), train_steps=50,
+                 checkpoint_every=1, eval_every=0, quiet=True))
+  with pytest.raises(pixelda.NonFiniteLossError, match=r"at step \d+"):
+    training.train(cfg, strategy=tf.distribute.get_strategy())
+  model = pixelda.restore(str(tmp_path / "run"))
+  assert 0 < int(model.step) < 50
+  for v in model.nets.generator.variables:
+    assert np.all(np.isfinite(v.numpy())), v.path
+
+
+def _train_cmd(fake, tmp, model_dir, steps):
+  return [sys.executable, "-m", "pixelda_tf.train",
+          f"--mnist_dir={fake}/mnist", "--mnist_m_variant=released",
+          f"--mnist_m_dir={fake}/mnist_m", f"--data_dir={tmp}/data",
+          "--val_size=8", "--image_size=16", "--batch_size=8",
+          "--g_filters=8", "--g_blocks=1", "--d_filters=8",
+          "--d_max_filters=16", "--seed=3", "--nojit_compile", "--quiet",
+          f"--train_steps={steps}", "--checkpoint_every=25", "--eval_every=0",
+          "--summary_every=1000", "--image_every=0",
+          f"--model_dir={model_dir}"]
+
+
+def _final_weights(model_dir):
+  model = pixelda.restore(model_dir)
+  return model, tiny.weights(model)
+
+
+def test_kill_9_and_rerun_finishes_like_an_unbroken_run(fake, tmp_path):
+  env = {**os.environ, "PYTHONPATH": ROOT, "PIXELDA_OFFLINE": "1"}
+  steps = 300
+  broken, unbroken = str(tmp_path / "broken"), str(tmp_path / "unbroken")
+  proc = subprocess.Popen(_train_cmd(fake, tmp_path, broken, steps), cwd=ROOT,
+                          env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 240
+  marker = os.path.join(broken, "checkpoints", "ckpt-75.index")
+  while not os.path.exists(marker) and proc.poll() is None:
+    assert time.time() < deadline, "no checkpoint appeared"
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL, "the run ended before the kill"
+  killed_at = int(pixelda.restore(broken).step)
+  assert 0 < killed_at < steps
+  for model_dir in (broken, unbroken):
+    subprocess.run(_train_cmd(fake, tmp_path, model_dir, steps), cwd=ROOT,
+                   env=env, check=True, capture_output=True, timeout=300)
+  model_a, a = _final_weights(broken)
+  model_b, b = _final_weights(unbroken)
+  assert int(model_a.step) == int(model_b.step) == steps
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+  for name, opt in model_a.optimizers.items():
+    for va, vb in zip(opt.variables, model_b.optimizers[name].variables):
+      np.testing.assert_array_equal(va.numpy(), vb.numpy())
