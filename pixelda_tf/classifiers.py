@@ -122,7 +122,8 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
                     from_logits=True),
                 metrics=["accuracy"])
   started = time.time()
-  history = model.fit(train, epochs=epochs, verbose=0)
+  # The dataset shuffles itself (seeded); fit cannot shuffle a tf.data input.
+  history = model.fit(train, epochs=epochs, verbose=0, shuffle=False)
   target = data.load_domain(cfg.data, "target", eval_split)
   if target.labels is None:
     raise data.DataError(f"{target.origin} has no labels to test on")

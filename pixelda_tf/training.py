@@ -33,6 +33,7 @@ from pixelda_tf import runtime
 
 RESULTS_FILE = "results.json"
 BEST_FILE = "best.json"
+HISTORY_FILE = "history.json"
 EVAL_BATCH = 500
 GRID_ROWS = 8
 GRID_NOISE_SAMPLES = 3
@@ -154,8 +155,15 @@ def train(cfg: config_lib.Config,
             if chief else tf.summary.create_noop_writer())
   grid_batch = next(iter(data.train_dataset(cfg.data, GRID_ROWS)))
 
+  test_data = data.eval_dataset(cfg.data, "target", "test", EVAL_BATCH)
   progress = _Progress(t.train_steps, start_step, t.quiet, t.summary_every)
+  # The evaluation history survives resumes; minutes count across them.
+  history_path = os.path.join(model_dir, HISTORY_FILE)
   history = []
+  if tf.io.gfile.exists(history_path):
+    with tf.io.gfile.GFile(history_path) as f:
+      history = [h for h in json.load(f) if h["step"] <= start_step]
+  prior_minutes = history[-1]["minutes"] if history else 0.0
   step, saved_step, stopped = start_step, start_step, "train_steps"
   window_start, window_steps = time.time(), 0
   with writer.as_default():
@@ -181,10 +189,19 @@ def train(cfg: config_lib.Config,
       if t.eval_every and step % t.eval_every == 0:
         acc = evaluation.evaluate(model.nets.classifier, val_data,
                                   cfg.classifier.num_classes)["accuracy"]
+        # Test accuracy too, for accuracy-vs-time curves; checkpoints are
+        # chosen on validation only.
+        test_acc = evaluation.evaluate(model.nets.classifier, test_data,
+                                       cfg.classifier.num_classes)["accuracy"]
         tf.summary.scalar("accuracy/target_val", acc, step=step)
+        tf.summary.scalar("accuracy/target_test", test_acc, step=step)
         history.append({"step": step, "val_accuracy": acc,
-                        "minutes": (time.time() - started) / 60})
-        logging.info("step %d: target validation accuracy %.4f", step, acc)
+                        "test_accuracy": test_acc,
+                        "minutes": prior_minutes + (time.time() - started) / 60})
+        if chief:
+          _write_json(history_path, history)
+        logging.info("step %d: target accuracy: validation %.4f, test %.4f",
+                     step, acc, test_acc)
         if acc > best["val_accuracy"]:
           best = {"val_accuracy": acc, "step": step}
           best_manager.save(checkpoint_number=step)
@@ -197,7 +214,6 @@ def train(cfg: config_lib.Config,
     manager.save(checkpoint_number=step)
 
   # The final report, on the target test split.
-  test_data = data.eval_dataset(cfg.data, "target", "test", EVAL_BATCH)
   results = {
       "config": cfg.to_dict(), "data_sources": sources, "steps": step,
       "stopped_by": stopped, "wall_time_s": time.time() - started,
@@ -239,13 +255,9 @@ def _image_summary(model: pixelda.PixelDA, batch, step: int) -> None:
   """source | G(source, z) for several z | target, one row per example."""
   if not model.pixelda:
     return
-  xs = batch["source_images"][:GRID_ROWS]
-  noise_dim = model.cfg.generator.noise_dim
-  columns = [xs]
-  for k in range(GRID_NOISE_SAMPLES):
-    z = tf.random.stateless_uniform([GRID_ROWS, noise_dim], seed=[k, 0],
-                                    minval=-1.0, maxval=1.0)
-    columns.append(model.adapt(xs, z))
-  columns.append(batch["target_images"][:GRID_ROWS])
+  xs = np.asarray(batch["source_images"][:GRID_ROWS])
+  columns = [xs, *evaluation.adapted_columns(model.nets.generator, xs,
+                                             GRID_NOISE_SAMPLES),
+             batch["target_images"][:GRID_ROWS]]
   grid = evaluation.image_grid(columns, GRID_ROWS)
   tf.summary.image("source|adapted|target", grid[None], step=step)

@@ -73,6 +73,7 @@ def test_smoke_run_writes_checkpoints_summaries_and_results(fake, tmp_path):
   assert "released" in saved["data_sources"]["target/test"].lower()
   assert config_lib.Config.from_dict(saved["config"]) == cfg
   assert [h["step"] for h in saved["val_history"]] == [2, 4]
+  assert all(0 <= h["test_accuracy"] <= 1 for h in saved["val_history"])
   tags = _tags(run)
   assert {"loss/generator", "loss/discriminator", "loss/classifier",
           "learning_rate", "perf/images_per_s", "accuracy/target_val",
@@ -158,3 +159,16 @@ def test_kill_9_and_rerun_finishes_like_an_unbroken_run(fake, tmp_path):
   for name, opt in model_a.optimizers.items():
     for va, vb in zip(opt.variables, model_b.optimizers[name].variables):
       np.testing.assert_array_equal(va.numpy(), vb.numpy())
+
+
+def test_seed_summary_reports_mean_and_std():
+  from pixelda_tf import seeds  # pylint: disable=g-import-not-at-top
+  def run(final, best):
+    return {"final": {"accuracy": final}, "best": {"accuracy": best},
+            "steps": 10, "wall_time_s": 60.0,
+            "data_sources": {"target/test": "MNIST-M"}}
+  summary = seeds.summarize({0: run(0.9, 0.92), 1: run(0.8, 0.94)})
+  assert summary["final"]["mean"] == pytest.approx(0.85)
+  assert summary["final"]["std"] == pytest.approx(0.05)
+  assert summary["best"]["mean"] == pytest.approx(0.93)
+  assert summary["runs"]["1"]["minutes"] == 1.0
