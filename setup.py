@@ -36,5 +36,7 @@ setuptools.setup(
         # separately with --no-deps (see README): it requires the `tensorflow`
         # wheel, which would be installed over tensorflow-cpu.
         "test": ["pytest>=7", "dill"],
+        # benchmarks/accuracy.py's accuracy-vs-time plot.
+        "bench": ["matplotlib"],
     },
 )

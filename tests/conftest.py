@@ -1,5 +1,5 @@
-"""Test-session setup: two logical CPU devices, so MirroredStrategy can be
-tested on a machine without GPUs (must happen before TensorFlow starts)."""
+"""Test-session setup: offline, tiny fake data, and two logical CPU devices so
+MirroredStrategy can be tested without GPUs (set before TensorFlow starts)."""
 
 import os
 import sys
@@ -9,8 +9,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
+# No test may touch the network: the data layer treats every host as
+# unreachable (the one test of reachability itself unsets this).
+os.environ["PIXELDA_OFFLINE"] = "1"
+
+import pytest  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from tests import make_fake_data  # pylint: disable=g-import-not-at-top
 
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     _cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+@pytest.fixture(scope="session")
+def fake(tmp_path_factory):
+  """A folder of tiny fake data sets (see tests/make_fake_data.py)."""
+  out = tmp_path_factory.mktemp("fake")
+  make_fake_data.main(str(out))
+  return out

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(__file__))
-import make_fake_data  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from pixelda_tf.config import DataConfig
 from pixelda_tf.data import domains
@@ -19,13 +17,6 @@ from pixelda_tf.data import net
 from pixelda_tf.data import pipeline
 from pixelda_tf.data import to_model_range
 from pixelda_tf.data import train_dataset
-
-
-@pytest.fixture(scope="module")
-def fake(tmp_path_factory):
-  out = tmp_path_factory.mktemp("fake")
-  make_fake_data.main(str(out))
-  return out
 
 
 @pytest.fixture(autouse=True)

@@ -7,14 +7,11 @@ import gzip
 import io
 import os
 import pickle
-import sys
 import time
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import make_fake_data  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from pixelda_tf.config import DataConfig
 from pixelda_tf.data import DataError
@@ -26,13 +23,7 @@ from pixelda_tf.data import net
 from pixelda_tf.data import photos
 from pixelda_tf.data import store
 from pixelda_tf.data import usps
-
-
-@pytest.fixture(scope="module")
-def fake(tmp_path_factory):
-  out = tmp_path_factory.mktemp("fake")
-  make_fake_data.main(str(out))
-  return out
+from tests import make_fake_data
 
 
 @pytest.fixture(autouse=True)

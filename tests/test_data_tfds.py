@@ -1,7 +1,6 @@
 """The USPS TFDS builder, on fake LIBSVM files."""
 
 import os
-import sys
 import tempfile
 
 import numpy as np
@@ -10,8 +9,7 @@ import pytest
 pytest.importorskip("dill")  # tfds.testing needs it (TFDS's test extra).
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-sys.path.insert(0, os.path.dirname(__file__))
-import make_fake_data  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import make_fake_data  # pylint: disable=g-import-not-at-top
 
 from pixelda_tf.data import tfds_usps  # pylint: disable=wrong-import-position
 

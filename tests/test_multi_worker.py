@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 
-from tests import make_fake_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,9 +21,7 @@ def _free_ports(n):
   return ports
 
 
-def test_two_workers_on_loopback_end_with_identical_weights(tmp_path):
-  fake = str(tmp_path / "fake")
-  make_fake_data.main(fake)
+def test_two_workers_on_loopback_end_with_identical_weights(fake, tmp_path):
   workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
   procs = []
   for index in range(2):

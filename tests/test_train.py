@@ -15,24 +15,13 @@ from pixelda_tf import config as config_lib
 from pixelda_tf import data
 from pixelda_tf import pixelda
 from pixelda_tf import training
-from tests import make_fake_data
 from tests import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def fake(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp("fake"))
-  make_fake_data.main(out)
-  old = os.environ.get("PIXELDA_OFFLINE")
-  os.environ["PIXELDA_OFFLINE"] = "1"
-  yield out
-  if old is None:
-    del os.environ["PIXELDA_OFFLINE"]
-
-
 def _data(fake, tmp):
+  fake = str(fake)
   return dict(mnist_dir=os.path.join(fake, "mnist"),
               mnist_m_variant="released",
               mnist_m_dir=os.path.join(fake, "mnist_m"),
@@ -115,6 +104,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(fake,
 
 
 def _train_cmd(fake, tmp, model_dir, steps):
+  fake = str(fake)
   return [sys.executable, "-m", "pixelda_tf.train",
           f"--mnist_dir={fake}/mnist", "--mnist_m_variant=released",
           f"--mnist_m_dir={fake}/mnist_m", f"--data_dir={tmp}/data",

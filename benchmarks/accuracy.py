@@ -1,0 +1,88 @@
+r"""Accuracy experiments: PixelDA and its baselines under one budget.
+
+  python benchmarks/accuracy.py --name=mnistm_cpu --root=runs/bench \
+      --modes=pixelda,source_only,target_only -- \
+      --flagfile=configs/mnistm_cpu.flags --bsds_dir=PATH
+
+Trains each mode (everything after `--` goes to `python -m pixelda_tf.train`)
+into <root>/<name>/<mode> (rerunning resumes), then prints a table of target
+test accuracy, writes <root>/<name>/accuracy.json and plots target test
+accuracy against training minutes to <root>/<name>/accuracy_vs_time.png
+(needs matplotlib: `pip install -e '.[bench]'`).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl import app
+from absl import flags
+
+NAME = flags.DEFINE_string("name", "experiment", "Experiment name.")
+ROOT = flags.DEFINE_string("root", "runs/bench", "Where runs land.")
+MODES = flags.DEFINE_list("modes", ["pixelda", "source_only", "target_only"],
+                          "Modes to train.")
+PAPER = {"mnist_m": {"pixelda": 0.982, "source_only": 0.636,
+                     "target_only": 0.964},
+         "usps": {"pixelda": 0.959, "source_only": 0.789,
+                  "target_only": 0.965}}
+
+
+def plot(runs: dict, path: str, title: str) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+  for mode, r in runs.items():
+    hist = r.get("val_history", [])
+    if hist:
+      ax.plot([h["minutes"] for h in hist],
+              [100 * h["test_accuracy"] for h in hist], marker=".",
+              label=mode)
+  ax.set_xlabel("training minutes (wall clock, this machine)")
+  ax.set_ylabel("target test accuracy (%)")
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path)
+
+
+def main(argv):
+  train_args = argv[1:]
+  out_dir = os.path.join(ROOT.value, NAME.value)
+  runs = {}
+  for mode in MODES.value:
+    model_dir = os.path.join(out_dir, mode)
+    cmd = [sys.executable, "-m", "pixelda_tf.train", *train_args,
+           f"--mode={mode}", f"--model_dir={model_dir}"]
+    print("running:", " ".join(cmd), flush=True)
+    if subprocess.run(cmd, check=False).returncode:
+      return 1
+    with open(os.path.join(model_dir, "results.json")) as f:
+      runs[mode] = json.load(f)
+  target = next(iter(runs.values()))["config"]["data"]["target"]
+  rows = {}
+  for mode, r in runs.items():
+    rows[mode] = {
+        "final_test_accuracy": r["final"]["accuracy"],
+        "best_val_checkpoint_test_accuracy": r.get("best", {}).get("accuracy"),
+        "steps": r["steps"], "minutes": r["wall_time_s"] / 60,
+        "target": r["data_sources"]["target/test"],
+        "paper": PAPER.get(target, {}).get(mode)}
+    print(f"{mode:12s} final {100 * rows[mode]['final_test_accuracy']:.2f}%  "
+          f"best-val {rows[mode]['best_val_checkpoint_test_accuracy']}  "
+          f"paper {rows[mode]['paper']}  steps {r['steps']}  "
+          f"{rows[mode]['minutes']:.1f} min")
+  with open(os.path.join(out_dir, "accuracy.json"), "w") as f:
+    json.dump({"command_args": train_args, "runs": rows}, f, indent=2)
+  try:
+    plot(runs, os.path.join(out_dir, "accuracy_vs_time.png"), NAME.value)
+  except ImportError:
+    print("matplotlib is not installed: no plot (pip install -e '.[bench]')")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)
