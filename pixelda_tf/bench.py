@@ -1,7 +1,7 @@
 r"""Step benchmark: how fast is one fused PixelDA train step on this machine?
 
     python -m pixelda_tf.bench [--flagfile=configs/mnistm_cpu.flags] \
-        [--steps=20] [--warmup=3] [--modes=plain,xla,mirrored] [--json=out.json]
+        [--steps=20] [--warmup=3] [--modes=fast,plain,xla,mirrored] [--json=out.json]
 
 For the paper-size step (batch 32, 32x32, G 64 filters x 6 blocks: the
 `Config()` defaults) and, when a flagfile is given (or
@@ -12,9 +12,11 @@ peak measured in the same process, first-step (trace + compile) time, and peak
 RSS. Every (config, mode) runs in a fresh subprocess, so first-step time and
 peak RSS are that mode's own. Data are synthetic: no dataset is needed.
 
-Modes: `plain` (no XLA), `xla` (per-replica step XLA-compiled), `mirrored`
-(MirroredStrategy over 2 logical CPU devices, XLA per replica) and
-`mirrored_plain` (the same without XLA). Runtime flags (e.g.
+Modes: `fast` (no XLA, with the CPU speed layers `--fused_batch_norm` and
+`--split_conv_grad`), `plain` (no XLA, stock Keras layers), `xla`
+(per-replica step XLA-compiled), `mirrored` (MirroredStrategy over 2 logical
+CPU devices, XLA per replica), `mirrored_plain` and `mirrored_fast` (the same
+without XLA, and with the speed layers). Runtime flags (e.g.
 `--intra_op_threads`) and the environment (e.g. `TF_ENABLE_ONEDNN_OPTS`,
 `XLA_FLAGS`) pass through to every mode.
 
@@ -53,17 +55,20 @@ from pixelda_tf import config as config_lib
 from pixelda_tf import flags as pixelda_flags
 
 MODES = {
-    # name: (strategy, jit_compile, num_cpu_devices)
-    "plain": ("default", False, 0),
-    "xla": ("default", True, 0),
-    "mirrored": ("mirrored", True, 2),
-    "mirrored_plain": ("mirrored", False, 2),
+    # name: (strategy, jit_compile, num_cpu_devices, CPU speed layers:
+    # --fused_batch_norm and --split_conv_grad)
+    "fast": ("default", False, 0, True),
+    "plain": ("default", False, 0, False),
+    "xla": ("default", True, 0, False),
+    "mirrored": ("mirrored", True, 2, False),
+    "mirrored_plain": ("mirrored", False, 2, False),
+    "mirrored_fast": ("mirrored", False, 2, True),
 }
 DEFAULT_CONFIG_FLAGFILE = "configs/mnistm_cpu.flags"
 
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per mode.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after the first.")
-_MODES = flags.DEFINE_list("modes", "plain,xla,mirrored",
+_MODES = flags.DEFINE_list("modes", "fast,plain,xla,mirrored",
                            "Modes to run: " + ", ".join(MODES))
 _JSON = flags.DEFINE_string("json", None, "Also write the results here.")
 _PAPER = flags.DEFINE_bool("paper", True, "Benchmark the paper-size step.")
@@ -281,10 +286,11 @@ FIELDS = ("median_s", "images_per_s", "gflop_per_step", "gflops",
 
 
 def with_mode(cfg: config_lib.Config, mode: str) -> config_lib.Config:
-  strategy, jit, devices = MODES[mode]
+  strategy, jit, devices, fast = MODES[mode]
   runtime = dataclasses.replace(cfg.runtime, strategy=strategy,
                                 jit_compile=jit, num_cpu_devices=devices,
-                                sync_batch_norm=False)
+                                sync_batch_norm=False, fused_batch_norm=fast,
+                                split_conv_grad=fast)
   return config_lib.validate(dataclasses.replace(cfg, runtime=runtime))
 
 

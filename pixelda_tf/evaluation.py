@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Dict, Iterable, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+
+# One traced inference function per model, reused by every evaluation (kept
+# off the model itself, where checkpoints and SavedModels would track it).
+_INFERENCE = weakref.WeakKeyDictionary()
+
+
+def _inference_fn(model: keras.Model):
+  if model not in _INFERENCE:
+    _INFERENCE[model] = tf.function(
+        lambda images: model(images, training=False))
+  return _INFERENCE[model]
 
 
 def predict(classifier: keras.Model,
@@ -16,10 +29,7 @@ def predict(classifier: keras.Model,
   Returns:
     (labels, predictions): int64 arrays (N,).
   """
-  @tf.function
-  def logits_of(images):
-    return classifier(images, training=False)
-
+  logits_of = _inference_fn(classifier)
   labels, preds = [], []
   for images, batch_labels in dataset:
     preds.append(tf.argmax(logits_of(images), axis=-1).numpy())

@@ -17,7 +17,9 @@ global gradient as a single-device run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 from typing import Dict, List, Optional
 
@@ -176,7 +178,10 @@ class PixelDA:
       style = mean(losses.generator_adversarial_loss(d_fake))
       d_loss = w.domain * domain
       t_loss = w.task_source * task_source + w.task_adapted * task_adapted
-      g_loss = w.style * style + w.task_in_g * task_adapted
+      # As the official code: the adapted-image task loss, at its own weight,
+      # scaled again by task-in-G.
+      g_loss = (w.style * style
+                + w.task_in_g * w.task_adapted * task_adapted)
       pmse = tf.constant(0.0)
       if w.pmse:
         mask = (losses.foreground_mask(xs) if w.pmse_mask == "foreground"
@@ -295,7 +300,7 @@ class PixelDA:
 
 def check_finite(logs: Dict[str, float], step: int) -> None:
   """Raises NonFiniteLossError naming the step and every non-finite value."""
-  bad = {k: v for k, v in logs.items() if not tf.math.is_finite(float(v))}
+  bad = {k: v for k, v in logs.items() if not math.isfinite(float(v))}
   if bad:
     raise NonFiniteLossError(
         f"non-finite values at step {step}: {bad}; the last good checkpoint is "
@@ -357,6 +362,10 @@ def restore(model_dir: str, which: str = "latest",
     ValueError: the checkpoint does not match the config's networks.
   """
   cfg = load_config(model_dir)
+  # Training-only speed layers are swapped for the plain Keras ones (same
+  # variables), so exported .keras files load without pixelda_tf.
+  cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(
+      cfg.runtime, fused_batch_norm=False, split_conv_grad=False))
   path = checkpoint_path(model_dir, which)
   model = PixelDA(cfg, strategy or tf.distribute.get_strategy())
   try:

@@ -25,7 +25,7 @@ ROOT = flags.DEFINE_string("root", "runs/seeds", "One model_dir per seed "
 
 
 def summarize(results: Dict[int, dict]) -> dict:
-  """Mean and (population) std of final and best-validation test accuracy.
+  """Mean and sample std (n - 1) of final and best-validation test accuracy.
 
   Args:
     results: seed -> the run's results.json content.
@@ -34,8 +34,8 @@ def summarize(results: Dict[int, dict]) -> dict:
   for key in ("final", "best"):
     accs = [r[key]["accuracy"] for r in results.values() if key in r]
     if accs:
-      out[key] = {"mean": float(np.mean(accs)), "std": float(np.std(accs)),
-                  "n": len(accs)}
+      std = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
+      out[key] = {"mean": float(np.mean(accs)), "std": std, "n": len(accs)}
   for seed, r in sorted(results.items()):
     out["runs"][str(seed)] = {
         "final": r["final"]["accuracy"],

@@ -34,6 +34,8 @@ from pixelda_tf import runtime
 RESULTS_FILE = "results.json"
 BEST_FILE = "best.json"
 HISTORY_FILE = "history.json"
+SOURCES_FILE = "data_sources.json"
+PROGRESS_FILE = "progress.json"
 EVAL_BATCH = 500
 GRID_ROWS = 8
 GRID_NOISE_SAMPLES = 3
@@ -44,7 +46,8 @@ _RESUMABLE_CHANGES = {
                            "eval_every", "summary_every", "image_every",
                            "keep_checkpoints", "quiet", "model_dir")
 } | {("runtime", f) for f in ("strategy", "num_cpu_devices", "jit_compile",
-                              "intra_op_threads", "inter_op_threads")} | {
+                              "intra_op_threads", "inter_op_threads",
+                              "fused_batch_norm", "split_conv_grad")} | {
     ("data", f) for f in ("data_dir", "mnist_dir", "bsds_dir", "mnist_m_dir",
                           "usps_path", "source_dir", "target_dir", "download")}
 
@@ -55,6 +58,13 @@ def _write_json(path: str, obj) -> None:
   with tf.io.gfile.GFile(tmp, "w") as f:
     json.dump(obj, f, indent=2, sort_keys=True)
   tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _read_json(path: str, default):
+  if not tf.io.gfile.exists(path):
+    return default
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
 
 
 def _check_same_run(cfg: config_lib.Config, model_dir: str) -> None:
@@ -69,6 +79,29 @@ def _check_same_run(cfg: config_lib.Config, model_dir: str) -> None:
     raise config_lib.ConfigError(
         f"{model_dir} holds a run with other settings ({'; '.join(diffs)}); "
         "use a new --model_dir, or the original flags to resume")
+
+
+def _check_same_data(sources: Dict[str, str], model_dir: str,
+                     chief: bool) -> None:
+  """Refuses to resume on other data (e.g. BSDS500 first, offline photos now).
+
+  The data paths may change between runs (the same files can move), and
+  `mnist_m_variant=auto` resolves at run time, so what is compared is the
+  origin the data layer reports for each split.
+  """
+  path = os.path.join(model_dir, SOURCES_FILE)
+  if tf.io.gfile.exists(path):
+    with tf.io.gfile.GFile(path) as f:
+      first = json.load(f)
+    diffs = [f"{k}: {first.get(k)!r} -> {v!r}" for k, v in sources.items()
+             if first.get(k) != v]
+    if diffs:
+      raise config_lib.ConfigError(
+          f"{model_dir} was trained on other data ({'; '.join(diffs)}); pass "
+          "the data flags of the first run (e.g. --bsds_dir) or use a new "
+          "--model_dir")
+  elif chief:
+    _write_json(path, sources)
 
 
 class _Progress:
@@ -124,6 +157,7 @@ def train(cfg: config_lib.Config,
     sources[f"{role}/{split}"] = dom.origin
     logging.info("%s %s: %s, %d examples", role, split, dom.origin,
                  len(dom.images))
+  _check_same_data(sources, model_dir, chief)
 
   model = pixelda.PixelDA(cfg, strategy)
   # Every worker saves (saving may involve collectives), but only the chief
@@ -142,10 +176,7 @@ def train(cfg: config_lib.Config,
     logging.info("resumed from %s at step %d", restore_from,
                  int(model.step.numpy()))
   best_path = os.path.join(model_dir, pixelda.BEST_DIR, BEST_FILE)
-  best = {"val_accuracy": -1.0, "step": -1}
-  if tf.io.gfile.exists(best_path):
-    with tf.io.gfile.GFile(best_path) as f:
-      best = json.load(f)
+  best = _read_json(best_path, {"val_accuracy": -1.0, "step": -1})
 
   start_step = int(model.step.numpy())
   dataset = data.train_dataset(cfg.data, t.batch_size, start_step=start_step)
@@ -159,16 +190,30 @@ def train(cfg: config_lib.Config,
   progress = _Progress(t.train_steps, start_step, t.quiet, t.summary_every)
   # The evaluation history survives resumes; minutes count across them.
   history_path = os.path.join(model_dir, HISTORY_FILE)
-  history = []
-  if tf.io.gfile.exists(history_path):
-    with tf.io.gfile.GFile(history_path) as f:
-      history = [h for h in json.load(f) if h["step"] <= start_step]
-  prior_minutes = history[-1]["minutes"] if history else 0.0
+  history = [h for h in _read_json(history_path, [])
+             if h["step"] <= start_step]
+  # Training minutes before this process, as of the checkpoint it resumed:
+  # the time budget and the history's clock run across resumes.
+  progress_path = os.path.join(model_dir, PROGRESS_FILE)
+  prior_minutes = _read_json(progress_path, {}).get(str(start_step), 0.0)
+
+  def minutes():
+    return prior_minutes + (time.time() - started) / 60
+
+  def save(step):
+    manager.save(checkpoint_number=step)
+    if chief:
+      # Minutes at each kept checkpoint, so a resume from any of them
+      # continues the clock from there.
+      kept = {p.rsplit("-", 1)[-1] for p in manager.checkpoints}
+      done = {k: v for k, v in _read_json(progress_path, {}).items()
+              if k in kept}
+      _write_json(progress_path, {**done, str(step): minutes()})
   step, saved_step, stopped = start_step, start_step, "train_steps"
   window_start, window_steps = time.time(), 0
   with writer.as_default():
     while step < t.train_steps:
-      if t.max_minutes and time.time() - started > 60 * t.max_minutes:
+      if t.max_minutes and minutes() >= t.max_minutes:
         stopped = "max_minutes"
         break
       logs = {k: float(v) for k, v in model.train_step(next(batches)).items()}
@@ -197,7 +242,7 @@ def train(cfg: config_lib.Config,
         tf.summary.scalar("accuracy/target_test", test_acc, step=step)
         history.append({"step": step, "val_accuracy": acc,
                         "test_accuracy": test_acc,
-                        "minutes": prior_minutes + (time.time() - started) / 60})
+                        "minutes": minutes()})
         if chief:
           _write_json(history_path, history)
         logging.info("step %d: target accuracy: validation %.4f, test %.4f",
@@ -208,15 +253,15 @@ def train(cfg: config_lib.Config,
           if chief:
             _write_json(best_path, best)
       if step % t.checkpoint_every == 0:
-        manager.save(checkpoint_number=step)
+        save(step)
         saved_step = step
   if saved_step != step:
-    manager.save(checkpoint_number=step)
+    save(step)
 
   # The final report, on the target test split.
   results = {
       "config": cfg.to_dict(), "data_sources": sources, "steps": step,
-      "stopped_by": stopped, "wall_time_s": time.time() - started,
+      "stopped_by": stopped, "wall_time_s": 60 * minutes(),
       "mode": t.mode, "val_history": history,
       "final": {"step": step, **_summary(evaluation.evaluate(
           model.nets.classifier, test_data, cfg.classifier.num_classes))},

@@ -58,6 +58,11 @@ def test_modes_set_strategy_and_xla():
   assert cfg.runtime.strategy == "mirrored" and cfg.runtime.jit_compile
   assert cfg.runtime.num_cpu_devices == 2
   assert not bench.with_mode(cfg, "plain").runtime.jit_compile
+  fast = bench.with_mode(cfg, "fast").runtime
+  assert fast.fused_batch_norm and fast.split_conv_grad
+  assert not fast.jit_compile and fast.strategy == "default"
+  plain = bench.with_mode(bench.with_mode(cfg, "fast"), "plain").runtime
+  assert not (plain.fused_batch_norm or plain.split_conv_grad)
 
 
 def test_a_failing_worker_reports_its_error(monkeypatch):

@@ -324,3 +324,24 @@ def test_unreachable_detected_in_seconds(monkeypatch):
   start = time.time()
   assert not net.reachable("https://no-such-host.invalid/x", timeout=1.0)
   assert time.time() - start < 3
+
+
+@pytest.mark.parametrize("target,extra", [
+    ("mnist_m", {"mnist_m_variant": "released"}),
+    ("usps", {}),
+])
+def test_target_validation_slice_is_disjoint_from_train(tmp_path, fake, target,
+                                                        extra):
+  # No target example may be both trained on (even unlabelled) and used to
+  # pick the best checkpoint.
+  paths = {"mnist_m": {"mnist_m_dir": str(fake / "mnist_m")},
+           "usps": {"usps_path": str(fake / "usps.h5")}}[target]
+  cfg = cfg_for(tmp_path, fake, target=target, **paths, **extra)
+  train = load_domain(cfg, "target", "train").images
+  val = load_domain(cfg, "target", "val").images
+  test = load_domain(cfg, "target", "test").images
+  as_set = lambda imgs: {x.tobytes() for x in imgs}
+  assert len(val) == 8
+  assert not as_set(train) & as_set(val)
+  assert not as_set(test) & as_set(val)
+  assert len(as_set(train)) == len(train)  # the fake images are distinct

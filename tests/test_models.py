@@ -73,3 +73,64 @@ def test_same_seed_same_weights_other_seed_other_weights():
   k1 = g.get_layer("block0_conv1").kernel.numpy()
   k2 = g.get_layer("block1_conv1").kernel.numpy()
   assert not np.array_equal(k1, k2)
+
+
+def _grads(layer, x):
+  import tensorflow as tf
+  x = tf.constant(x)
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    y = layer(x, training=True)
+    loss = tf.reduce_sum(y * tf.sin(y))  # A non-trivial upstream gradient.
+  return [y] + tape.gradient(loss, [x] + layer.trainable_variables)
+
+
+def test_fused_batch_norm_matches_keras_batch_norm():
+  x = np.random.default_rng(1).normal(2.0, 3.0, (5, 6, 6, 4)).astype("f")
+  kwargs = dict(momentum=0.9, epsilon=1e-3, scale=False)
+  plain = keras.layers.BatchNormalization(**kwargs)
+  fused = models.FusedBatchNormalization(**kwargs)
+  plain.build(x.shape)
+  fused.build(x.shape)
+  plain.beta.assign(np.arange(4, dtype="f") / 3)
+  fused.beta.assign(np.arange(4, dtype="f") / 3)
+  for a, b in zip(_grads(plain, x), _grads(fused, x)):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+  # Moving statistics updated the same way (biased batch variance).
+  np.testing.assert_allclose(plain.moving_mean.numpy(),
+                             fused.moving_mean.numpy(), rtol=1e-5)
+  np.testing.assert_allclose(plain.moving_variance.numpy(),
+                             fused.moving_variance.numpy(), rtol=1e-5)
+  np.testing.assert_allclose(fused(x, training=False).numpy(),
+                             plain(x, training=False).numpy(), rtol=1e-5,
+                             atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [8, 4, 2])
+def test_stride2_conv_matches_conv2d(size):
+  x = np.random.default_rng(2).normal(size=(3, size, size, 5)).astype("f")
+  kwargs = dict(filters=6, kernel_size=3, strides=2, padding="same",
+                use_bias=False)
+  plain = keras.layers.Conv2D(**kwargs)
+  split = models.Stride2Conv2D(**kwargs)
+  plain.build(x.shape)
+  split.build(x.shape)
+  split.kernel.assign(plain.kernel)
+  for a, b in zip(_grads(plain, x), _grads(split, x)):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_speed_layers_are_used_only_when_asked():
+  d = models.build_discriminator(16, D_CFG, fused_batch_norm=True,
+                                 split_conv_grad=True)
+  assert isinstance(d.get_layer("conv1"), models.Stride2Conv2D)
+  assert isinstance(d.get_layer("conv1_bn"), models.FusedBatchNormalization)
+  d = models.build_discriminator(16, D_CFG)
+  assert type(d.get_layer("conv1")) is keras.layers.Conv2D
+  assert type(d.get_layer("conv1_bn")) is keras.layers.BatchNormalization
+
+
+def test_28_is_a_valid_size_everywhere():
+  cfg = config_lib.validate(config_lib.Config(
+      data=config_lib.DataConfig(image_size=28)))
+  assert models.Networks(cfg).generator.output.shape[1:] == (28, 28, 3)

@@ -140,11 +140,35 @@ def test_xla_and_plain_steps_agree():
     _assert_same(plain, _gradients(_no_noise(), seed=1))
 
 
-@pytest.mark.parametrize("jit", [False, True])
-def test_two_replicas_update_like_one(jit):
+@pytest.fixture(scope="module")
+def mirrored():
+  # One strategy per process: a second MirroredStrategy over the same devices
+  # restarts the collective instance keys and its collectives clash with the
+  # first one's.
   devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
   assert len(devices) == 2, "conftest should create two logical CPUs"
-  mirrored = tf.distribute.MirroredStrategy(devices)
+  return tf.distribute.MirroredStrategy(devices)
+
+
+def test_cpu_speed_layers_give_the_same_step(mirrored):
+  plain = _gradients(_no_noise())
+  fast = _gradients(_no_noise(fused_batch_norm=True, split_conv_grad=True))
+  _assert_same(plain, fast)
+  # Under a mirrored strategy too (the fused layer updates moving statistics
+  # in replica context).
+  model, _, after, _ = _run(_no_noise(strategy="mirrored",
+                                      fused_batch_norm=True,
+                                      split_conv_grad=True),
+                            steps=1, strategy=mirrored)
+  _, _, expected, _ = _run(_no_noise(strategy="mirrored"), steps=1,
+                           strategy=mirrored)
+  for k in after:
+    np.testing.assert_allclose(after[k], expected[k], rtol=1e-4, atol=1e-5,
+                               err_msg=k)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_two_replicas_update_like_one(jit, mirrored):
   one = _gradients(_no_noise(jit_compile=jit))
   # Synchronised batch norm makes each replica normalise with the global
   # batch's statistics, as the single device does (XLA cannot compile the
@@ -165,3 +189,13 @@ def test_check_finite_names_the_step_and_values():
   pixelda.check_finite({"a": 1.0}, 3)
   with pytest.raises(pixelda.NonFiniteLossError, match=r"step 7.*loss/g"):
     pixelda.check_finite({"loss/g": float("nan"), "b": 0.0}, 7)
+
+
+def test_learning_rate_decays_in_staircase_and_gradients_are_clipped():
+  cfg = tiny.tiny_config(optim=dict(learning_rate=0.01, decay_steps=2,
+                                    decay_rate=0.5, clipnorm=5.0))
+  model = pixelda.PixelDA(cfg, tf.distribute.get_strategy())
+  rates = [float(model.train_step(tiny.batch(i))["learning_rate"])
+           for i in range(5)]
+  np.testing.assert_allclose(rates, [0.01, 0.01, 0.005, 0.005, 0.0025])
+  assert all(opt.clipnorm == 5.0 for opt in model.optimizers.values())
