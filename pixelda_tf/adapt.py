@@ -47,7 +47,7 @@ def main(argv):
     manifest = runs.adapt_dataset(
         pixelda_flags.HOLDERS["model_dir"].value, OUT.value,
         # --seed seeds z here; the data seed stays the run's.
-        cli.data_overrides(with_seed=False),
+        cli.data_overrides(),
         samples_per_image=SAMPLES.value, fmt=FORMAT.value, split=SPLIT.value,
         max_images=MAX_IMAGES.value, seed=pixelda_flags.SEED.value,
         which=CHECKPOINT.value, overwrite=OVERWRITE.value)

@@ -132,7 +132,8 @@ def step_flops(nets, cfg: config_lib.Config) -> Dict[str, float]:
   ts = layer_flops(nets.source_classifier)
   if cfg.train.mode != "pixelda":
     return {"classifier": _call_flops(t, b, 1, 1, 0)}
-  gen_trained = cfg.loss.style or cfg.loss.task_in_g or cfg.loss.pmse
+  gen_trained = (cfg.loss.style or cfg.loss.task_in_g * cfg.loss.task_adapted
+                 or cfg.loss.pmse)
   return {
       # G's backward, for g_loss: every layer's filter and input gradient
       # (the first conv's input carries the noise channel).

@@ -42,7 +42,7 @@ def main(argv):
     manifest = runs.read_manifest(TRAIN_DIR.value)
     base = (config_lib.Config.from_dict(manifest["config"])
             if "config" in manifest else config_lib.Config())
-    cfg = runs.override_data(base, cli.data_overrides(with_seed=False))
+    cfg = runs.override_data(base, cli.data_overrides())
     results = classifiers.train_and_evaluate(
         TRAIN_DIR.value, cfg, arch=ARCH.value, epochs=EPOCHS.value,
         batch_size=pixelda_flags.HOLDERS["batch_size"].value,

@@ -19,26 +19,21 @@ from pixelda_tf import config as config_lib
 from pixelda_tf import flags as pixelda_flags
 
 FLAGS = flags.FLAGS
-# Data flags carry their DataConfig field's name.
-DATA_FLAGS = tuple(f.name for f in dataclasses.fields(config_lib.DataConfig)
-                   if f.name in pixelda_flags.HOLDERS)
+# Data flag name -> its DataConfig field (they match, except --data_seed).
+_DATA_FIELDS = {f.name for f in dataclasses.fields(config_lib.DataConfig)}
+DATA_FLAGS = {**{n: n for n in _DATA_FIELDS if n in pixelda_flags.HOLDERS},
+              "data_seed": "seed"}
 
 
-def data_overrides(with_seed: bool = True) -> Dict[str, Any]:
-  """DataConfig field -> value for every data flag given on the command line.
-
-  Args:
-    with_seed: let a given --seed set the data seed (MNIST-M generation and
-      folder order) too.
-  """
+def data_overrides() -> Dict[str, Any]:
+  """DataConfig field -> value for every data flag given on the command line
+  (`--data_seed` sets the data seed: MNIST-M generation, folder splits)."""
   out = {}
-  for name in DATA_FLAGS:
-    if FLAGS[name].present:
-      value = pixelda_flags.HOLDERS[name].value
+  for flag, field in DATA_FLAGS.items():
+    if FLAGS[flag].present:
+      value = pixelda_flags.HOLDERS[flag].value
       # As config_from_flags: an empty path means "not set".
-      out[name] = None if value == "" else value
-  if with_seed and FLAGS["seed"].present:
-    out["seed"] = pixelda_flags.SEED.value
+      out[field] = None if value == "" else value
   return out
 
 

@@ -127,7 +127,8 @@ class LossConfig:
     style: weight of the generator's adversarial loss (G step).
     task_source: weight of the task loss on source images (T step).
     task_adapted: weight of the task loss on adapted images (T step).
-    task_in_g: weight of the task loss on adapted images in the G step.
+    task_in_g: weight, in the G step, of the task loss on adapted images
+      (times `task_adapted`, as in the official code).
     pmse: gamma, weight of the masked pairwise MSE content loss (G step).
     pmse_mask: `none` (all pixels) or `foreground` (source pixels that are
       not background black).
@@ -207,10 +208,12 @@ class RuntimeConfig:
     inter_op_threads: TensorFlow inter-op threads (0 = TensorFlow's choice).
     fused_batch_norm: run 4-D batch norm in training as one fused op
       (`models.FusedBatchNormalization`); same numbers, fewer ops. Ignored
-      with jit_compile (XLA's lowering of the fused op is ~4x slower).
-      Opt-in: generator.keras then needs pixelda_tf to load.
+      with jit_compile (XLA's lowering of the fused op is ~4x slower) and
+      with sync_batch_norm. Training only: restored runs (export, evaluate,
+      adapt) use the stock layers, which hold the same variables.
     split_conv_grad: compute the input gradient of D's stride-2 convs as
       four stride-1 convs (`models.Stride2Conv2D`); same numbers, faster.
+      Training only, as fused_batch_norm.
   """
   strategy: str = "default"
   num_cpu_devices: int = 0

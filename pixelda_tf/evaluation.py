@@ -17,8 +17,10 @@ _INFERENCE = weakref.WeakKeyDictionary()
 
 def _inference_fn(model: keras.Model):
   if model not in _INFERENCE:
+    # A weak reference: the cached function must not keep its model alive.
+    ref = weakref.ref(model)
     _INFERENCE[model] = tf.function(
-        lambda images: model(images, training=False))
+        lambda images: ref()(images, training=False))
   return _INFERENCE[model]
 
 

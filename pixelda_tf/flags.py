@@ -1,8 +1,9 @@
 """Command-line flags of the pixelda-tf binaries, parsed once into a Config.
 
 Every `Config` field has one flag (table `_FLAGS`); `--seed` is the training
-seed, `--data_seed` the one that makes the data sets themselves. Binaries import this module, call `app.run`, then
-`config_from_flags()`; the library itself never reads flags.
+seed, `--data_seed` the one that makes the data sets themselves. Binaries
+import this module, call `app.run`, then `config_from_flags()`; the library
+itself never reads flags.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def _define(name: str, section: str, field: str, help_: str) -> flags.FlagHolder
 
 HOLDERS: Dict[str, flags.FlagHolder] = {
     name: _define(name, *spec) for name, spec in _FLAGS.items()}
-SEED = flags.DEFINE_integer("seed", 0, "Seed of weight initialisation, data "
+SEED = flags.DEFINE_integer("seed", 0, "Seed of weight initialisation, batch "
                             "order, z and every other random draw in training.")
 
 

@@ -32,7 +32,8 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     return 1
   line = {"target_test_accuracy": results["final"]["accuracy"],
-          "steps": results["steps"], "minutes": results["wall_time_s"] / 60,
+          "steps": results["steps"], "stopped_by": results["stopped_by"],
+          "minutes": results["wall_time_s"] / 60,
           "weights_sha256": results["weights_sha256"]}
   if "best" in results:
     line["best_val_checkpoint_test_accuracy"] = results["best"]["accuracy"]

@@ -71,37 +71,78 @@ def _check_same_run(cfg: config_lib.Config, model_dir: str) -> None:
   """Refuses to resume a run with different model or training settings."""
   old = pixelda.load_config(model_dir).to_dict()
   new = cfg.to_dict()
-  diffs = [f"--{field}: {old[sec][field]!r} -> {new[sec][field]!r}"
+  # Named as in config.json (section.field): flag names differ from fields.
+  diffs = [f"{sec}.{field}: {old[sec][field]!r} -> {new[sec][field]!r}"
            for sec in new for field in new[sec]
            if (sec, field) not in _RESUMABLE_CHANGES
            and old[sec][field] != new[sec][field]]
   if diffs:
     raise config_lib.ConfigError(
-        f"{model_dir} holds a run with other settings ({'; '.join(diffs)}); "
-        "use a new --model_dir, or the original flags to resume")
+        f"{model_dir} holds a run with other settings ({'; '.join(diffs)}; "
+        f"see {pixelda.CONFIG_FILE} there); use a new --model_dir, or the "
+        "original flags to resume")
 
 
-def _check_same_data(sources: Dict[str, str], model_dir: str,
-                     chief: bool) -> None:
+def _data_fingerprint(domain) -> str:
+  """sha256 of a split's pixels and labels: what it is, not where it lives."""
+  h = hashlib.sha256(np.ascontiguousarray(domain.images).tobytes())
+  if domain.labels is not None:
+    h.update(np.asarray(domain.labels, np.int64).tobytes())
+  return h.hexdigest()
+
+
+def _check_same_data(sources: Dict[str, str], fingerprints: Dict[str, str],
+                     model_dir: str, chief: bool) -> None:
   """Refuses to resume on other data (e.g. BSDS500 first, offline photos now).
 
-  The data paths may change between runs (the same files can move), and
-  `mnist_m_variant=auto` resolves at run time, so what is compared is the
-  origin the data layer reports for each split.
+  Data paths may change between runs (the same files can move, a cache can
+  be rebuilt), and `mnist_m_variant=auto` resolves at run time, so what is
+  compared is each split's content fingerprint; the error names the origins.
   """
   path = os.path.join(model_dir, SOURCES_FILE)
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
       first = json.load(f)
-    diffs = [f"{k}: {first.get(k)!r} -> {v!r}" for k, v in sources.items()
-             if first.get(k) != v]
+    old = first.get("sha256", {})
+    diffs = [f"{k}: {first.get('origins', {}).get(k)!r} -> {sources[k]!r}"
+             for k, v in fingerprints.items() if k in old and old[k] != v]
     if diffs:
       raise config_lib.ConfigError(
           f"{model_dir} was trained on other data ({'; '.join(diffs)}); pass "
           "the data flags of the first run (e.g. --bsds_dir) or use a new "
           "--model_dir")
   elif chief:
-    _write_json(path, sources)
+    _write_json(path, {"origins": sources, "sha256": fingerprints})
+
+
+def _prior_minutes(progress: Dict[str, float], history: list,
+                   start_step: int) -> float:
+  """Training minutes before the checkpoint at start_step.
+
+  From progress.json; if its entry is missing (killed between the checkpoint
+  and the progress write, or a run from before progress.json), the latest
+  entry or evaluation at or before start_step, so the budget never restarts.
+  """
+  if str(start_step) in progress:
+    return progress[str(start_step)]
+  known = [(int(k), v) for k, v in progress.items() if int(k) <= start_step]
+  known += [(h["step"], h["minutes"]) for h in history]
+  return max(known)[1] if known else 0.0
+
+
+def _any_worker(strategy: tf.distribute.Strategy,
+               cfg: config_lib.RuntimeConfig, flag: bool) -> bool:
+  """True when any worker's `flag` is: workers read their own clocks, and one
+  that stopped alone would leave the others waiting in a collective."""
+  if cfg.strategy != "multi_worker":
+    return flag
+
+  def any_replica(x):
+    # ReduceOp has SUM and MEAN only: any flag set makes the sum positive.
+    return tf.distribute.get_replica_context().all_reduce("sum", x)
+
+  out = strategy.run(any_replica, args=(tf.constant(float(flag)),))
+  return float(strategy.experimental_local_results(out)[0]) > 0
 
 
 class _Progress:
@@ -150,14 +191,15 @@ def train(cfg: config_lib.Config,
     _write_json(os.path.join(model_dir, pixelda.CONFIG_FILE), cfg.to_dict())
 
   # Data first: a missing data set should fail before minutes of tracing.
-  sources = {}
+  sources, fingerprints = {}, {}
   for role, split in (("source", "train"), ("target", "train"),
                       ("target", "val"), ("target", "test")):
     dom = data.load_domain(cfg.data, role, split)
     sources[f"{role}/{split}"] = dom.origin
+    fingerprints[f"{role}/{split}"] = _data_fingerprint(dom)
     logging.info("%s %s: %s, %d examples", role, split, dom.origin,
                  len(dom.images))
-  _check_same_data(sources, model_dir, chief)
+  _check_same_data(sources, fingerprints, model_dir, chief)
 
   model = pixelda.PixelDA(cfg, strategy)
   # Every worker saves (saving may involve collectives), but only the chief
@@ -179,7 +221,8 @@ def train(cfg: config_lib.Config,
   best = _read_json(best_path, {"val_accuracy": -1.0, "step": -1})
 
   start_step = int(model.step.numpy())
-  dataset = data.train_dataset(cfg.data, t.batch_size, start_step=start_step)
+  dataset = data.train_dataset(cfg.data, t.batch_size, start_step=start_step,
+                               shuffle_seed=t.seed)
   batches = iter(strategy.experimental_distribute_dataset(dataset))
   val_data = data.eval_dataset(cfg.data, "target", "val", EVAL_BATCH)
   writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train"))
@@ -195,7 +238,8 @@ def train(cfg: config_lib.Config,
   # Training minutes before this process, as of the checkpoint it resumed:
   # the time budget and the history's clock run across resumes.
   progress_path = os.path.join(model_dir, PROGRESS_FILE)
-  prior_minutes = _read_json(progress_path, {}).get(str(start_step), 0.0)
+  prior_minutes = _prior_minutes(_read_json(progress_path, {}), history,
+                                 start_step)
 
   def minutes():
     return prior_minutes + (time.time() - started) / 60
@@ -213,7 +257,9 @@ def train(cfg: config_lib.Config,
   window_start, window_steps = time.time(), 0
   with writer.as_default():
     while step < t.train_steps:
-      if t.max_minutes and minutes() >= t.max_minutes:
+      # Every worker asks (with or without a budget of its own).
+      if _any_worker(strategy, cfg.runtime,
+                    bool(t.max_minutes) and minutes() >= t.max_minutes):
         stopped = "max_minutes"
         break
       logs = {k: float(v) for k, v in model.train_step(next(batches)).items()}

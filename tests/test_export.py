@@ -36,7 +36,10 @@ def tiny_config(**generator) -> config.Config:
       generator=config.GeneratorConfig(
           **{"filters": 8, "num_blocks": 1, "noise_dim": NOISE, **generator}),
       discriminator=config.DiscriminatorConfig(filters=8, max_filters=16),
-      runtime=config.RuntimeConfig(jit_compile=False))
+      # Trained with the CPU speed layers: the export must still write
+      # stock-layer .keras files that load without pixelda_tf.
+      runtime=config.RuntimeConfig(jit_compile=False, fused_batch_norm=True,
+                                   split_conv_grad=True))
 
 
 def make_model_dir(model_dir: str, cfg: config.Config,

@@ -53,6 +53,15 @@ def test_paper_flagfile_gives_the_official_setup():
   assert cfg.loss.pmse == 0.0
   assert (cfg.train.batch_size, cfg.optim.learning_rate, cfg.optim.beta1) == (
       32, 1e-3, 0.5)
+  # The official loop counts D and G steps apiece: its 500k steps and lr
+  # decay every 20k are 250k and 10k of our fused steps.
+  assert (cfg.train.train_steps, cfg.optim.decay_steps,
+          cfg.optim.decay_rate) == (250000, 10000, 0.95)
+  # The library defaults are the same official setup.
+  defaults = config_lib.Config()
+  assert (defaults.train.train_steps, defaults.optim.decay_steps) == (
+      250000, 10000)
+  assert defaults.loss == cfg.loss and defaults.generator == cfg.generator
 
 
 def test_command_line_overrides_the_flagfile_and_seeds_are_separate():

@@ -134,3 +134,26 @@ def test_28_is_a_valid_size_everywhere():
   cfg = config_lib.validate(config_lib.Config(
       data=config_lib.DataConfig(image_size=28)))
   assert models.Networks(cfg).generator.output.shape[1:] == (28, 28, 3)
+
+
+def test_speed_layers_are_off_under_xla_and_synchronised_bn():
+  def bn_type(**runtime):
+    cfg = config_lib.Config(
+        data=config_lib.DataConfig(image_size=16),
+        runtime=config_lib.RuntimeConfig(fused_batch_norm=True, **runtime))
+    return type(models.Networks(cfg).generator.get_layer("block0_bn1"))
+  assert bn_type(jit_compile=False) is models.FusedBatchNormalization
+  assert bn_type(jit_compile=True) is keras.layers.BatchNormalization
+  assert bn_type(jit_compile=False, sync_batch_norm=True) is (
+      keras.layers.BatchNormalization)
+
+
+def test_speed_layers_round_trip_through_keras_files(tmp_path):
+  d = models.build_discriminator(16, D_CFG, fused_batch_norm=True,
+                                 split_conv_grad=True)
+  x = np.random.default_rng(3).uniform(-1, 1, (2, 16, 16, 3)).astype("f")
+  d.save(tmp_path / "d.keras")
+  loaded = keras.models.load_model(tmp_path / "d.keras")
+  assert isinstance(loaded.get_layer("conv1"), models.Stride2Conv2D)
+  np.testing.assert_allclose(loaded(x, training=False).numpy(),
+                             d(x, training=False).numpy(), rtol=1e-6)

@@ -21,7 +21,9 @@ def _free_ports(n):
   return ports
 
 
-def test_two_workers_on_loopback_end_with_identical_weights(fake, tmp_path):
+def _run_workers(fake, tmp_path, extra_flags=((), ())):
+  """Starts two workers (worker i gets extra_flags[i]); returns their last
+  stdout lines as JSON."""
   workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
   procs = []
   for index in range(2):
@@ -37,7 +39,7 @@ def test_two_workers_on_loopback_end_with_identical_weights(fake, tmp_path):
          "--g_blocks=1", "--d_filters=8", "--d_max_filters=16",
          "--nojit_compile", "--quiet", "--train_steps=5",
          "--checkpoint_every=3", "--eval_every=0", "--image_every=0",
-         f"--model_dir={tmp_path}/run"],
+         f"--model_dir={tmp_path}/run", *extra_flags[index]],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True))
   outputs = []
@@ -45,8 +47,22 @@ def test_two_workers_on_loopback_end_with_identical_weights(fake, tmp_path):
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
     outputs.append(json.loads(out.strip().splitlines()[-1]))
+  return outputs
+
+
+def test_two_workers_on_loopback_end_with_identical_weights(fake, tmp_path):
+  outputs = _run_workers(fake, tmp_path)
   assert outputs[0]["steps"] == outputs[1]["steps"] == 5
   assert outputs[0]["weights_sha256"] == outputs[1]["weights_sha256"]
   # Only the chief (worker 0) writes into model_dir.
   assert os.path.exists(tmp_path / "run" / "results.json")
   assert os.path.exists(tmp_path / "run" / "checkpoints" / "ckpt-5.index")
+
+
+def test_a_worker_out_of_time_stops_every_worker(fake, tmp_path):
+  # Worker 0's budget is over before the first step, worker 1 has none: they
+  # must agree to stop (a worker stopping alone would leave the other waiting
+  # in a collective until the timeout).
+  outputs = _run_workers(fake, tmp_path, (["--max_minutes=0.0001"], []))
+  assert outputs[0]["steps"] == outputs[1]["steps"] == 0
+  assert outputs[0]["stopped_by"] == outputs[1]["stopped_by"] == "max_minutes"

@@ -154,8 +154,9 @@ def test_cpu_speed_layers_give_the_same_step(mirrored):
   plain = _gradients(_no_noise())
   fast = _gradients(_no_noise(fused_batch_norm=True, split_conv_grad=True))
   _assert_same(plain, fast)
-  # Under a mirrored strategy too (the fused layer updates moving statistics
-  # in replica context).
+  # And a whole step under a mirrored strategy (two replicas, each with its
+  # own batch statistics) ends with the stock layers' weights and moving
+  # statistics.
   model, _, after, _ = _run(_no_noise(strategy="mirrored",
                                       fused_batch_norm=True,
                                       split_conv_grad=True),

@@ -1,13 +1,16 @@
 """The training loop end to end on tiny fake data: outputs, resume, NaN stop."""
 
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
@@ -85,8 +88,45 @@ def test_resume_with_other_model_settings_is_refused(fake, tmp_path):
   other = tiny.tiny_config(data=_data(fake, str(tmp_path)),
                            generator=dict(filters=4),
                            train=dict(model_dir=cfg.train.model_dir))
-  with pytest.raises(config_lib.ConfigError, match="--filters: 8 -> 4"):
+  with pytest.raises(config_lib.ConfigError, match="generator.filters: 8 -> 4"):
     training.train(other, strategy=tf.distribute.get_strategy())
+
+
+def test_resume_on_moved_data_works_and_on_other_data_is_refused(fake,
+                                                                  tmp_path):
+  cfg = _cfg(fake, str(tmp_path), train_steps=1, eval_every=0, image_every=0)
+  training.train(cfg, strategy=tf.distribute.get_strategy())
+
+  def resume_on(folder, steps):
+    moved = dataclasses.replace(cfg.data, mnist_m_dir=str(folder))
+    return training.train(dataclasses.replace(
+        cfg, data=moved, train=dataclasses.replace(cfg.train,
+                                                   train_steps=steps)),
+        strategy=tf.distribute.get_strategy())
+
+  # The same files somewhere else: a path change, not a data change.
+  moved = tmp_path / "moved_mnist_m"
+  shutil.copytree(os.path.join(str(fake), "mnist_m"), moved)
+  assert resume_on(moved, 2)["steps"] == 2
+  # One test image changed: other data.
+  image = sorted((moved / "mnist_m_test").iterdir())[0]
+  pixels = np.asarray(Image.open(image))
+  Image.fromarray(255 - pixels).save(image)
+  # A new process would read the folder again: drop this one's memo.
+  data.domains._full.cache_clear()  # pylint: disable=protected-access
+  with pytest.raises(config_lib.ConfigError, match="trained on other data"):
+    resume_on(moved, 3)
+
+
+def test_time_budget_continues_across_resumes():
+  progress = {"4": 1.5, "8": 3.0}
+  history = [{"step": 6, "minutes": 2.2}]
+  assert training._prior_minutes(progress, history, 8) == 3.0
+  # Killed between checkpoint 10 and its progress entry: the latest known
+  # clock at or before step 10, never a fresh budget.
+  assert training._prior_minutes(progress, history, 10) == 3.0
+  assert training._prior_minutes({}, history, 7) == 2.2
+  assert training._prior_minutes({}, [], 5) == 0.0
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(fake,

@@ -11,12 +11,14 @@ Public API that the trainer, evaluate, adapt and export use:
                          "test"}; "val" is the last cfg.val_size examples of
                          the train split (target only); "train" for the target
                          excludes them.
-  train_dataset(cfg: DataConfig, batch_size: int, start_step: int = 0)
+  train_dataset(cfg: DataConfig, batch_size: int, start_step: int = 0,
+                shuffle_seed: Optional[int] = None)
                          -> tf.data.Dataset of dicts with
                          source_images float32 (B,S,S,3) in [-1,1],
                          source_labels int32 (B,), target_images float32
                          (B,S,S,3), target_labels int32 (B,) (-1 if unlabelled).
-                         Infinite, deterministic from cfg.seed, and resumable:
+                         Infinite, the order deterministic from shuffle_seed
+                         (default cfg.seed), and resumable:
                          batch k of train_dataset(cfg, B, start_step=s) equals
                          batch s+k of train_dataset(cfg, B).
   eval_dataset(cfg: DataConfig, role: str, split: str, batch_size: int)

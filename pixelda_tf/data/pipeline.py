@@ -73,13 +73,19 @@ def _gather(domain: domains.Domain, idx: tf.Tensor, unlabelled: int):
 
 
 def train_dataset(cfg: DataConfig, batch_size: int,
-                  start_step: int = 0) -> tf.data.Dataset:
+                  start_step: int = 0,
+                  shuffle_seed: Optional[int] = None) -> tf.data.Dataset:
   """Infinite zipped source/target training batches; see the package doc.
+
+  The batch order follows `shuffle_seed` (training passes its `--seed`, so
+  training seeds see different orders of the same data); None means
+  `cfg.seed`, the data seed.
 
   Elements are dicts: source_images / target_images float32 (B, S, S, 3) in
   [-1, 1], source_labels / target_labels int32 (B,) (-1 when unlabelled).
   Batch k with `start_step=s` equals batch s + k with `start_step=0`.
   """
+  order_seed = cfg.seed if shuffle_seed is None else shuffle_seed
   source = domains.load_domain(cfg, "source", "train")
   target = domains.load_domain(cfg, "target", "train")
   # Constants once, captured by the map functions (not re-embedded per call).
@@ -99,8 +105,8 @@ def train_dataset(cfg: DataConfig, batch_size: int,
             "target_images": t_x, "target_labels": t_y}
 
   ds = tf.data.Dataset.zip((
-      index_batches(len(source), batch_size, cfg.seed, 0, start_step),
-      index_batches(len(target), batch_size, cfg.seed, 1, start_step)))
+      index_batches(len(source), batch_size, order_seed, 0, start_step),
+      index_batches(len(target), batch_size, order_seed, 1, start_step)))
   return ds.map(fetch, num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True).prefetch(tf.data.AUTOTUNE)
 

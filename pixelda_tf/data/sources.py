@@ -45,9 +45,15 @@ def mnist_m_variant(cfg: DataConfig) -> str:
 
 def _folder_key(folder: str) -> str:
   """Names the cache of a released folder; changes when its files change."""
+  # Every file below it (a changed image changes no folder's mtime).
   stamp = {os.path.abspath(folder): b""}
-  for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-    stamp[name] = str(os.stat(os.path.join(folder, name)).st_mtime_ns).encode()
+  for root, dirs, files in os.walk(folder):
+    dirs.sort()
+    for name in sorted(files):
+      path = os.path.join(root, name)
+      st = os.stat(path)
+      stamp[os.path.relpath(path, folder)] = (
+          f"{st.st_mtime_ns}:{st.st_size}".encode())
   return photos.digest(stamp)
 
 
