@@ -112,6 +112,9 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
   num_train = int(ds.reduce(0, lambda n, _: n + 1))
   if num_train == 0:
     raise data.DataError(f"{train_dir}: no training examples")
+  # A known length, so Keras counts the steps of an epoch (and does not warn
+  # that the input "ran out of data" at the end of each).
+  ds = ds.apply(tf.data.experimental.assert_cardinality(num_train))
   train = (ds.shuffle(num_train, seed=seed, reshuffle_each_iteration=True)
            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
   # Keras draws initial weights and dropout masks from its global seed.
