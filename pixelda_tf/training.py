@@ -100,9 +100,8 @@ def _check_same_data(sources: Dict[str, str], fingerprints: Dict[str, str],
   compared is each split's content fingerprint; the error names the origins.
   """
   path = os.path.join(model_dir, SOURCES_FILE)
-  if tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path) as f:
-      first = json.load(f)
+  first = _read_json(path, None)
+  if first is not None:
     old = first.get("sha256", {})
     diffs = [f"{k}: {first.get('origins', {}).get(k)!r} -> {sources[k]!r}"
              for k, v in fingerprints.items() if k in old and old[k] != v]
@@ -131,7 +130,7 @@ def _prior_minutes(progress: Dict[str, float], history: list,
 
 
 def _any_worker(strategy: tf.distribute.Strategy,
-               cfg: config_lib.RuntimeConfig, flag: bool) -> bool:
+                cfg: config_lib.RuntimeConfig, flag: bool) -> bool:
   """True when any worker's `flag` is: workers read their own clocks, and one
   that stopped alone would leave the others waiting in a collective."""
   if cfg.strategy != "multi_worker":
@@ -259,7 +258,7 @@ def train(cfg: config_lib.Config,
     while step < t.train_steps:
       # Every worker asks (with or without a budget of its own).
       if _any_worker(strategy, cfg.runtime,
-                    bool(t.max_minutes) and minutes() >= t.max_minutes):
+                     bool(t.max_minutes) and minutes() >= t.max_minutes):
         stopped = "max_minutes"
         break
       logs = {k: float(v) for k, v in model.train_step(next(batches)).items()}
