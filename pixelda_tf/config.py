@@ -79,8 +79,9 @@ class GeneratorConfig:
     filters: channels of every residual-block convolution.
     num_blocks: number of residual blocks.
     noise_dim: size of z, drawn uniform in [-1, 1].
-    residual_output: output = tanh-bounded input + residual (official
-      `resnet_residuals`), instead of a plain image-to-image map.
+    residual_output: output = clip(input + 2 * tanh(residual)) (the
+      official `residual_interpretation` form, with a change wide enough to
+      reach every output value), instead of a plain image-to-image map.
   """
   filters: int = 64
   num_blocks: int = 6

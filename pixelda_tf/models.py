@@ -202,7 +202,11 @@ def build_generator(image_size: int = 32,
                       name="conv_out")(x)
   if cfg.residual_output:
     # The official `residual_interpretation` form: the net predicts a change
-    # to the source image, clipped back to the image range.
+    # to the source image, clipped back to the image range. The change spans
+    # [-2, 2], so any input pixel can reach any output value: with a [-1, 1]
+    # change a black source background (-1) could never get brighter than
+    # mid-grey, nor a white digit darker.
+    out = layers.Rescaling(2.0, name="residual_scale")(out)
     out = layers.Add(name="input_plus_residual")([image, out])
     out = layers.Activation("hard_tanh", name="clip")(out)
   return keras.Model([image, z], out, name=name)

@@ -130,6 +130,24 @@ def test_speed_layers_are_used_only_when_asked():
   assert type(d.get_layer("conv1_bn")) is keras.layers.BatchNormalization
 
 
+def test_residual_output_reaches_the_whole_image_range():
+  cfg = config_lib.GeneratorConfig(filters=4, num_blocks=1, noise_dim=2,
+                                   residual_output=True)
+  g = models.build_generator(8, cfg)
+  image = np.full((1, 8, 8, 3), -1.0, "f")  # black background
+  image[0, 2:6, 2:6] = 1.0                  # a white "digit"
+  z = np.zeros((1, 2), "f")
+  out = g.get_layer("conv_out")
+  kernel, bias = out.get_weights()
+  for target in (1.0, -1.0):
+    # A saturated change pushes every pixel to one end of the range.
+    out.set_weights([np.zeros_like(kernel), np.full_like(bias, 20 * target)])
+    np.testing.assert_allclose(g([image, z], training=False).numpy(), target,
+                               atol=1e-5)
+  out.set_weights([np.zeros_like(kernel), np.zeros_like(bias)])
+  np.testing.assert_allclose(g([image, z], training=False).numpy(), image)
+
+
 def test_28_is_a_valid_size_everywhere():
   cfg = config_lib.validate(config_lib.Config(
       data=config_lib.DataConfig(image_size=28)))
