@@ -17,8 +17,10 @@ Modes: `fast` (no XLA, with the CPU speed layers `--fused_batch_norm` and
 (per-replica step XLA-compiled), `mirrored` (MirroredStrategy over 2 logical
 CPU devices, XLA per replica), `mirrored_plain` and `mirrored_fast` (the same
 without XLA, and with the speed layers). Runtime flags (e.g.
-`--intra_op_threads`) and the environment (e.g. `TF_ENABLE_ONEDNN_OPTS`,
-`XLA_FLAGS`) pass through to every mode.
+`--intra_op_threads`) and the environment (e.g. `XLA_FLAGS`, or
+`TF_ENABLE_ONEDNN_OPTS=0` to time TensorFlow without its oneDNN CPU kernels,
+which importing pixelda_tf turns on) pass through to every mode; the
+`oneDNN` column says whether each worker ran with them.
 
 FLOPs are counted from the model definitions, not measured: a conv or dense
 layer's forward pass costs 2 * MACs; each call of a network in the step adds
@@ -238,6 +240,7 @@ def measure(cfg: config_lib.Config, strategy, steps: int, warmup: int,
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from pixelda_tf import pixelda  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import runtime  # pylint: disable=g-import-not-at-top
   t0 = time.perf_counter()
   model = pixelda.PixelDA(cfg, strategy)
   build_s = time.perf_counter() - t0
@@ -278,12 +281,13 @@ def measure(cfg: config_lib.Config, strategy, steps: int, warmup: int,
       # when the machine is busy.
       cpu_s_per_step=load.own_cpu_seconds / steps,
       loadavg_before=load.loadavg_before, loadavg_after=load.loadavg_after,
-      replicas=strategy.num_replicas_in_sync)
+      replicas=strategy.num_replicas_in_sync,
+      onednn=runtime.onednn_enabled())
 
 
 FIELDS = ("median_s", "images_per_s", "gflop_per_step", "gflops",
           "matmul_peak_gflops", "fraction_of_peak", "first_step_s",
-          "peak_rss_mb", "other_cpu_fraction", "cpu_s_per_step")
+          "peak_rss_mb", "other_cpu_fraction", "cpu_s_per_step", "onednn")
 
 
 def with_mode(cfg: config_lib.Config, mode: str) -> config_lib.Config:
@@ -341,7 +345,8 @@ def describe(cfg: config_lib.Config) -> str:
 def format_table(results: List[dict]) -> str:
   head = (f"{'config':<8} {'mode':<14} {'median s':>9} {'img/s':>7} "
           f"{'GFLOP':>7} {'GFLOP/s':>8} {'peak':>7} {'%peak':>6} "
-          f"{'first s':>8} {'RSS MB':>7} {'other%':>7} {'cpu s':>6}")
+          f"{'first s':>8} {'RSS MB':>7} {'other%':>7} {'cpu s':>6} "
+          f"{'oneDNN':>6}")
   lines = [head, "-" * len(head)]
   for r in results:
     if "error" in r:
@@ -354,7 +359,8 @@ def format_table(results: List[dict]) -> str:
         f"{r['gflops']:>8.1f} {r['matmul_peak_gflops']:>7.1f} "
         f"{100 * r['fraction_of_peak']:>5.1f}% {r['first_step_s']:>8.2f} "
         f"{r['peak_rss_mb']:>7.0f} {100 * r['other_cpu_fraction']:>6.1f}% "
-        f"{r['cpu_s_per_step']:>6.2f}{flag}")
+        f"{r['cpu_s_per_step']:>6.2f} {'on' if r['onednn'] else 'off':>6}"
+        f"{flag}")
   return "\n".join(lines)
 
 

@@ -14,6 +14,10 @@ if ROOT not in sys.path:
 os.environ["PIXELDA_OFFLINE"] = "1"
 
 import pytest  # pylint: disable=g-import-not-at-top
+
+# Before TensorFlow, as in the CLIs: the package turns on TensorFlow's oneDNN
+# CPU kernels, which TensorFlow reads only when it loads.
+import pixelda_tf  # pylint: disable=g-import-not-at-top,unused-import
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from tests import make_fake_data  # pylint: disable=g-import-not-at-top
