@@ -90,9 +90,13 @@ class PixelDA:
                          if not v.trainable and i not in self._seed_index]
     # Compiled as its own function only for XLA; otherwise traced inline in
     # the step, where synchronised batch norm may call across replicas.
-    self._grads_fn = (tf.function(self._replica_grads, jit_compile=True)
+    # No AutoGraph: the step's Python control flow is static (settings, lists
+    # of networks), and converting it and the Keras code it calls took ~3 s
+    # of every first step.
+    self._grads_fn = (tf.function(self._replica_grads, jit_compile=True,
+                                  autograph=False)
                       if cfg.runtime.jit_compile else self._replica_grads)
-    self._step_fn = tf.function(self._distributed_step)
+    self._step_fn = tf.function(self._distributed_step, autograph=False)
     self._gradients_fn = None
 
   def _trained(self) -> List[str]:
@@ -285,7 +289,8 @@ class PixelDA:
     For tests and debugging; `batch` as for `train_step`.
     """
     if self._gradients_fn is None:
-      self._gradients_fn = tf.function(lambda b: self._reduced(b)[:2])
+      self._gradients_fn = tf.function(lambda b: self._reduced(b)[:2],
+                                       autograph=False)
     return self._gradients_fn(batch)
 
   def train_step(self, batch) -> Dict[str, tf.Tensor]:
