@@ -36,8 +36,16 @@ def setup(cfg: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
         "thread or device settings must be applied before TensorFlow starts; "
         f"call runtime.setup() first in the process ({e})") from e
 
-  if (not onednn_enabled() and platform.machine().lower() in ("x86_64", "amd64")
-      and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0"):
+  if onednn_enabled():
+    # With oneDNN, Grappler's remapper fuses D's first Conv2D + BiasAdd +
+    # LeakyRelu although the LeakyRelu gradient still reads the BiasAdd
+    # output; the pass then fails on every train-step graph ("remapper
+    # failed: ... fanout ... LeakyReluGrad"), logs an error and leaves the
+    # graph unfused. Off, the graph is the same and nothing is logged (same
+    # step time: WORKSPACE_NOTES, issue 3, round 6).
+    tf.config.optimizer.set_experimental_options({"remapping": False})
+  elif (platform.machine().lower() in ("x86_64", "amd64")
+        and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0"):
     logging.warning(
         "TensorFlow's oneDNN CPU kernels are off in this process, so CPU "
         "steps run ~30%% slower: TensorFlow was imported before pixelda_tf "
