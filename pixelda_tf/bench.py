@@ -234,9 +234,9 @@ def measure(cfg: config_lib.Config, strategy, steps: int, warmup: int,
             matmul_size: int = 2048) -> dict:
   """Builds PixelDA under `strategy` and times its train step.
 
-  Returns a dict of plain numbers (see `FIELDS`); the first step (trace and
-  compile) is timed on its own, then `warmup` untimed steps, then `steps`
-  timed ones, each waited for.
+  Returns a dict of plain numbers and booleans (see `FIELDS`); the first
+  step (trace and compile) is timed on its own, then `warmup` untimed steps,
+  then `steps` timed ones, each waited for.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from pixelda_tf import pixelda  # pylint: disable=g-import-not-at-top

@@ -91,8 +91,8 @@ class PixelDA:
     # Compiled as its own function only for XLA; otherwise traced inline in
     # the step, where synchronised batch norm may call across replicas.
     # No AutoGraph: the step's Python control flow is static (settings, lists
-    # of networks), and converting it and the Keras code it calls took ~3 s
-    # of every first step.
+    # of networks), and converting it and the Keras code it calls added 1-2 s
+    # to every first step.
     self._grads_fn = (tf.function(self._replica_grads, jit_compile=True,
                                   autograph=False)
                       if cfg.runtime.jit_compile else self._replica_grads)

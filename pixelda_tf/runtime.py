@@ -16,7 +16,10 @@ def setup(cfg: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
   """Configures TensorFlow and returns the strategy to build models under.
 
   Must run before TensorFlow creates its devices (before any op runs), since
-  thread counts and logical devices cannot change afterwards.
+  thread counts and logical devices cannot change afterwards. On a machine
+  without GPUs where TensorFlow runs its oneDNN kernels it also turns
+  Grappler's remapper off for the process (see `_configure_onednn`); where
+  oneDNN is off on x86 it logs a warning.
 
   Raises:
     config_lib.ConfigError: the runtime is already initialised with other
@@ -36,21 +39,7 @@ def setup(cfg: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
         "thread or device settings must be applied before TensorFlow starts; "
         f"call runtime.setup() first in the process ({e})") from e
 
-  if onednn_enabled():
-    # With oneDNN, Grappler's remapper fuses D's first Conv2D + BiasAdd +
-    # LeakyRelu although the LeakyRelu gradient still reads the BiasAdd
-    # output; the pass then fails on every train-step graph ("remapper
-    # failed: ... fanout ... LeakyReluGrad"), logs an error and leaves the
-    # graph unfused. Off, the graph is the same and nothing is logged (same
-    # step time: WORKSPACE_NOTES, issue 3, round 6).
-    tf.config.optimizer.set_experimental_options({"remapping": False})
-  elif (platform.machine().lower() in ("x86_64", "amd64")
-        and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0"):
-    logging.warning(
-        "TensorFlow's oneDNN CPU kernels are off in this process, so CPU "
-        "steps run ~30%% slower: TensorFlow was imported before pixelda_tf "
-        "(import pixelda_tf first, or set TF_ENABLE_ONEDNN_OPTS=1 in the "
-        "environment), or this TensorFlow build has no oneDNN.")
+  _configure_onednn()
   if cfg.strategy == "default":
     return tf.distribute.get_strategy()
   if cfg.strategy == "mirrored":
@@ -69,6 +58,30 @@ def setup(cfg: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
   except json.JSONDecodeError as e:
     raise config_lib.ConfigError(f"TF_CONFIG is not valid JSON: {e}") from e
   return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _x86() -> bool:
+  return platform.machine().lower() in ("x86_64", "amd64")
+
+
+def _configure_onednn() -> None:
+  if onednn_enabled():
+    if not tf.config.list_physical_devices("GPU"):
+      # With oneDNN, Grappler's remapper fuses D's first Conv2D + BiasAdd +
+      # LeakyRelu although the LeakyRelu gradient still reads the BiasAdd
+      # output; the pass then fails on every train-step graph ("remapper
+      # failed: ... fanout ... LeakyReluGrad"), logs an error and leaves the
+      # graph unfused. Off, the step graph is the same and nothing is logged
+      # (WORKSPACE_NOTES, issue 3, round 6). GPU hosts keep the pass for
+      # their own fusions.
+      tf.config.optimizer.set_experimental_options({"remapping": False})
+  elif _x86() and os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() not in (
+      "0", "false"):
+    logging.warning(
+        "TensorFlow's oneDNN CPU kernels are off in this process, so CPU "
+        "steps run ~30% slower: TensorFlow was imported before pixelda_tf "
+        "(import pixelda_tf first, or set TF_ENABLE_ONEDNN_OPTS=1 in the "
+        "environment), or this TensorFlow build has no oneDNN.")
 
 
 def onednn_enabled() -> bool:
