@@ -12,7 +12,8 @@ import platform
 # when it loads, so it is set here, before this package imports TensorFlow;
 # an explicit TF_ENABLE_ONEDNN_OPTS=0 is respected. Other platforms' builds
 # are left to TensorFlow's own default.
-if platform.machine().lower() in ("x86_64", "amd64"):
+ON_X86 = platform.machine().lower() in ("x86_64", "amd64")
+if ON_X86:
   os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"

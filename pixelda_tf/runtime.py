@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 
 from absl import logging
 import tensorflow as tf
 
+import pixelda_tf
 from pixelda_tf import config as config_lib
 
 
@@ -60,10 +60,6 @@ def setup(cfg: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
   return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def _x86() -> bool:
-  return platform.machine().lower() in ("x86_64", "amd64")
-
-
 def _configure_onednn() -> None:
   if onednn_enabled():
     if not tf.config.list_physical_devices("GPU"):
@@ -75,8 +71,8 @@ def _configure_onednn() -> None:
       # (WORKSPACE_NOTES, issue 3, round 6). GPU hosts keep the pass for
       # their own fusions.
       tf.config.optimizer.set_experimental_options({"remapping": False})
-  elif _x86() and os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() not in (
-      "0", "false"):
+  elif pixelda_tf.ON_X86 and os.environ.get(
+      "TF_ENABLE_ONEDNN_OPTS", "").lower() not in ("0", "false"):
     logging.warning(
         "TensorFlow's oneDNN CPU kernels are off in this process, so CPU "
         "steps run ~30% slower: TensorFlow was imported before pixelda_tf "

@@ -5,16 +5,17 @@ and warns when it came too late; a train step under oneDNN logs no Grappler
 error."""
 
 import os
-import platform
 import subprocess
 import sys
 
 import pytest
 
+import pixelda_tf
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = pytest.mark.skipif(
-    platform.machine().lower() not in ("x86_64", "amd64"),
+    not pixelda_tf.ON_X86,
     reason="TensorFlow's oneDNN kernels ship in the x86 wheels")
 
 _PROBE = """
