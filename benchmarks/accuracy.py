@@ -49,9 +49,40 @@ def plot(runs: dict, path: str, title: str) -> None:
   fig.savefig(path)
 
 
+def code_version() -> dict:
+  """The git commit this script runs from, and whether the tree was dirty."""
+  here = os.path.dirname(os.path.abspath(__file__))
+
+  def git(*args):
+    out = subprocess.run(["git", "-C", here, *args], capture_output=True,
+                         text=True, check=False)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+  commit = git("rev-parse", "HEAD")
+  status = git("status", "--porcelain", "--untracked-files=no")
+  return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def curve_stats(history: list, threshold: float = 0.95) -> dict:
+  """Minutes to `threshold` test accuracy, and the swing of the last third
+  of the evaluations (max - min, sample std), averaged and raw weights."""
+  out = {"minutes_to_95": next((h["minutes"] for h in history
+                                if h["test_accuracy"] >= threshold), None)}
+  tail = history[len(history) - max(len(history) // 3, 1):] if history else []
+  for key in ("test_accuracy", "test_accuracy_raw"):
+    values = [h[key] for h in tail if key in h]
+    if len(values) >= 2:
+      mean = sum(values) / len(values)
+      std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+      out[f"{key}_last_third"] = {"max_minus_min": max(values) - min(values),
+                                  "std": std, "n": len(values)}
+  return out
+
+
 def main(argv):
   train_args = argv[1:]
   out_dir = os.path.join(ROOT.value, NAME.value)
+  code = code_version()
   runs = {}
   for mode in MODES.value:
     model_dir = os.path.join(out_dir, mode)
@@ -70,13 +101,15 @@ def main(argv):
         "best_val_checkpoint_test_accuracy": r.get("best", {}).get("accuracy"),
         "steps": r["steps"], "minutes": r["wall_time_s"] / 60,
         "target": r["data_sources"]["target/test"],
-        "paper": PAPER.get(target, {}).get(mode)}
+        "paper": PAPER.get(target, {}).get(mode),
+        **curve_stats(r.get("val_history", []))}
     print(f"{mode:12s} final {100 * rows[mode]['final_test_accuracy']:.2f}%  "
           f"best-val {rows[mode]['best_val_checkpoint_test_accuracy']}  "
           f"paper {rows[mode]['paper']}  steps {r['steps']}  "
           f"{rows[mode]['minutes']:.1f} min")
   with open(os.path.join(out_dir, "accuracy.json"), "w") as f:
-    json.dump({"command_args": train_args, "runs": rows}, f, indent=2)
+    json.dump({"command_args": train_args, "code": code, "runs": rows}, f,
+              indent=2)
   try:
     plot(runs, os.path.join(out_dir, "accuracy_vs_time.png"), NAME.value)
   except ImportError:

@@ -1,14 +1,15 @@
 r"""Step benchmark: how fast is one fused PixelDA train step on this machine?
 
     python -m pixelda_tf.bench [--flagfile=configs/mnistm_cpu.flags] \
-        [--steps=20] [--warmup=3] [--modes=fast,plain,xla,mirrored] [--json=out.json]
+        [--steps=20] [--warmup=3] [--modes=fast,plain,xla,mirrored] \
+        [--precisions=float32,mixed_bfloat16] [--json=out.json]
 
 For the paper-size step (batch 32, 32x32, G 64 filters x 6 blocks: the
 `Config()` defaults) and, when a flagfile is given (or
 `configs/mnistm_cpu.flags` exists), for that config, it prints per mode:
 median step time over `--steps` steps after `--warmup` steps, images/s,
-counted GFLOP per step, achieved GFLOP/s and its fraction of a float32 matmul
-peak measured in the same process, first-step (trace + compile) time, and peak
+counted GFLOP per step, achieved GFLOP/s and its fraction of a matmul peak
+(in the step's compute dtype) measured in the same process, first-step (trace + compile) time, and peak
 RSS. Every (config, mode) runs in a fresh subprocess, so first-step time and
 peak RSS are that mode's own. Data are synthetic: no dataset is needed.
 
@@ -21,6 +22,12 @@ without XLA, and with the speed layers). Runtime flags (e.g.
 `TF_ENABLE_ONEDNN_OPTS=0` to time TensorFlow without its oneDNN CPU kernels,
 which importing pixelda_tf turns on) pass through to every mode; the
 `oneDNN` column says whether each worker ran with them.
+
+Precisions: each mode runs once per `--precisions` entry (`float32`,
+`mixed_bfloat16`, `mixed_float16`, `auto`; by default the config's own
+`--precision`); the `precision` column is the policy the worker trained with
+(what `auto` resolved to). FLOPs are the same count in every precision; the
+peak is a matmul in the row's compute dtype (bfloat16 for `mixed_bfloat16`).
 
 FLOPs are counted from the model definitions, not measured: a conv or dense
 layer's forward pass costs 2 * MACs; each call of a network in the step adds
@@ -72,6 +79,10 @@ _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per mode.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after the first.")
 _MODES = flags.DEFINE_list("modes", "fast,plain,xla,mirrored",
                            "Modes to run: " + ", ".join(MODES))
+_PRECISIONS = flags.DEFINE_list(
+    "precisions", None, "Precisions to run every mode in: "
+    + ", ".join(config_lib.PRECISIONS) + " (default: the config's "
+    "--precision).")
 _JSON = flags.DEFINE_string("json", None, "Also write the results here.")
 _PAPER = flags.DEFINE_bool("paper", True, "Benchmark the paper-size step.")
 _MATMUL = flags.DEFINE_integer("matmul_size", 2048,
@@ -201,11 +212,12 @@ class LoadMonitor:
 # ---------------------------------------------------------------------------
 # One mode, in this process.
 
-def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
-  """Best float32 GFLOP/s of a size x size tf.matmul (all intra-op threads)."""
+def matmul_peak(size: int = 2048, repeats: int = 10,
+                dtype: str = "float32") -> float:
+  """Best GFLOP/s of a size x size `dtype` tf.matmul (all intra-op threads)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  a = tf.random.stateless_normal([size, size], seed=[1, 2])
-  b = tf.random.stateless_normal([size, size], seed=[3, 4])
+  a = tf.cast(tf.random.stateless_normal([size, size], seed=[1, 2]), dtype)
+  b = tf.cast(tf.random.stateless_normal([size, size], seed=[3, 4]), dtype)
   mm = tf.function(lambda x, y: tf.linalg.matmul(x, y))
   mm(a, b).numpy()
   best = float("inf")
@@ -264,7 +276,9 @@ def measure(cfg: config_lib.Config, strategy, steps: int, warmup: int,
   rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   flops = step_flops(model.nets, cfg)
   gflop = sum(flops.values()) / 1e9
-  peak = matmul_peak(matmul_size)
+  compute_dtype = {"mixed_bfloat16": "bfloat16",
+                   "mixed_float16": "float16"}.get(model.precision, "float32")
+  peak = matmul_peak(matmul_size, dtype=compute_dtype)
   median = statistics.median(times)
   return dict(
       median_s=median, min_s=min(times), max_s=max(times),
@@ -272,6 +286,7 @@ def measure(cfg: config_lib.Config, strategy, steps: int, warmup: int,
       gflop_per_step=gflop,
       gflop_by_network={k: v / 1e9 for k, v in flops.items()},
       gflops=gflop / median, matmul_peak_gflops=peak,
+      matmul_dtype=compute_dtype,
       fraction_of_peak=gflop / median / peak,
       first_step_s=first_s, build_s=build_s, peak_rss_mb=rss_mb,
       steps=steps, warmup=warmup, final_loss=loss,
@@ -282,12 +297,13 @@ def measure(cfg: config_lib.Config, strategy, steps: int, warmup: int,
       cpu_s_per_step=load.own_cpu_seconds / steps,
       loadavg_before=load.loadavg_before, loadavg_after=load.loadavg_after,
       replicas=strategy.num_replicas_in_sync,
-      onednn=runtime.onednn_enabled())
+      onednn=runtime.onednn_enabled(), precision=model.precision)
 
 
 FIELDS = ("median_s", "images_per_s", "gflop_per_step", "gflops",
           "matmul_peak_gflops", "fraction_of_peak", "first_step_s",
-          "peak_rss_mb", "other_cpu_fraction", "cpu_s_per_step", "onednn")
+          "peak_rss_mb", "other_cpu_fraction", "cpu_s_per_step", "onednn",
+          "precision")
 
 
 def with_mode(cfg: config_lib.Config, mode: str) -> config_lib.Config:
@@ -297,6 +313,11 @@ def with_mode(cfg: config_lib.Config, mode: str) -> config_lib.Config:
                                 sync_batch_norm=False, fused_batch_norm=fast,
                                 split_conv_grad=fast)
   return config_lib.validate(dataclasses.replace(cfg, runtime=runtime))
+
+
+def with_precision(cfg: config_lib.Config, precision: str) -> config_lib.Config:
+  return config_lib.validate(dataclasses.replace(
+      cfg, runtime=dataclasses.replace(cfg.runtime, precision=precision)))
 
 
 def _worker(mode: str, config_path: str) -> None:
@@ -342,19 +363,27 @@ def describe(cfg: config_lib.Config) -> str:
           f"mode {cfg.train.mode}")
 
 
+# Short names for the table's precision column.
+_SHORT = {"float32": "fp32", "mixed_bfloat16": "bf16", "mixed_float16": "fp16"}
+
+
 def format_table(results: List[dict]) -> str:
-  head = (f"{'config':<8} {'mode':<14} {'median s':>9} {'img/s':>7} "
+  head = (f"{'config':<8} {'mode':<14} {'prec':<5} {'median s':>9} "
+          f"{'img/s':>7} "
           f"{'GFLOP':>7} {'GFLOP/s':>8} {'peak':>7} {'%peak':>6} "
           f"{'first s':>8} {'RSS MB':>7} {'other%':>7} {'cpu s':>6} "
           f"{'oneDNN':>6}")
   lines = [head, "-" * len(head)]
   for r in results:
+    prec = r.get("precision", "?")
+    prec = _SHORT.get(prec, prec)
     if "error" in r:
-      lines.append(f"{r['config']:<8} {r['mode']:<14} ERROR (see below)")
+      lines.append(f"{r['config']:<8} {r['mode']:<14} {prec:<5} "
+                   "ERROR (see below)")
       continue
     flag = " !" if r.get("loaded") else ""
     lines.append(
-        f"{r['config']:<8} {r['mode']:<14} {r['median_s']:>9.3f} "
+        f"{r['config']:<8} {r['mode']:<14} {prec:<5} {r['median_s']:>9.3f} "
         f"{r['images_per_s']:>7.1f} {r['gflop_per_step']:>7.2f} "
         f"{r['gflops']:>8.1f} {r['matmul_peak_gflops']:>7.1f} "
         f"{100 * r['fraction_of_peak']:>5.1f}% {r['first_step_s']:>8.2f} "
@@ -385,27 +414,59 @@ def configs_to_run(argv: List[str],
 
 def run_all(configs: Dict[str, config_lib.Config], modes: List[str],
             steps: int, warmup: int, matmul_size: int, load_warn: float,
-            runner=run_mode) -> List[dict]:
-  """Runs every (config, mode) with `runner` (a fresh process by default);
-  each result gets `config`, `mode`, `description` and `loaded` fields."""
+            runner=run_mode,
+            precisions: Optional[List[str]] = None) -> List[dict]:
+  """Runs every (config, mode, precision) with `runner` (a fresh process by
+  default), precisions innermost so that they are compared side by side;
+  `precisions` None runs each config's own. Each result gets `config`,
+  `mode`, `requested_precision`, `description` and `loaded` fields (and
+  `precision`, the resolved policy, from the runner)."""
   results = []
   for name, cfg in configs.items():
     print(f"[{name}] {describe(cfg)}", flush=True)
     for mode in modes:
-      r = runner(cfg, mode, steps, warmup, matmul_size)
-      r.update(config=name, mode=mode, description=describe(cfg))
-      if "error" not in r:
-        r["loaded"] = r["other_cpu_fraction"] > load_warn
-        print(f"  {mode}: {r['median_s']:.3f} s/step, first "
-              f"{r['first_step_s']:.1f} s, other load "
-              f"{100 * r['other_cpu_fraction']:.0f}%", flush=True)
-      results.append(r)
+      for precision in precisions or [cfg.runtime.precision]:
+        r = runner(with_precision(cfg, precision), mode, steps, warmup,
+                   matmul_size)
+        r.update(config=name, mode=mode, description=describe(cfg),
+                 requested_precision=precision)
+        r.setdefault("precision", precision)
+        if "error" not in r:
+          r["loaded"] = r["other_cpu_fraction"] > load_warn
+          print(f"  {mode} {r['precision']}: {r['median_s']:.3f} s/step, "
+                f"first {r['first_step_s']:.1f} s, other load "
+                f"{100 * r['other_cpu_fraction']:.0f}%", flush=True)
+        results.append(r)
   return results
+
+
+# CPU features that decide the speed of float32 and 16-bit steps.
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def cpu_info(path: str = "/proc/cpuinfo") -> dict:
+  """{model, features (the `CPU_FEATURES` present), flags (all)} of this
+  machine's CPU, read without TensorFlow (empty where Linux says nothing)."""
+  model, cpu_flags = "unknown", []
+  try:
+    with open(path) as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model == "unknown":
+          model = value.strip()
+        elif key in ("flags", "Features") and not cpu_flags:
+          cpu_flags = value.split()
+  except OSError:
+    pass
+  return dict(model=model, flags=cpu_flags,
+              features=[f for f in CPU_FEATURES if f in cpu_flags])
 
 
 def write_json(path: str, results: List[dict]) -> None:
   with open(path, "w") as f:
-    json.dump({"results": results, "argv": sys.argv,
+    json.dump({"results": results, "argv": sys.argv, "cpu": cpu_info(),
                "env": {k: os.environ.get(k) for k in
                        ("TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS",
                         "OMP_NUM_THREADS")}}, f, indent=2)
@@ -419,19 +480,28 @@ def main(argv: List[str]) -> None:
   if unknown:
     raise app.UsageError(f"unknown modes {sorted(unknown)}; use "
                          + ", ".join(MODES))
+  bad = set(_PRECISIONS.value or ()) - set(config_lib.PRECISIONS)
+  if bad:
+    raise app.UsageError(f"unknown precisions {sorted(bad)}; use "
+                         + ", ".join(config_lib.PRECISIONS))
   configs = configs_to_run(sys.argv, _PAPER.value)
   if not configs:
     raise app.UsageError("nothing to run: --nopaper needs a --flagfile")
+  cpu = cpu_info()
+  print(f"CPU: {cpu['model']}; features: {' '.join(cpu['features'])}",
+        flush=True)
   print(f"load average before: {os.getloadavg()}; {os.cpu_count()} CPUs; "
         f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')} "
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS')}", flush=True)
   results = run_all(configs, _MODES.value, _STEPS.value, _WARMUP.value,
-                    _MATMUL.value, _LOAD_WARN.value)
+                    _MATMUL.value, _LOAD_WARN.value,
+                    precisions=_PRECISIONS.value)
   print()
   print(format_table(results))
   print("GFLOP counted from the model definitions (conv/dense MACs x 2, per "
         "forward/backward-filter/backward-input pass the step runs); peak = "
-        f"best float32 {_MATMUL.value}^2 tf.matmul in the same process.")
+        f"best {_MATMUL.value}^2 tf.matmul in the row's compute dtype (fp32 "
+        "or 16-bit), in the same process.")
   for r in results:
     if "error" in r:
       print(f"\n{r['config']}/{r['mode']}: {r['error']}")

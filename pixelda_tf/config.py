@@ -18,7 +18,9 @@ SOURCES = ("mnist", "usps", "folder")
 TARGETS = ("mnist_m", "usps", "mnist", "folder")
 MNIST_M_VARIANTS = ("auto", "bsds500", "offline", "released")
 MODES = ("pixelda", "source_only", "target_only")
+TARGET_LABELS = ("auto", "test", "none")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 
 
 class ConfigError(ValueError):
@@ -50,8 +52,23 @@ class DataConfig:
       `source=folder`.
     target_dir: image folder for `target=folder` (subfolders per class if
       labelled, else flat).
+    smaller_images: how built-in datasets' images smaller than `image_size`
+      reach it: `resize` (bilinear, as the official code fed MNIST at 32x32)
+      or `pad` (centred on black at their own scale, as the released MNIST-M
+      placed its 28x28 digits). Larger images are always resized; folder
+      images are resized when read.
     val_size: examples held out from the target train split for validation
-      (the official code kept 1,000).
+      (the official code kept 1,000): a stratified draw with `seed`.
+    target_val_dir: optional small labelled folder (one subfolder per class,
+      named as the source's classes) used as the target validation split
+      instead of a slice of train.
+    target_labels: which target labels the run may use: `auto` (whatever
+      the target has), `test` (only to score the test split: no validation
+      slice is carved from train, the latest checkpoint is kept), or `none`
+      (ignore every target label; `target_val_dir` still counts).
+    test_size: examples held out of a labelled target train split as its
+      test split when the target has none of its own (stratified, `seed`);
+      0 = 10%, at most 1,000.
     download: try network downloads when the network is reachable.
     seed: seed for data order and for generating MNIST-M.
   """
@@ -67,6 +84,10 @@ class DataConfig:
   source_dir: Optional[str] = None
   target_dir: Optional[str] = None
   val_size: int = 1000
+  smaller_images: str = "resize"
+  target_val_dir: Optional[str] = None
+  target_labels: str = "auto"
+  test_size: int = 0
   download: bool = True
   seed: int = 0
 
@@ -133,6 +154,8 @@ class LossConfig:
     pmse: gamma, weight of the masked pairwise MSE content loss (G step).
     pmse_mask: `none` (all pixels) or `foreground` (source pixels that are
       not background black).
+    target_entropy: weight, in the T step, of the conditional entropy of T's
+      predictions on target images (a refinement beyond the paper; 0 = off).
   """
   domain: float = 0.135603587834
   style: float = 0.0113173311334
@@ -141,6 +164,7 @@ class LossConfig:
   task_in_g: float = 0.0100959947002
   pmse: float = 0.0
   pmse_mask: str = "none"
+  target_entropy: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +203,9 @@ class TrainConfig:
     keep_checkpoints: how many recent checkpoints to keep.
     seed: seed of every random draw in training (z, dropout, noise, init).
     quiet: no progress bar.
+    ema_decay: keep an exponential moving average of the classifier's and
+      generator's weights with this decay (0 = off); validation, the best
+      checkpoint, test results and export then use the averaged weights.
   """
   mode: str = "pixelda"
   model_dir: str = "runs/mnistm"
@@ -192,6 +219,7 @@ class TrainConfig:
   keep_checkpoints: int = 3
   seed: int = 0
   quiet: bool = False
+  ema_decay: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,6 +243,14 @@ class RuntimeConfig:
     split_conv_grad: compute the input gradient of D's stride-2 convs as
       four stride-1 convs (`models.Stride2Conv2D`); same numbers, faster.
       Training only, as fused_batch_norm.
+    precision: `float32`, `mixed_bfloat16` or `mixed_float16` (Keras mixed
+      precision: layers compute in 16 bits, variables, batch-norm statistics,
+      logits, losses and optimizer state stay float32; float16 adds dynamic
+      loss scaling), or `auto`: bfloat16 on CPUs with native BF16
+      (AVX512_BF16 or AMX) and GPUs of compute capability >= 8.0, else
+      float32 (`runtime.resolve_precision`). Training only: checkpoints hold
+      float32 variables whatever the setting, and restored runs (export,
+      evaluate, adapt) build float32 networks.
   """
   strategy: str = "default"
   num_cpu_devices: int = 0
@@ -224,6 +260,7 @@ class RuntimeConfig:
   inter_op_threads: int = 0
   fused_batch_norm: bool = False
   split_conv_grad: bool = False
+  precision: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,8 +322,10 @@ def validate(cfg: Config) -> Config:
   _one_of(d.source, SOURCES, "source")
   _one_of(d.target, TARGETS, "target")
   _one_of(d.mnist_m_variant, MNIST_M_VARIANTS, "mnist_m_variant")
+  _one_of(d.smaller_images, ("resize", "pad"), "smaller_images")
   _one_of(t.mode, MODES, "mode")
   _one_of(r.strategy, STRATEGIES, "strategy")
+  _one_of(r.precision, PRECISIONS, "precision")
   _one_of(cfg.loss.pmse_mask, ("none", "foreground"), "pmse_mask")
   _check(image_size_ok(d.image_size), image_size_error(d.image_size))
   _check(d.source != "folder" or d.source_dir,
@@ -311,6 +350,12 @@ def validate(cfg: Config) -> Config:
          f"--bsds_dir contradicts --mnist_m_variant={d.mnist_m_variant}: "
          "drop one (BSDS500 photos are used by --mnist_m_variant=bsds500)")
   _check(d.val_size >= 0, f"--val_size={d.val_size}: must be >= 0")
+  _check(d.test_size >= 0, f"--test_size={d.test_size}: must be >= 0 "
+         "(0 = 10% of the target train split, at most 1,000)")
+  _one_of(d.target_labels, TARGET_LABELS, "target_labels")
+  _check(t.mode != "target_only" or d.target_labels == "auto",
+         f"--mode=target_only trains on target labels, which "
+         f"--target_labels={d.target_labels} ignores: drop one of the two")
   _check(d.source != d.target or d.source == "folder",
          f"--source and --target are both {d.source!r}: adaptation needs two "
          "domains")
@@ -319,6 +364,9 @@ def validate(cfg: Config) -> Config:
   _check(t.max_minutes >= 0, f"--max_minutes={t.max_minutes}: must be >= 0")
   _check(t.checkpoint_every > 0,
          f"--checkpoint_every={t.checkpoint_every}: must be > 0")
+  _check(t.ema_decay == 0.0 or 0.0 < t.ema_decay < 1.0,
+         f"--ema_decay={t.ema_decay}: use 0 (off) or a value in (0, 1), "
+         "e.g. 0.999")
   _check(t.keep_checkpoints > 0,
          f"--keep_checkpoints={t.keep_checkpoints}: must be > 0")
   for name in ("eval_every", "summary_every", "image_every"):

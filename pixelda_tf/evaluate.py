@@ -9,6 +9,10 @@ the run's config.json; everything else comes from the run. Prints the metrics
 as JSON and writes into --out_dir (default <model_dir>/eval), with PREFIX =
 <target>_<split>_<checkpoint>: PREFIX.json, PREFIX_confusion.png and
 PREFIX_samples.png (source | adapted for 3 z | target).
+
+With nothing labelled in the split (an unlabelled target), it says so on
+stderr, writes the JSON (accuracy null, with the reason) and the sample grid,
+and exits 0.
 """
 
 import json
@@ -47,7 +51,9 @@ def main(argv):
     return cli.error(e)
   shown = {k: results[k] for k in (
       "accuracy", "per_class_accuracy", "confusion_matrix", "num_examples",
-      "data_origin", "checkpoint", "step", "files")}
+      "reason", "data_origin", "checkpoint", "step", "files") if k in results}
+  if results["accuracy"] is None:
+    print(f"nothing to score: {results['reason']}", file=sys.stderr)
   print(json.dumps(shown))
   return 0
 

@@ -36,10 +36,12 @@ import shutil
 import tempfile
 from typing import Callable, Dict, List, Optional
 
+from absl import logging
 import keras
 import tensorflow as tf
 
 from pixelda_tf import config as config_lib
+from pixelda_tf import data as data_lib
 from pixelda_tf import pixelda as pixelda_lib
 
 GENERATOR, CLASSIFIER, COMBINED = "generator", "classifier", "adapt_classify"
@@ -249,25 +251,20 @@ class GeneratorServable(tf.Module):
 
 
 def label_names(cfg: config_lib.Config) -> List[str]:
-  """Class names in label order: digits, or a labelled folder's subfolders."""
+  """Class names in label order: the source's (`data.class_names`).
+
+  Digits for MNIST/USPS, a labelled source folder's class subfolders (target
+  folders are relabelled to the source's names, so these name every run's
+  classes). `class_<i>` fills in for classes without a name, e.g. when the
+  source folder is no longer where the run found it.
+  """
   n = cfg.classifier.num_classes
-  folder = cfg.data.source_dir if cfg.data.source == "folder" else None
-  if cfg.train.mode == "target_only" and cfg.data.target == "folder":
-    folder = cfg.data.target_dir
-  if folder and os.path.isdir(folder):
-    # The data layer's rule: sorted visible subfolders, of train/ if the
-    # folder is split into train/ and test/.
-    def subs(path):
-      return sorted(s for s in os.listdir(path) if not s.startswith(".")
-                    and os.path.isdir(os.path.join(path, s)))
-    names = subs(folder)
-    if set(names) == {"train", "test"}:
-      names = subs(os.path.join(folder, "train"))
-    if len(names) == n:
-      return names
-  if cfg.data.source in ("mnist", "usps") and n == 10:
-    return [str(i) for i in range(10)]
-  return [f"class_{i}" for i in range(n)]
+  try:
+    names = list(data_lib.class_names(cfg.data))[:n]
+  except data_lib.DataError as e:
+    logging.warning("class names unknown (%s); exporting class_<i>", e)
+    names = []
+  return names + [f"class_{i}" for i in range(len(names), n)]
 
 
 def build_servables(nets, cfg: config_lib.Config) -> Dict[str, tf.Module]:

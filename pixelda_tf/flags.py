@@ -41,13 +41,27 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
                    "subfolder per class), for --source=folder."),
     "target_dir": ("data", "target_dir", "Target image folder, for "
                    "--target=folder."),
-    "val_size": ("data", "val_size", "Target train examples held out for "
-                 "validation."),
+    "smaller_images": ("data", "smaller_images", "Built-in images smaller "
+                       "than --image_size: resize, or pad (centred on black, "
+                       "as the released MNIST-M placed its digits)."),
+    "val_size": ("data", "val_size", "Labelled target train examples held "
+                 "out for validation (stratified, --data_seed)."),
+    "target_val_dir": ("data", "target_val_dir", "Small labelled target "
+                       "folder (one subfolder per class, named as the "
+                       "source's) to validate on instead of a slice of "
+                       "train."),
+    "target_labels": ("data", "target_labels", "Target labels the run may "
+                      "use: " + ", ".join(config_lib.TARGET_LABELS) + " (test: "
+                      "only to score the test split; none: ignore them)."),
+    "test_size": ("data", "test_size", "Target train examples held out as the "
+                  "test split when the target has none (0 = 10%, at most "
+                  "1,000)."),
     "download": ("data", "download", "Try downloads when the network is "
                  "reachable."),
-    "data_seed": ("data", "seed", "Seed of MNIST-M generation and of folder "
-                  "splits: keep it fixed across training seeds so every run "
-                  "is tested on the same images."),
+    "data_seed": ("data", "seed", "Seed of MNIST-M generation and of every "
+                  "held-out slice (validation, test): keep it fixed across "
+                  "training seeds so every run is tested on the same "
+                  "images."),
     # Generator.
     "g_filters": ("generator", "filters", "Generator residual-block width."),
     "g_blocks": ("generator", "num_blocks", "Generator residual blocks."),
@@ -74,6 +88,9 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
     "task_in_g_weight": ("loss", "task_in_g", "Task loss in the G step."),
     "pmse_weight": ("loss", "pmse", "gamma: masked PMSE content loss."),
     "pmse_mask": ("loss", "pmse_mask", "PMSE mask: none or foreground."),
+    "target_entropy_weight": ("loss", "target_entropy",
+                              "Conditional entropy of T on target images, in "
+                              "T's loss (beyond the paper; 0 = off)."),
     # Optimisation.
     "learning_rate": ("optim", "learning_rate", "Adam learning rate."),
     "beta1": ("optim", "beta1", "Adam beta1."),
@@ -92,6 +109,9 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
     "image_every": ("train", "image_every", "Steps per image grid (0 = off)."),
     "keep_checkpoints": ("train", "keep_checkpoints", "Checkpoints kept."),
     "quiet": ("train", "quiet", "No progress bar."),
+    "ema_decay": ("train", "ema_decay", "Decay of the moving average of "
+                  "G's and T's weights that evaluation and export use "
+                  "(0 = off)."),
     # Runtime.
     "strategy": ("runtime", "strategy", "default, mirrored or multi_worker."),
     "num_cpu_devices": ("runtime", "num_cpu_devices",
@@ -109,6 +129,10 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
     "split_conv_grad": ("runtime", "split_conv_grad",
                         "D's stride-2 conv input gradient as four stride-1 "
                         "convs (faster on CPU; same numbers)."),
+    "precision": ("runtime", "precision",
+                  "Training arithmetic: " + ", ".join(config_lib.PRECISIONS)
+                  + " (auto: bfloat16 where the CPU or GPU runs it natively, "
+                  "else float32; variables and checkpoints stay float32)."),
 }
 
 _DEFAULTS = config_lib.Config()

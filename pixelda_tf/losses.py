@@ -63,6 +63,23 @@ def task_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
       labels=tf.cast(labels, tf.int32), logits=logits)
 
 
+def conditional_entropy(logits: tf.Tensor) -> tf.Tensor:
+  """Entropy of the predicted class distribution, H = -sum_c p_c log p_c.
+
+  Minimised on unlabelled target images, it pushes T's decision boundaries
+  away from dense target regions (the conditional-entropy term of VADA /
+  DIRT-T, Shu et al., ICLR 2018).
+
+  Args:
+    logits: (B, C) class scores.
+
+  Returns:
+    (B,) float32, in [0, log C].
+  """
+  log_p = tf.nn.log_softmax(logits)
+  return -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
+
+
 def foreground_mask(source_images: tf.Tensor,
                     background: float = -1.0,
                     tolerance: float = 1e-3) -> tf.Tensor:

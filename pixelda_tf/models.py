@@ -10,18 +10,29 @@ Every factory takes explicit sizes, returns a named `keras.Model` built only
 from Keras built-in layers (so `.keras` files load with plain
 `keras.models.load_model`), and draws each layer's initial weights from its
 own seed derived from `seed`.
+
+Every factory also takes `dtype`, a Keras dtype policy (`None` for the
+global one, float32 unless someone changed it): with `mixed_bfloat16` or
+`mixed_float16` the layers compute in 16 bits while their variables, batch
+norm's statistics and the layers that produce each network's output (D's
+logit, T's logits, G's output image) stay float32. Passed per layer rather
+than set process-wide, so networks built in the same process for export or
+evaluation are float32 as before.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 import keras
 from keras import layers
 import tensorflow as tf
 
 from pixelda_tf import config as config_lib
+
+# A Keras dtype policy: None (the global policy), a name or a DTypePolicy.
+DType = Optional[Union[str, keras.DTypePolicy]]
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-3
@@ -59,27 +70,30 @@ class FusedBatchNormalization(layers.BatchNormalization):
   biased batch variance; the op reports the unbiased one, so it is rescaled).
   Only 4-D channels-last inputs in training take the fused path; everything
   else (inference, other ranks, masks, scale, renorm, synchronised statistics)
-  is the parent's code.
+  is the parent's code. Under a mixed policy the inputs and outputs are 16-bit
+  and the statistics, offset and moving averages float32, as in the parent
+  (the op's float32 `U` type).
   """
 
   def _fusable(self, inputs, training, mask) -> bool:
     return (training and self.trainable and mask is None
             and len(inputs.shape) == 4 and self.axis in (-1, 3)
             and not (self.scale or self.renorm or self.synchronized)
-            and inputs.dtype == "float32")
+            and inputs.dtype in ("float32", "bfloat16", "float16"))
 
   def call(self, inputs, training=None, mask=None):
     if not self._fusable(inputs, training, mask):
       return super().call(inputs, training=training, mask=mask)
     channels = inputs.shape[-1]
-    offset = (self.beta if self.center
-              else tf.zeros((channels,), inputs.dtype))
+    # beta is float32 under any policy (Keras creates it with autocast off).
+    f32 = tf.float32
+    offset = self.beta if self.center else tf.zeros((channels,), f32)
     outputs, mean, unbiased_var, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-        x=inputs, scale=tf.ones((channels,), inputs.dtype), offset=offset,
-        mean=tf.zeros((0,), inputs.dtype), variance=tf.zeros((0,), inputs.dtype),
+        x=inputs, scale=tf.ones((channels,), f32), offset=offset,
+        mean=tf.zeros((0,), f32), variance=tf.zeros((0,), f32),
         epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC",
         is_training=True)
-    n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), inputs.dtype)
+    n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), f32)
     variance = unbiased_var * ((n - 1.0) / tf.maximum(n, 1.0))
     mean, variance = tf.stop_gradient(mean), tf.stop_gradient(variance)
     m = self.momentum
@@ -147,11 +161,21 @@ class Stride2Conv2D(layers.Conv2D):
     return super().convolution_op(inputs, kernel)
 
 
-def _bn(name: str, sync: bool, fused: bool = False) -> layers.Layer:
+def _bn(name: str, sync: bool, fused: bool = False,
+        dtype: DType = None) -> layers.Layer:
+  # Under a mixed policy Keras' BN still keeps its variables and computes its
+  # statistics in float32 (autocast=False variables, float32 upcast).
   cls = (FusedBatchNormalization if fused and not sync
          else layers.BatchNormalization)
   return cls(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=False,
-             synchronized=sync, name=name)
+             synchronized=sync, name=name, dtype=dtype)
+
+
+def _output_dtype(dtype: DType) -> DType:
+  """The policy of a network's output layers: float32 under mixed policies
+  (logits and images leave every network in float32, as Keras' mixed
+  precision guide asks), otherwise unchanged."""
+  return None if dtype is None else "float32"
 
 
 def _check_size(image_size: int) -> None:
@@ -164,6 +188,7 @@ def build_generator(image_size: int = 32,
                     seed: int = 0,
                     sync_batch_norm: bool = False,
                     fused_batch_norm: bool = False,
+                    dtype: DType = None,
                     name: str = "generator") -> keras.Model:
   """G(x_s, z) -> x_f, the official `resnet` generator.
 
@@ -175,40 +200,46 @@ def build_generator(image_size: int = 32,
   in [-1, 1]. Output: float32 (B, S, S, 3) in [-1, 1].
   """
   _check_size(image_size)
+  out_dtype = _output_dtype(dtype)
   if cfg.noise_dim < 1:
     raise ValueError(f"noise_dim={cfg.noise_dim}: the generator needs >= 1")
   seeds = _Seeds(seed)
   image = keras.Input((image_size, image_size, 3), name="image")
   z = keras.Input((cfg.noise_dim,), name="z")
   noise = layers.Dense(image_size * image_size, use_bias=False,
-                       kernel_initializer=seeds.init(), name="noise_dense")(z)
-  noise = _bn("noise_bn", sync_batch_norm)(noise)
-  noise = layers.ReLU(name="noise_relu")(noise)
-  noise = layers.Reshape((image_size, image_size, 1), name="noise_map")(noise)
-  x = layers.Concatenate(name="image_and_noise")([image, noise])
+                       kernel_initializer=seeds.init(), name="noise_dense",
+                       dtype=dtype)(z)
+  noise = _bn("noise_bn", sync_batch_norm, dtype=dtype)(noise)
+  noise = layers.ReLU(name="noise_relu", dtype=dtype)(noise)
+  noise = layers.Reshape((image_size, image_size, 1), name="noise_map",
+                         dtype=dtype)(noise)
+  x = layers.Concatenate(name="image_and_noise", dtype=dtype)([image, noise])
   x = layers.Conv2D(cfg.filters, 3, padding="same", activation="relu",
-                    kernel_initializer=seeds.init(), name="conv_in")(x)
+                    kernel_initializer=seeds.init(), name="conv_in",
+                    dtype=dtype)(x)
   for b in range(cfg.num_blocks):
     block_input = x
     x = layers.Conv2D(cfg.filters, 3, padding="same", use_bias=False,
-                      kernel_initializer=seeds.init(), name=f"block{b}_conv1")(x)
-    x = _bn(f"block{b}_bn1", sync_batch_norm, fused_batch_norm)(x)
-    x = layers.ReLU(name=f"block{b}_relu")(x)
+                      kernel_initializer=seeds.init(), name=f"block{b}_conv1",
+                      dtype=dtype)(x)
+    x = _bn(f"block{b}_bn1", sync_batch_norm, fused_batch_norm, dtype)(x)
+    x = layers.ReLU(name=f"block{b}_relu", dtype=dtype)(x)
     x = layers.Conv2D(cfg.filters, 3, padding="same", use_bias=False,
-                      kernel_initializer=seeds.init(), name=f"block{b}_conv2")(x)
-    x = _bn(f"block{b}_bn2", sync_batch_norm, fused_batch_norm)(x)
-    x = layers.Add(name=f"block{b}_skip")([block_input, x])
+                      kernel_initializer=seeds.init(), name=f"block{b}_conv2",
+                      dtype=dtype)(x)
+    x = _bn(f"block{b}_bn2", sync_batch_norm, fused_batch_norm, dtype)(x)
+    x = layers.Add(name=f"block{b}_skip", dtype=dtype)([block_input, x])
   out = layers.Conv2D(3, 1, activation="tanh", kernel_initializer=seeds.init(),
-                      name="conv_out")(x)
+                      name="conv_out", dtype=out_dtype)(x)
   if cfg.residual_output:
     # The official `residual_interpretation` form: the net predicts a change
     # to the source image, clipped back to the image range. The change spans
     # [-2, 2], so any input pixel can reach any output value: with a [-1, 1]
     # change a black source background (-1) could never get brighter than
     # mid-grey, nor a white digit darker.
-    out = layers.Rescaling(2.0, name="residual_scale")(out)
-    out = layers.Add(name="input_plus_residual")([image, out])
-    out = layers.Activation("hard_tanh", name="clip")(out)
+    out = layers.Rescaling(2.0, name="residual_scale", dtype=out_dtype)(out)
+    out = layers.Add(name="input_plus_residual", dtype=out_dtype)([image, out])
+    out = layers.Activation("hard_tanh", name="clip", dtype=out_dtype)(out)
   return keras.Model([image, z], out, name=name)
 
 
@@ -218,6 +249,7 @@ def build_discriminator(image_size: int = 32,
                         sync_batch_norm: bool = False,
                         fused_batch_norm: bool = False,
                         split_conv_grad: bool = False,
+                        dtype: DType = None,
                         name: str = "discriminator") -> keras.Model:
   """D(x) -> logit that x is a target (real) image.
 
@@ -234,31 +266,35 @@ def build_discriminator(image_size: int = 32,
   strided_conv = Stride2Conv2D if split_conv_grad else layers.Conv2D
 
   def regularise(x, tag):
-    x = layers.Dropout(rate, seed=seeds.next(), name=f"{tag}_dropout")(x)
+    x = layers.Dropout(rate, seed=seeds.next(), name=f"{tag}_dropout",
+                       dtype=dtype)(x)
     return layers.GaussianNoise(cfg.noise_stddev, seed=seeds.next(),
-                                name=f"{tag}_noise")(x)
+                                name=f"{tag}_noise", dtype=dtype)(x)
 
   image = keras.Input((image_size, image_size, 3), name="image")
   x = layers.Conv2D(cfg.filters, 3, padding="same",
-                    kernel_initializer=seeds.init(), name="conv0")(image)
-  x = layers.LeakyReLU(0.2, name="conv0_lrelu")(x)
+                    kernel_initializer=seeds.init(), name="conv0",
+                    dtype=dtype)(image)
+  x = layers.LeakyReLU(0.2, name="conv0_lrelu", dtype=dtype)(x)
   x = regularise(x, "conv0")
   size, filters, i = image_size, cfg.filters, 1
   while size > 4:
     filters = min(filters * 2, cfg.max_filters)
     x = strided_conv(filters, 3, strides=2, padding="same", use_bias=False,
-                     kernel_initializer=seeds.init(), name=f"conv{i}")(x)
-    x = _bn(f"conv{i}_bn", sync_batch_norm, fused_batch_norm)(x)
-    x = layers.LeakyReLU(0.2, name=f"conv{i}_lrelu")(x)
+                     kernel_initializer=seeds.init(), name=f"conv{i}",
+                     dtype=dtype)(x)
+    x = _bn(f"conv{i}_bn", sync_batch_norm, fused_batch_norm, dtype)(x)
+    x = layers.LeakyReLU(0.2, name=f"conv{i}_lrelu", dtype=dtype)(x)
     x = regularise(x, f"conv{i}")
     size, i = (size + 1) // 2, i + 1
-  x = layers.Flatten(name="flatten")(x)
-  logit = layers.Dense(1, kernel_initializer=seeds.init(), name="logit")(x)
+  x = layers.Flatten(name="flatten", dtype=dtype)(x)
+  logit = layers.Dense(1, kernel_initializer=seeds.init(), name="logit",
+                       dtype=_output_dtype(dtype))(x)
   return keras.Model(image, logit, name=name)
 
 
 def build_classifier_head(image_size: int = 32, num_classes: int = 10,
-                          seed: int = 0,
+                          seed: int = 0, dtype: DType = None,
                           name: str = "classifier_head") -> keras.Model:
   """The shared part of the official `mnist` task tower.
 
@@ -268,20 +304,22 @@ def build_classifier_head(image_size: int = 32, num_classes: int = 10,
   seeds = _Seeds(seed)
   feats = keras.Input((image_size // 2, image_size // 2, 32), name="features")
   x = layers.Conv2D(48, 5, padding="same", activation="relu",
-                    kernel_initializer=seeds.init(), name="conv2")(feats)
-  x = layers.MaxPooling2D(2, name="pool2")(x)
-  x = layers.Flatten(name="flatten")(x)
+                    kernel_initializer=seeds.init(), name="conv2",
+                    dtype=dtype)(feats)
+  x = layers.MaxPooling2D(2, name="pool2", dtype=dtype)(x)
+  x = layers.Flatten(name="flatten", dtype=dtype)(x)
   x = layers.Dense(100, activation="relu", kernel_initializer=seeds.init(),
-                   name="fc3")(x)
+                   name="fc3", dtype=dtype)(x)
   x = layers.Dense(100, activation="relu", kernel_initializer=seeds.init(),
-                   name="fc4")(x)
+                   name="fc4", dtype=dtype)(x)
   logits = layers.Dense(num_classes, kernel_initializer=seeds.init(),
-                        name="logits")(x)
+                        name="logits", dtype=_output_dtype(dtype))(x)
   return keras.Model(feats, logits, name=name)
 
 
 def build_classifier(image_size: int = 32, num_classes: int = 10,
                      head: Optional[keras.Model] = None, seed: int = 0,
+                     dtype: DType = None,
                      name: str = "classifier") -> keras.Model:
   """T(x) -> class logits: conv5x5 32 + ReLU + 2x2 max-pool, then `head`.
 
@@ -294,11 +332,13 @@ def build_classifier(image_size: int = 32, num_classes: int = 10,
   _check_size(image_size)
   seeds = _Seeds(seed)
   if head is None:
-    head = build_classifier_head(image_size, num_classes, seed=seed + 7919)
+    head = build_classifier_head(image_size, num_classes, seed=seed + 7919,
+                                 dtype=dtype)
   image = keras.Input((image_size, image_size, 3), name="image")
   x = layers.Conv2D(32, 5, padding="same", activation="relu",
-                    kernel_initializer=seeds.init(), name="conv1")(image)
-  x = layers.MaxPooling2D(2, name="pool1")(x)
+                    kernel_initializer=seeds.init(), name="conv1",
+                    dtype=dtype)(image)
+  x = layers.MaxPooling2D(2, name="pool1", dtype=dtype)(x)
   return keras.Model(image, head(x), name=name)
 
 
@@ -313,7 +353,22 @@ class Networks:
       unless `private_source_layer` is set.
   """
 
-  def __init__(self, cfg: config_lib.Config):
+  def __init__(self, cfg: config_lib.Config, precision: str = "float32"):
+    """Builds the networks.
+
+    Args:
+      cfg: the experiment.
+      precision: the resolved Keras policy name (`float32`,
+        `mixed_bfloat16` or `mixed_float16`; see
+        `runtime.resolve_precision`). Not `cfg.runtime.precision`, which may
+        be `auto`.
+    """
+    if precision not in config_lib.PRECISIONS or precision == "auto":
+      raise ValueError(f"precision={precision!r}: pass a resolved policy "
+                       "(float32, mixed_bfloat16 or mixed_float16), e.g. "
+                       "runtime.resolve_precision(cfg.runtime)[0]")
+    # float32 passes no policy at all: the layers are exactly today's.
+    dtype = None if precision == "float32" else keras.DTypePolicy(precision)
     size = cfg.data.image_size
     sync = cfg.runtime.sync_batch_norm
     seed = cfg.train.seed
@@ -321,18 +376,21 @@ class Networks:
     fused = cfg.runtime.fused_batch_norm and not cfg.runtime.jit_compile
     self.generator = build_generator(size, cfg.generator, seed=seed + 1,
                                      sync_batch_norm=sync,
-                                     fused_batch_norm=fused)
+                                     fused_batch_norm=fused, dtype=dtype)
     self.discriminator = build_discriminator(size, cfg.discriminator,
                                              seed=seed + 2,
                                              sync_batch_norm=sync,
                                              fused_batch_norm=fused,
-                                             split_conv_grad=cfg.runtime.split_conv_grad)
+                                             split_conv_grad=cfg.runtime.split_conv_grad,
+                                             dtype=dtype)
     classes = cfg.classifier.num_classes
-    head = build_classifier_head(size, classes, seed=seed + 3)
-    self.classifier = build_classifier(size, classes, head, seed=seed + 4)
+    head = build_classifier_head(size, classes, seed=seed + 3, dtype=dtype)
+    self.classifier = build_classifier(size, classes, head, seed=seed + 4,
+                                       dtype=dtype)
     if cfg.classifier.private_source_layer and cfg.train.mode == "pixelda":
       self.source_classifier = build_classifier(
-          size, classes, head, seed=seed + 5, name="source_classifier")
+          size, classes, head, seed=seed + 5, dtype=dtype,
+          name="source_classifier")
     else:
       self.source_classifier = self.classifier
 

@@ -23,12 +23,15 @@ import math
 import os
 from typing import Dict, List, Optional
 
+from absl import logging
 import keras
 import tensorflow as tf
 
+from pixelda_tf import averaging
 from pixelda_tf import config as config_lib
 from pixelda_tf import losses
 from pixelda_tf import models
+from pixelda_tf import runtime
 
 # The order the official code updates the networks in.
 UPDATE_ORDER = ("discriminator", "classifier", "generator")
@@ -49,6 +52,13 @@ class PixelDA:
     nets: `models.Networks`.
     step: int64 variable, the number of completed train steps.
     optimizers: dict name -> keras Adam, names from UPDATE_ORDER.
+    precision: the Keras dtype policy the networks compute in
+      (`runtime.resolve_precision` of cfg.runtime).
+    loss_scalers: under `mixed_float16`, dict name -> the
+      `keras.optimizers.LossScaleOptimizer` around `optimizers[name]` that
+      applies its updates; empty otherwise. Not checkpointed (the scale
+      re-adapts within a few steps), so checkpoints are the same whatever the
+      precision.
     checkpoint: tf.train.Checkpoint of everything that training changes.
   """
 
@@ -56,8 +66,10 @@ class PixelDA:
     self.cfg = cfg
     self.strategy = strategy
     self.pixelda = cfg.train.mode == "pixelda"
+    self.precision, why = runtime.resolve_precision(cfg.runtime)
+    logging.info("precision: %s (%s)", self.precision, why)
     with strategy.scope():
-      self.nets = models.Networks(cfg)
+      self.nets = models.Networks(cfg, self.precision)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       o = cfg.optim
       self.learning_rate = keras.optimizers.schedules.ExponentialDecay(
@@ -69,11 +81,30 @@ class PixelDA:
                                     name=f"{name}_adam")
         opt.build(self.variables(name))
         self.optimizers[name] = opt
+      # float16's narrow range needs loss scaling (bfloat16 has float32's).
+      self.loss_scalers = {}
+      if self.precision == "mixed_float16":
+        for name, opt in self.optimizers.items():
+          scaler = keras.optimizers.LossScaleOptimizer(
+              opt, name=f"{name}_loss_scale")
+          scaler.build(self.variables(name))
+          self.loss_scalers[name] = scaler
+      # The networks that evaluation, adaptation and export use.
+      averaged = [self.nets.classifier, self.nets.source_classifier]
+      if self.pixelda:
+        averaged.append(self.nets.generator)
+      self.average = (averaging.WeightAverage(
+          [v for v in models.unique_variables(
+              [v for m in averaged for v in m.variables])
+           if not v.path.endswith("seed_generator_state")],
+          cfg.train.ema_decay) if cfg.train.ema_decay else None)
     tracked = dict(step=self.step, generator=self.nets.generator,
                    discriminator=self.nets.discriminator,
                    classifier=self.nets.classifier,
                    source_classifier=self.nets.source_classifier)
     tracked.update({f"{n}_optimizer": o for n, o in self.optimizers.items()})
+    if self.average is not None:
+      tracked["weight_average"] = self.average
     self.checkpoint = tf.train.Checkpoint(**tracked)
     # Every variable the step reads, each once (T's head is shared).
     self._all_vars = models.unique_variables(self.nets.generator.variables
@@ -118,8 +149,10 @@ class PixelDA:
   # come in as arguments and new batch-norm statistics and seed states go out,
   # because a compiled function that touches a replica's variables fails on
   # logical CPU devices (XLA places it on CPU:0, the variable lives on CPU:1).
+  # `loss_scales` (mixed_float16 only): network name -> its loss scale.
   def _replica_grads(self, values: List[tf.Tensor], batch: Dict[str, tf.Tensor],
-                     z: tf.Tensor, seeds: tf.Tensor):
+                     z: tf.Tensor, seeds: tf.Tensor,
+                     loss_scales: Optional[Dict[str, tf.Tensor]] = None):
     cfg = self.cfg
     values = list(values)
     for k, i in enumerate(self._seed_index):
@@ -135,7 +168,15 @@ class PixelDA:
       # and seed states, as stateful calls would.
       for v, new in zip(model.non_trainable_variables, new_state):
         values[index[id(v)]] = new
-      return out
+      # Under mixed precision the networks already emit float32; losses are
+      # computed in float32 whatever a network returns (a no-op for float32).
+      return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), out)
+
+    def scaled(loss, name):
+      # mixed_float16: the gradient of loss x scale, so that small gradients
+      # survive float16; the LossScaleOptimizer divides the (all-reduced)
+      # gradients by the same scale before clipping and Adam see them.
+      return loss if loss_scales is None else loss * loss_scales[name]
 
     def params(name):
       return [values[index[id(v)]] for v in self.variables(name)]
@@ -157,7 +198,8 @@ class PixelDA:
         tape.watch(params("classifier"))
         logits = call(self.nets.classifier, images)
         loss = mean(losses.task_loss(labels, logits))
-      grads = {"classifier": tape.gradient(loss, params("classifier"))}
+        target = scaled(loss, "classifier")
+      grads = {"classifier": tape.gradient(target, params("classifier"))}
       logs = {"loss/classifier": loss,
               "accuracy/train": mean(losses.accuracy(labels, logits))}
       return logs, grads, self._state_updates(values)
@@ -175,13 +217,18 @@ class PixelDA:
       d_fake = call(self.nets.discriminator, adapted)
       t_source = call(self.nets.source_classifier, xs)
       t_adapted = call(self.nets.classifier, adapted)
+      entropy = tf.constant(0.0)
+      if w.target_entropy:
+        entropy = mean(losses.conditional_entropy(
+            call(self.nets.classifier, xt)))
 
       domain = mean(losses.discriminator_loss(d_real, d_fake))
       task_source = mean(losses.task_loss(ys, t_source))
       task_adapted = mean(losses.task_loss(ys, t_adapted))
       style = mean(losses.generator_adversarial_loss(d_fake))
       d_loss = w.domain * domain
-      t_loss = w.task_source * task_source + w.task_adapted * task_adapted
+      t_loss = (w.task_source * task_source + w.task_adapted * task_adapted
+                + w.target_entropy * entropy)
       # As the official code: the adapted-image task loss, at its own weight,
       # scaled again by task-in-G.
       g_loss = (w.style * style
@@ -192,20 +239,22 @@ class PixelDA:
                 else None)
         pmse = mean(losses.pmse_loss(xs, adapted, mask))
         g_loss += w.pmse * pmse
+      targets = {name: scaled(loss, name) for name, loss in
+                 (("discriminator", d_loss), ("classifier", t_loss),
+                  ("generator", g_loss))}
     # D's and T's losses also reach G through `adapted`; asking each loss only
     # for its own network's parameters keeps those paths out of the update
     # (and the graph prunes the backward ops nobody asked for).
     grads = {
-        "discriminator": tape.gradient(d_loss, params("discriminator")),
-        "classifier": tape.gradient(t_loss, params("classifier")),
-        "generator": tape.gradient(g_loss, params("generator")),
+        name: tape.gradient(targets[name], params(name))
+        for name in UPDATE_ORDER
     }
     del tape
     logs = {
         "loss/discriminator": d_loss, "loss/classifier": t_loss,
         "loss/generator": g_loss, "loss/domain": domain, "loss/style": style,
         "loss/task_source": task_source, "loss/task_adapted": task_adapted,
-        "loss/pmse": pmse,
+        "loss/pmse": pmse, "loss/target_entropy": entropy,
         "accuracy/source": mean(losses.accuracy(ys, t_source)),
         "accuracy/adapted": mean(losses.accuracy(ys, t_adapted)),
         "accuracy/d_real": mean(losses.binary_accuracy(d_real, 1.0)),
@@ -241,8 +290,11 @@ class PixelDA:
       # numbers than TensorFlow's kernels, and z should not depend on
       # --jit_compile.
       z = self._noise(step, tf.shape(batch["source_images"])[0])
+      scales = ({n: s.dynamic_scale.value for n, s in self.loss_scalers.items()}
+                or None)
       logs, grads, states = self._grads_fn(
-          [v.value for v in self._all_vars], batch, z, self._layer_seeds(step))
+          [v.value for v in self._all_vars], batch, z, self._layer_seeds(step),
+          scales)
       # One packed all-reduce per kind, in replica context: this form works
       # for one device, MirroredStrategy and MultiWorkerMirroredStrategy.
       ctx = tf.distribute.get_replica_context()
@@ -278,9 +330,14 @@ class PixelDA:
       self._all_vars[i].assign(state)
     # D and T first, then G: the official update order.
     for name in self._trained():
-      self.optimizers[name].apply(grads[name], self.variables(name))
+      # mixed_float16: the LossScaleOptimizer unscales, skips the update (and
+      # halves the scale) on non-finite gradients, else applies Adam.
+      self.loss_scalers.get(name, self.optimizers[name]).apply(
+          grads[name], self.variables(name))
     logs["learning_rate"] = tf.cast(self.learning_rate(self.step), tf.float32)
     self.step.assign_add(1)
+    if self.average is not None:
+      self.average.update(self.step)
     return logs
 
   def gradients(self, batch):
@@ -353,7 +410,8 @@ def load_config(model_dir: str) -> config_lib.Config:
 
 
 def restore(model_dir: str, which: str = "latest",
-            strategy: Optional[tf.distribute.Strategy] = None) -> PixelDA:
+            strategy: Optional[tf.distribute.Strategy] = None,
+            averaged: bool = True) -> PixelDA:
   """Rebuilds a trained PixelDA from `model_dir` and restores its weights.
 
   Args:
@@ -361,6 +419,8 @@ def restore(model_dir: str, which: str = "latest",
     which: `latest`, `best` (highest target-validation accuracy) or a
       checkpoint prefix.
     strategy: defaults to the default (single-device) strategy.
+    averaged: for a run trained with `ema_decay`, load the averaged weights
+      into G and T (what its evaluations scored); False keeps the raw ones.
 
   Raises:
     FileNotFoundError: no config or checkpoint.
@@ -368,9 +428,12 @@ def restore(model_dir: str, which: str = "latest",
   """
   cfg = load_config(model_dir)
   # Training-only speed layers are swapped for the plain Keras ones (same
-  # variables), so exported .keras files load without pixelda_tf.
+  # variables), so exported .keras files load without pixelda_tf; networks
+  # trained in mixed precision hold float32 variables and are rebuilt in
+  # float32, so what is evaluated and exported computes as a float32 run.
   cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(
-      cfg.runtime, fused_batch_norm=False, split_conv_grad=False))
+      cfg.runtime, fused_batch_norm=False, split_conv_grad=False,
+      precision="float32"))
   path = checkpoint_path(model_dir, which)
   model = PixelDA(cfg, strategy or tf.distribute.get_strategy())
   try:
@@ -379,4 +442,6 @@ def restore(model_dir: str, which: str = "latest",
     # AssertionError: objects missing; ValueError: variable shapes differ.
     raise ValueError(f"checkpoint {path} does not match the networks in "
                      f"{model_dir}/{CONFIG_FILE}: {e}") from e
+  if averaged and model.average is not None:
+    model.average.copy_to_variables()
   return model

@@ -52,7 +52,12 @@ _PATHS = {
     "usps_path": lambda d: "usps" in (d.source, d.target),
     "source_dir": lambda d: d.source == "folder",
     "target_dir": lambda d: d.target == "folder",
+    "target_val_dir": lambda d: True,
 }
+# Overrides that name another target: the run's --target_val_dir belonged to
+# the old one, so it is dropped unless given again.
+_TARGET_FIELDS = {"target", "target_dir", "mnist_m_dir", "mnist_m_variant",
+                  "bsds_dir", "usps_path"}
 
 
 def override_data(cfg: config_lib.Config,
@@ -60,7 +65,8 @@ def override_data(cfg: config_lib.Config,
   """`cfg` with the data settings in `overrides` (DataConfig field -> value).
 
   Settings the user did not give but that the new source/target no longer
-  reads (e.g. the run's --mnist_m_dir once --target=folder) are dropped, and
+  reads (e.g. the run's --mnist_m_dir once --target=folder, or its
+  --target_val_dir once any target flag is given) are dropped, and
   giving --mnist_m_dir alone means the released variant: the user meant the
   folder to be read.
 
@@ -88,6 +94,8 @@ def override_data(cfg: config_lib.Config,
   for name, used in _PATHS.items():
     if name not in overrides and getattr(d, name) and not used(d):
       d = dataclasses.replace(d, **{name: None})
+  if "target_val_dir" not in overrides and _TARGET_FIELDS & set(overrides):
+    d = dataclasses.replace(d, target_val_dir=None)
   if (d.mnist_m_variant in ("offline", "released") and d.bsds_dir
       and "bsds_dir" not in overrides):
     d = dataclasses.replace(d, bsds_dir=None)
@@ -101,12 +109,15 @@ def _checkpoint_tag(which: str) -> str:
 def evaluate_model_dir(model_dir: str, overrides: Dict[str, Any],
                        which: str = "latest", split: str = "test",
                        out_dir: Optional[str] = None) -> Dict:
-  """Evaluates T of a trained run on a labelled target split; writes files.
+  """Evaluates T of a trained run on a target split; writes files.
 
   Writes into `out_dir` (default `model_dir/eval`), with
   PREFIX = `<target>_<split>_<checkpoint>`: PREFIX.json (the returned dict),
   PREFIX_confusion.png, and PREFIX_samples.png (rows: source | G(source, z)
-  for 3 z | target; no adapted columns for the baselines).
+  for 3 z | target; no adapted columns for the baselines). A split with no
+  labels (an unlabelled target, `--target_labels=none`) has nothing to
+  score: the accuracy fields are None with a `reason`, and only the JSON
+  and the sample grid are written.
 
   Returns:
     `evaluation.report` keys plus model_dir, checkpoint, step, mode, split,
@@ -114,33 +125,37 @@ def evaluate_model_dir(model_dir: str, overrides: Dict[str, Any],
 
   Raises:
     FileNotFoundError: no config.json or no such checkpoint.
-    DataError: the target is missing, unlabelled or has too many classes.
+    DataError: the target is missing or has too many classes.
     ConfigError: bad overrides.
   """
   cfg = override_data(pixelda.load_config(model_dir), overrides)
   ckpt = pixelda.checkpoint_path(model_dir, which)   # fail before loading data
   domain = data.load_domain(cfg.data, "target", split)
   num_classes = cfg.classifier.num_classes
-  if domain.labels is None:
-    raise data.DataError(
-        f"{domain.origin} has no labels: evaluation needs a labelled target "
-        "(for a folder, one subfolder per class, sorted names = class ids)")
   if domain.num_classes > num_classes:
     raise data.DataError(
         f"{domain.origin} has {domain.num_classes} classes; the model has "
         f"{num_classes}")
   model = pixelda.restore(model_dir, ckpt)
-  rep = evaluation.evaluate(
-      model.nets.classifier,
-      data.eval_dataset(cfg.data, "target", split, EVAL_BATCH), num_classes)
-
   out_dir = out_dir or os.path.join(model_dir, "eval")
   tf.io.gfile.makedirs(out_dir)
   prefix = os.path.join(out_dir,
                         f"{cfg.data.target}_{split}_{_checkpoint_tag(which)}")
-  files = {"json": prefix + ".json", "confusion_png": prefix + "_confusion.png"}
-  evaluation.save_png(files["confusion_png"],
-                      evaluation.confusion_image(rep["confusion_matrix"]))
+  files = {"json": prefix + ".json"}
+  if domain.labels is None:
+    reason = (f"nothing labelled to score: {domain.origin}. Give a labelled "
+              "split (a test/ or --target_val_dir folder with one subfolder "
+              "per class, named as the source's classes)")
+    logging.warning("%s", reason)
+    rep = {"accuracy": None, "per_class_accuracy": None,
+           "confusion_matrix": None, "num_examples": 0, "reason": reason}
+  else:
+    rep = evaluation.evaluate(
+        model.nets.classifier,
+        data.eval_dataset(cfg.data, "target", split, EVAL_BATCH), num_classes)
+    files["confusion_png"] = prefix + "_confusion.png"
+    evaluation.save_png(files["confusion_png"], evaluation.confusion_image(
+        rep["confusion_matrix"], _class_names(cfg)))
   grid = _sample_grid(model, cfg, domain)
   if grid is not None:
     files["samples_png"] = prefix + "_samples.png"
@@ -164,9 +179,12 @@ def _sample_grid(model: pixelda.PixelDA, cfg: config_lib.Config,
   """
   try:
     source = data.load_domain(cfg.data, "source", "test")
-  except data.DataError as e:
-    logging.warning("no sample grid: %s", e)
-    return None
+  except data.DataError:
+    try:  # A source folder without test/: its train images show as well.
+      source = data.load_domain(cfg.data, "source", "train")
+    except data.DataError as e:
+      logging.warning("no sample grid: %s", e)
+      return None
   rows = min(GRID_ROWS, len(source), len(target))
   xs = np.asarray(data.to_model_range(source.images[:rows]))
   columns = [xs]
@@ -189,6 +207,24 @@ def class_dir_names(num_classes: int):
   """Zero-padded ids, so that sorted folder names are in label order."""
   width = len(str(num_classes - 1))
   return [f"{i:0{width}d}" for i in range(num_classes)]
+
+
+def _class_names(cfg: config_lib.Config) -> Optional[list]:
+  """The source's class names if they name every class, else None."""
+  try:
+    names = data.class_names(cfg.data)
+  except data.DataError:
+    return None
+  return names if len(names) == cfg.classifier.num_classes else None
+
+
+def _class_dirs(cfg: config_lib.Config):
+  """Class folder names of a PNG dataset, sorting in label order: the source
+  folder's own class names (sorted by construction), else padded ids."""
+  names = _class_names(cfg)
+  if cfg.data.source == "folder" and names:
+    return names
+  return class_dir_names(cfg.classifier.num_classes)
 
 
 def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
@@ -225,7 +261,7 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
   model = pixelda.restore(model_dir, ckpt)
   noise_dim = cfg.generator.noise_dim
   num_classes = cfg.classifier.num_classes
-  classes = class_dir_names(num_classes)
+  classes = _class_dirs(cfg)
 
   started = time.time()
   tmp = out.rstrip("/") + f".partial-{os.getpid()}"

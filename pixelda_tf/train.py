@@ -35,6 +35,8 @@ def main(argv):
           "steps": results["steps"], "stopped_by": results["stopped_by"],
           "minutes": results["wall_time_s"] / 60,
           "weights_sha256": results["weights_sha256"]}
+  if "reason" in results["final"]:
+    line["reason"] = results["final"]["reason"]
   if "best" in results:
     line["best_val_checkpoint_test_accuracy"] = results["best"]["accuracy"]
     line["best_step"] = results["best"]["step"]

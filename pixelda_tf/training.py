@@ -12,6 +12,7 @@ command after a kill continues exactly where the last checkpoint left off.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -47,9 +48,11 @@ _RESUMABLE_CHANGES = {
                            "keep_checkpoints", "quiet", "model_dir")
 } | {("runtime", f) for f in ("strategy", "num_cpu_devices", "jit_compile",
                               "intra_op_threads", "inter_op_threads",
-                              "fused_batch_norm", "split_conv_grad")} | {
+                              "fused_batch_norm", "split_conv_grad",
+                              "precision")} | {
     ("data", f) for f in ("data_dir", "mnist_dir", "bsds_dir", "mnist_m_dir",
-                          "usps_path", "source_dir", "target_dir", "download")}
+                          "usps_path", "source_dir", "target_dir",
+                          "target_val_dir", "download")}
 
 
 def _write_json(path: str, obj) -> None:
@@ -191,6 +194,7 @@ def train(cfg: config_lib.Config,
 
   # Data first: a missing data set should fail before minutes of tracing.
   sources, fingerprints = {}, {}
+  unscored = {}  # split -> origin, for target splits with no labels
   for role, split in (("source", "train"), ("target", "train"),
                       ("target", "val"), ("target", "test")):
     dom = data.load_domain(cfg.data, role, split)
@@ -198,7 +202,21 @@ def train(cfg: config_lib.Config,
     fingerprints[f"{role}/{split}"] = _data_fingerprint(dom)
     logging.info("%s %s: %s, %d examples", role, split, dom.origin,
                  len(dom.images))
+    if role == "source":
+      _check_num_classes(dom, cfg)
+    elif split != "train" and dom.labels is None:
+      unscored[split] = dom.origin
+    elif dom.labels is None and t.mode == "target_only":
+      raise config_lib.ConfigError(
+          f"--mode=target_only trains on target labels and {dom.origin} has "
+          "none: give a labelled target (one subfolder per class) or another "
+          "--mode")
   _check_same_data(sources, fingerprints, model_dir, chief)
+  if "val" in unscored:
+    logging.info("no labelled target validation data (%s): validation is "
+                 "skipped and the latest checkpoint is kept (give "
+                 "--target_val_dir=FOLDER to keep the best-by-validation one)",
+                 unscored["val"])
 
   model = pixelda.PixelDA(cfg, strategy)
   # Every worker saves (saving may involve collectives), but only the chief
@@ -223,12 +241,15 @@ def train(cfg: config_lib.Config,
   dataset = data.train_dataset(cfg.data, t.batch_size, start_step=start_step,
                                shuffle_seed=t.seed)
   batches = iter(strategy.experimental_distribute_dataset(dataset))
-  val_data = data.eval_dataset(cfg.data, "target", "val", EVAL_BATCH)
+  # An unlabelled split is never scored (nor held in memory twice).
+  val_data = (None if "val" in unscored
+              else data.eval_dataset(cfg.data, "target", "val", EVAL_BATCH))
   writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train"))
             if chief else tf.summary.create_noop_writer())
   grid_batch = next(iter(data.train_dataset(cfg.data, GRID_ROWS)))
 
-  test_data = data.eval_dataset(cfg.data, "target", "test", EVAL_BATCH)
+  test_data = (None if "test" in unscored
+               else data.eval_dataset(cfg.data, "target", "test", EVAL_BATCH))
   progress = _Progress(t.train_steps, start_step, t.quiet, t.summary_every)
   # The evaluation history survives resumes; minutes count across them.
   history_path = os.path.join(model_dir, HISTORY_FILE)
@@ -276,23 +297,28 @@ def train(cfg: config_lib.Config,
         window_start, window_steps = time.time(), 0
       if t.image_every and step % t.image_every == 0:
         _image_summary(model, grid_batch, step)
-      if t.eval_every and step % t.eval_every == 0:
-        acc = evaluation.evaluate(model.nets.classifier, val_data,
-                                  cfg.classifier.num_classes)["accuracy"]
+      if t.eval_every and step % t.eval_every == 0 and len(unscored) < 2:
+        acc = (None if "val" in unscored
+               else _evaluate(model, val_data, cfg)["accuracy"])
         # Test accuracy too, for accuracy-vs-time curves; checkpoints are
         # chosen on validation only.
-        test_acc = evaluation.evaluate(model.nets.classifier, test_data,
-                                       cfg.classifier.num_classes)["accuracy"]
-        tf.summary.scalar("accuracy/target_val", acc, step=step)
-        tf.summary.scalar("accuracy/target_test", test_acc, step=step)
+        test_acc = (None if "test" in unscored
+                    else _evaluate(model, test_data, cfg)["accuracy"])
+        for name, value in (("val", acc), ("test", test_acc)):
+          if value is not None:
+            tf.summary.scalar(f"accuracy/target_{name}", value, step=step)
         history.append({"step": step, "val_accuracy": acc,
                         "test_accuracy": test_acc,
                         "minutes": minutes()})
+        if model.average is not None and test_acc is not None:
+          # The raw weights' score too: what the average smooths.
+          history[-1]["test_accuracy_raw"] = _evaluate(
+              model, test_data, cfg, averaged=False)["accuracy"]
         if chief:
           _write_json(history_path, history)
-        logging.info("step %d: target accuracy: validation %.4f, test %.4f",
-                     step, acc, test_acc)
-        if acc > best["val_accuracy"]:
+        logging.info("step %d: target accuracy: validation %s, test %s",
+                     step, _percent(acc), _percent(test_acc))
+        if acc is not None and acc > best["val_accuracy"]:
           best = {"val_accuracy": acc, "step": step}
           best_manager.save(checkpoint_number=step)
           if chief:
@@ -308,22 +334,31 @@ def train(cfg: config_lib.Config,
       "config": cfg.to_dict(), "data_sources": sources, "steps": step,
       "stopped_by": stopped, "wall_time_s": 60 * minutes(),
       "mode": t.mode, "val_history": history,
-      "final": {"step": step, **_summary(evaluation.evaluate(
-          model.nets.classifier, test_data, cfg.classifier.num_classes))},
+      "final": {"step": step, **(
+          _unscored_summary(unscored["test"]) if "test" in unscored
+          else _summary(_evaluate(model, test_data, cfg)))},
   }
+  if "val" in unscored:
+    results["checkpoint_kept"] = (
+        "latest: no labelled target validation data, so no best-by-"
+        "validation checkpoint (give --target_val_dir=FOLDER for one)")
   results["weights_sha256"] = _fingerprint(model)
   if best["step"] >= 0:
     model.checkpoint.restore(best_manager.latest_checkpoint).expect_partial()
-    results["best"] = {**best, **_summary(evaluation.evaluate(
-        model.nets.classifier, test_data, cfg.classifier.num_classes))}
+    results["best"] = {**best, **_summary(_evaluate(model, test_data, cfg))}
     model.checkpoint.restore(manager.latest_checkpoint).expect_partial()
   if chief:
     _write_json(os.path.join(model_dir, RESULTS_FILE), results)
   else:
     tf.io.gfile.rmtree(ckpt_root)
-  logging.info("target test accuracy: final %.4f%s", results["final"]["accuracy"],
-               f", best-by-validation {results['best']['accuracy']:.4f} (step "
-               f"{results['best']['step']})" if "best" in results else "")
+  if "test" in unscored:
+    logging.info("target test accuracy: none (%s)", results["final"]["reason"])
+  else:
+    logging.info("target test accuracy: final %.4f%s",
+                 results["final"]["accuracy"],
+                 f", best-by-validation {results['best']['accuracy']:.4f} "
+                 f"(step {results['best']['step']})" if "best" in results
+                 else "")
   return results
 
 
@@ -333,6 +368,36 @@ def _fingerprint(model: pixelda.PixelDA) -> str:
   for v in model.checkpoint_variables():
     digest.update(np.ascontiguousarray(v.numpy()).tobytes())
   return digest.hexdigest()
+
+
+def _evaluate(model: pixelda.PixelDA, dataset, cfg: config_lib.Config,
+              averaged: bool = True) -> Dict:
+  """The classifier's report on `dataset`, with its averaged weights when the
+  run keeps an average (`--ema_decay`) and `averaged`."""
+  with (model.average.applied() if averaged and model.average is not None
+        else contextlib.nullcontext()):
+    return evaluation.evaluate(model.nets.classifier, dataset,
+                               cfg.classifier.num_classes)
+
+
+def _check_num_classes(source, cfg: config_lib.Config) -> None:
+  """The classifier must have one output per source class (folders: exactly)."""
+  n = cfg.classifier.num_classes
+  if source.num_classes > n or (cfg.data.source == "folder"
+                                and source.num_classes != n):
+    raise config_lib.ConfigError(
+        f"{source.origin} has {source.num_classes} classes but "
+        f"--num_classes={n}: pass --num_classes={source.num_classes}")
+
+
+def _percent(accuracy: Optional[float]) -> str:
+  return "n/a" if accuracy is None else f"{accuracy:.4f}"
+
+
+def _unscored_summary(origin: str) -> Dict:
+  """The accuracy fields of a split with no labels: null, with the reason."""
+  return {"accuracy": None, "per_class_accuracy": None, "num_examples": 0,
+          "reason": f"nothing labelled to score: {origin}"}
 
 
 def _summary(rep: Dict) -> Dict:
@@ -346,8 +411,11 @@ def _image_summary(model: pixelda.PixelDA, batch, step: int) -> None:
   if not model.pixelda:
     return
   xs = np.asarray(batch["source_images"][:GRID_ROWS])
-  columns = [xs, *evaluation.adapted_columns(model.nets.generator, xs,
-                                             GRID_NOISE_SAMPLES),
+  with (model.average.applied() if model.average is not None
+        else contextlib.nullcontext()):
+    adapted = evaluation.adapted_columns(model.nets.generator, xs,
+                                         GRID_NOISE_SAMPLES)
+  columns = [xs, *adapted,
              batch["target_images"][:GRID_ROWS]]
   grid = evaluation.image_grid(columns, GRID_ROWS)
   tf.summary.image("source|adapted|target", grid[None], step=step)

@@ -71,3 +71,46 @@ def test_a_failing_worker_reports_its_error(monkeypatch):
   monkeypatch.setattr(bench.sys, "executable", "/bin/false")
   r = bench.run_mode(cfg, "plain", 1, 0, 64)
   assert "error" in r
+
+
+def test_precisions_run_side_by_side_and_show_in_the_table():
+  calls = []
+
+  def runner(cfg, mode, steps, warmup, matmul_size):
+    calls.append((mode, cfg.runtime.precision))
+    return {"error": "not run"}
+
+  results = bench.run_all({"tiny": tiny.tiny_config()}, ["plain", "fast"],
+                          1, 0, 64, 0.1, runner=runner,
+                          precisions=["float32", "mixed_bfloat16"])
+  # Precisions innermost: each mode's rows are measured back to back.
+  assert calls == [("plain", "float32"), ("plain", "mixed_bfloat16"),
+                   ("fast", "float32"), ("fast", "mixed_bfloat16")]
+  assert [r["requested_precision"] for r in results] == [
+      "float32", "mixed_bfloat16"] * 2
+  # Without --precisions, the config's own setting.
+  calls.clear()
+  bench.run_all({"tiny": tiny.tiny_config(runtime=dict(precision="auto"))},
+                ["plain"], 1, 0, 64, 0.1, runner=runner)
+  assert calls == [("plain", "auto")]
+
+
+def test_a_bf16_row_reports_its_precision():
+  (r,) = bench.run_all({"tiny": tiny.tiny_config()}, ["plain"], steps=1,
+                       warmup=0, matmul_size=64, load_warn=1.0,
+                       runner=_in_process, precisions=["mixed_bfloat16"])
+  assert r["precision"] == "mixed_bfloat16" and r["median_s"] > 0
+  assert r["matmul_dtype"] == "bfloat16" and r["matmul_peak_gflops"] > 0
+  row = bench.format_table([r]).splitlines()[-1].split()
+  assert row[:3] == ["tiny", "plain", "bf16"]
+
+
+def test_cpu_info_reads_model_and_features(tmp_path):
+  path = tmp_path / "cpuinfo"
+  path.write_text("processor\t: 0\nmodel name\t: Fake Xeon\n"
+                  "flags\t\t: fpu avx2 avx512f amx_bf16 avx512_bf16\n")
+  info = bench.cpu_info(str(path))
+  assert info["model"] == "Fake Xeon"
+  assert info["features"] == ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
+  assert "fpu" in info["flags"]
+  assert bench.cpu_info(str(tmp_path / "missing"))["model"] == "unknown"

@@ -3,6 +3,7 @@
 No network (PIXELDA_OFFLINE=1) and nothing from ../shared.
 """
 
+import dataclasses
 import gzip
 import io
 import os
@@ -157,7 +158,9 @@ def test_offline_variant_deterministic(tmp_path, fake):
   np.testing.assert_array_equal(d.images, again.images)
   other = load_domain(cfg_for(tmp_path / "c", fake, seed=1), "target", "train")
   assert not np.array_equal(d.images, other.images)
-  np.testing.assert_array_equal(d.labels, other.labels)
+  # The seed draws the (stratified) validation slice too: same class counts.
+  np.testing.assert_array_equal(np.bincount(d.labels),
+                                np.bincount(other.labels))
 
 
 def test_bsds_dir_and_tgz_agree(tmp_path, fake):
@@ -203,7 +206,8 @@ def test_released_layout(tmp_path, fake):
   cfg = cfg_for(tmp_path, fake, mnist_m_dir=str(fake / "mnist_m"), val_size=4)
   d = load_domain(cfg, "target", "train")
   assert d.images.shape == (16, 32, 32, 3) and "released" in d.origin
-  assert d.labels.tolist()[:3] == [0, 1, 2]
+  # 2 per class; the 4-image validation slice takes one of classes 0..3.
+  assert np.bincount(d.labels).tolist() == [1] * 4 + [2] * 6
   assert len(load_domain(cfg, "target", "test")) == 10
 
 
@@ -211,7 +215,7 @@ def test_released_layout(tmp_path, fake):
     ("missing", "lists 1 image.*00000003.png"),
     ("extra", "not in .*mnist_m_train_labels.txt.*zzz.png"),
     ("corrupt", "00000002.png: not a readable image"),
-    ("badline", "mnist_m_train_labels.txt:2: expected"),
+    ("badline", "mnist_m_train_labels.txt:2: label 'five' .*\\[0, 10\\)"),
     ("nolabels", "mnist_m_test_labels.txt is missing"),
 ])
 def test_released_errors_name_the_file(tmp_path, fake, damage, message):
@@ -234,6 +238,66 @@ def test_released_errors_name_the_file(tmp_path, fake, damage, message):
     load_domain(cfg, "target", "train")
   assert not os.path.exists(tmp_path / "data" / "mnist_m") or not [
       n for n in os.listdir(tmp_path / "data" / "mnist_m")]
+
+
+@pytest.mark.parametrize("form", ["zip", "tar.gz", "folder"])
+def test_released_train_only_sample_as_folder_or_archive(tmp_path, fake, form):
+  """A sample of the train split (no mnist_m_test/), wrapped in one folder as
+  archives unpack, holds out a test slice of its own."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  import tarfile  # pylint: disable=g-import-not-at-top
+  sample = tmp_path / "src" / "mnist_m_sample"
+  shutil.copytree(fake / "mnist_m" / "mnist_m_train", sample / "mnist_m_train")
+  shutil.copy(fake / "mnist_m" / "mnist_m_train_labels.txt", sample)
+  path = str(tmp_path / "src")
+  if form == "zip":
+    path = shutil.make_archive(str(tmp_path / "sample"), "zip",
+                               tmp_path / "src")
+  elif form == "tar.gz":
+    path = str(tmp_path / "sample.tar.gz")
+    with tarfile.open(path, "w:gz") as t:
+      t.add(sample, arcname="mnist_m_sample")
+  cfg = cfg_for(tmp_path, fake, mnist_m_dir=path, val_size=4, test_size=4)
+  train = load_domain(cfg, "target", "train")
+  test = load_domain(cfg, "target", "test")
+  assert (len(train), len(test)) == (12, 4)
+  assert "held out" in test.origin and test.labels is not None
+  # Every image once: train, val and test are disjoint.
+  val = load_domain(cfg, "target", "val")
+  rows = {x.tobytes() for d in (train, val, test) for x in d.images}
+  assert len(rows) == 20
+
+
+def test_released_archive_errors_name_the_file(tmp_path, fake):
+  bad = tmp_path / "mnist_m.zip"
+  bad.write_bytes(b"not an archive")
+  cfg = cfg_for(tmp_path, fake, mnist_m_dir=str(bad))
+  with pytest.raises(DataError, match="mnist_m.zip is a file but not a"):
+    load_domain(cfg, "target", "train")
+  cfg = cfg_for(tmp_path, fake, mnist_m_dir=str(tmp_path / "nowhere"))
+  with pytest.raises(DataError, match="nowhere does not exist"):
+    load_domain(cfg, "target", "train")
+
+
+def test_pad_keeps_the_digit_scale(tmp_path, fake):
+  from pixelda_tf.data import images  # pylint: disable=g-import-not-at-top
+  x = np.full((2, 28, 28), 7, np.uint8)
+  padded = images.fit(x, 32, "pad")
+  assert padded.shape == (2, 32, 32)
+  assert padded[:, 2:30, 2:30].min() == 7 and padded.sum() == 7 * 2 * 28 * 28
+  # Larger images are resized whatever the setting; odd margins go after.
+  assert images.fit(np.zeros((1, 40, 40, 3), np.uint8), 32, "pad").shape == (
+      1, 32, 32, 3)
+  odd = images.pad(np.ones((1, 3, 3), np.uint8), 6)
+  assert odd[0, 1:4, 1:4].all() and odd.sum() == 9
+  cfg = cfg_for(tmp_path, fake, target="usps", usps_path=str(fake / "usps.h5"),
+                smaller_images="pad")
+  src = load_domain(cfg, "source", "train")
+  resized = load_domain(dataclasses.replace(cfg, smaller_images="resize"),
+                        "source", "train")
+  assert src.images.shape == resized.images.shape
+  assert src.images[:, :2].max() == 0  # a black 2-pixel frame
+  assert not np.array_equal(src.images, resized.images)
 
 
 # --- USPS -------------------------------------------------------------------
@@ -272,9 +336,12 @@ def test_folders_source_and_flat_target(tmp_path, fake):
   s = load_domain(cfg, "source", "train")
   assert s.images.shape == (9, 32, 32, 3) and s.num_classes == 2
   assert sorted(np.bincount(s.labels).tolist()) == [4, 5]
+  # Unlabelled: every image trains, and there is nothing to score.
   t = load_domain(cfg, "target", "train")
-  assert t.labels is None and t.images.shape == (4, 32, 32, 3)
-  assert "held-out val" in load_domain(cfg, "target", "test").origin
+  assert t.labels is None and t.images.shape == (6, 32, 32, 3)
+  for split in ("val", "test"):
+    held = load_domain(cfg, "target", split)
+    assert held.labels is None and "no labelled" in held.origin
 
 
 @pytest.mark.parametrize("layout, message", [

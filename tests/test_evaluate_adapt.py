@@ -77,18 +77,33 @@ def test_evaluate_writes_consistent_report(run):
   assert _read_png(res["files"]["samples_png"]).shape == (8 * 16, 5 * 16, 3)
 
 
+def _digit_folder(fake, tmp_path):
+  """Class folders named as the source's (MNIST digits): 3/ (5), 5/ (4)."""
+  folder = str(tmp_path / "digits")
+  for name, cls in (("a", "3"), ("b", "5")):
+    shutil.copytree(os.path.join(fake, "source_folder", name),
+                    os.path.join(folder, cls))
+  return folder
+
+
 def test_evaluate_on_labelled_folder(run, tmp_path):
   model_dir, fake = run
-  folder = os.path.join(fake, "source_folder")   # classes a/ (5), b/ (4)
+  folder = _digit_folder(fake, tmp_path)
   res = runs.evaluate_model_dir(
-      model_dir, {"target": "folder", "target_dir": folder},
-      out_dir=str(tmp_path))
-  # No test/ subfolder: the test split is the held-out val slice.
-  assert res["num_examples"] == VAL_SIZE
-  assert np.array(res["confusion_matrix"]).sum() == VAL_SIZE
+      model_dir, {"target": "folder", "target_dir": folder, "test_size": 4},
+      out_dir=str(tmp_path / "eval"))
+  # No test/ subfolder: the test split is a stratified --test_size slice,
+  # labelled with the source's ids for those names.
+  confusion = np.array(res["confusion_matrix"])
+  assert res["num_examples"] == 4 and confusion.sum() == 4
+  assert confusion.sum(axis=1).tolist() == [0, 0, 0, 2, 0, 2, 0, 0, 0, 0]
   assert res["data"]["mnist_m_dir"] is None     # dropped: nothing reads it
-  assert folder in res["data_origin"]
+  assert folder in res["data_origin"] and "stratified" in res["data_origin"]
   assert os.path.exists(res["files"]["confusion_png"])
+  with pytest.raises(data.DataError, match=r"\['a', 'b'\].*source has"):
+    runs.evaluate_model_dir(model_dir, {
+        "target": "folder",
+        "target_dir": os.path.join(fake, "source_folder")})
 
 
 def test_override_data_rules():
@@ -101,11 +116,18 @@ def test_override_data_rules():
     runs.override_data(base, {"target": "folder"})
 
 
-def test_evaluate_refuses_unlabelled_target(run):
+def test_evaluate_unlabelled_target_has_nothing_to_score(run, tmp_path):
   model_dir, fake = run
-  with pytest.raises(data.DataError, match="no labels"):
-    runs.evaluate_model_dir(model_dir, {
-        "target": "folder", "target_dir": os.path.join(fake, "target_flat")})
+  res = runs.evaluate_model_dir(model_dir, {
+      "target": "folder", "target_dir": os.path.join(fake, "target_flat")},
+                                out_dir=str(tmp_path))
+  assert res["accuracy"] is None and res["confusion_matrix"] is None
+  assert "nothing labelled to score" in res["reason"]
+  assert "confusion_png" not in res["files"]
+  # The sample grid is still drawn: 6 target images, 5 columns at 16x16.
+  assert _read_png(res["files"]["samples_png"]).shape == (6 * 16, 5 * 16, 3)
+  with open(res["files"]["json"]) as f:
+    assert json.load(f)["accuracy"] is None
 
 
 def test_evaluate_without_checkpoint(run, tmp_path):
@@ -129,11 +151,11 @@ def test_evaluate_binary_overrides_only_given_flags(run, tmp_path):
   out = str(tmp_path / "eval")
   proc = _cli("pixelda_tf.evaluate", f"--model_dir={model_dir}",
               "--target=folder",
-              f"--target_dir={os.path.join(fake, 'source_folder')}",
-              "--checkpoint=latest", f"--out_dir={out}")
+              f"--target_dir={_digit_folder(fake, tmp_path)}",
+              "--test_size=4", "--checkpoint=latest", f"--out_dir={out}")
   assert proc.returncode == 0, proc.stderr[-2000:]
   shown = json.loads(proc.stdout.strip().splitlines()[-1])
-  assert shown["num_examples"] == VAL_SIZE and shown["step"] == 2
+  assert shown["num_examples"] == 4 and shown["step"] == 2
   assert sorted(os.listdir(out)) == [
       "folder_test_latest.json", "folder_test_latest_confusion.png",
       "folder_test_latest_samples.png"]

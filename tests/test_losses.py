@@ -100,3 +100,16 @@ def test_binary_accuracy(label, expected):
   np.testing.assert_array_equal(
       losses.binary_accuracy(np.array([[0.5], [-1.0], [2.0]]), label).numpy(),
       expected)
+
+
+def test_conditional_entropy_matches_numpy():
+  logits = np.array([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0], [50.0, 0.0, 0.0]],
+                    np.float32)
+  p = np.exp(logits - logits.max(axis=1, keepdims=True))
+  p /= p.sum(axis=1, keepdims=True)
+  expected = -(p * np.log(np.maximum(p, 1e-30))).sum(axis=1)
+  got = losses.conditional_entropy(logits).numpy()
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+  # Uniform predictions have the maximum, log C; a sure one about zero.
+  np.testing.assert_allclose(got[1], np.log(3.0), rtol=1e-6)
+  assert got[2] < 1e-6

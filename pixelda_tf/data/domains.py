@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 from absl import logging
@@ -14,6 +14,7 @@ from pixelda_tf.config import DataConfig
 from pixelda_tf.data import errors
 from pixelda_tf.data import images
 from pixelda_tf.data import sources
+from pixelda_tf.data import splits
 
 ROLES = ("source", "target")
 SPLITS = ("train", "val", "test")
@@ -27,7 +28,8 @@ class Domain:
     name: dataset name (`mnist`, `mnist_m`, `usps`, `folder`).
     images: uint8 (N, S, S, C), C in {1, 3}, S the configured image size.
     labels: int64 (N,) in [0, num_classes), or None if unlabelled.
-    num_classes: number of classes (1 for an unlabelled folder).
+    num_classes: number of classes: the source's for a target folder (its
+      labels are the source's class ids), 10 for the digit data sets.
     origin: one line saying where the data came from; results quote it.
   """
   name: str
@@ -42,28 +44,98 @@ class Domain:
 
 @functools.lru_cache(maxsize=8)
 def _full(cfg: DataConfig, role: str):
-  """Both splits of the role's dataset, resized once per process."""
+  """Every split of the role's dataset, resized once per process."""
   start = time.time()
   arrays, origin, num_classes = sources.load(cfg, role)
+  arrays = dict(arrays)
+  if role == "target" and cfg.target_val_dir:
+    arrays["val_images"], arrays["val_labels"] = sources.load_val_folder(cfg)
   out = {}
-  for split in ("train", "test"):
+  for split in ("train", "val", "test"):
     key = f"{split}_images"
     if key not in arrays:
       continue
-    x = images.resize(arrays[key], cfg.image_size)
+    x = images.fit(arrays[key], cfg.image_size, cfg.smaller_images)
     out[key] = x[..., None] if x.ndim == 3 else x
     out[f"{split}_labels"] = arrays.get(f"{split}_labels")
   logging.info("%s: %s (%.1f s)", role, origin, time.time() - start)
+  if role == "target":
+    # Carved once here; the cache keeps only the slices (not a second copy
+    # of the full arrays).
+    out = {"splits": _target_splits(cfg, out, origin)}
   return out, origin, num_classes
+
+
+Split = Tuple[np.ndarray, Optional[np.ndarray], str]
+
+
+def _target_splits(cfg: DataConfig, arrays: Dict[str, np.ndarray],
+                   origin: str) -> Dict[str, Split]:
+  """The target's train / val / test as (images, labels or None, origin).
+
+  Labels the user asked to ignore (`target_labels`) are dropped first. Then
+  every slice carved out of a labelled train split is stratified and drawn
+  with the data seed (`splits.stratified_split`):
+    * no test split of its own: `test_size` examples (0 = 10%, at most
+      1,000) are held out as the test split;
+    * no `--target_val_dir`: `val_size` more are held out for validation
+      (only with `target_labels=auto`).
+  A split with no labels is the unlabelled train images with labels None:
+  there is nothing to score, and training keeps its latest checkpoint.
+  """
+  keep = cfg.target_labels != "none"
+  x, y = arrays["train_images"], (arrays["train_labels"] if keep else None)
+  seed = cfg.seed
+  out = {}
+  if "test_images" in arrays:
+    test_labels = arrays["test_labels"] if keep else None
+    out["test"] = (arrays["test_images"], test_labels, origin)
+  elif y is not None:
+    n = splits.auto_test_size(len(x), cfg.test_size)
+    rest, held = splits.stratified_split(y, n, seed, stream=1)
+    out["test"] = (x[held], y[held],
+                   f"{origin} (no test split of its own: test = {n} images "
+                   f"held out of train, stratified, data seed {seed})")
+    x, y = x[rest], y[rest]
+  if "val_images" in arrays:
+    out["val"] = (arrays["val_images"], arrays["val_labels"],
+                  f"labelled images in {cfg.target_val_dir}")
+  elif y is not None and cfg.target_labels == "auto" and cfg.val_size:
+    n_val = min(cfg.val_size, len(x) // 2)
+    if n_val < cfg.val_size:
+      logging.warning("target has %d train examples; holding out %d, not "
+                      "--val_size=%d, for validation", len(x), n_val,
+                      cfg.val_size)
+    rest, held = splits.stratified_split(y, n_val, seed, stream=2)
+    out["val"] = (x[held], y[held],
+                  f"{origin} (validation: {n_val} images held out of train, "
+                  f"stratified, data seed {seed})")
+    x, y = x[rest], y[rest]
+  if cfg.target_labels == "test":
+    y = None
+  ignored = y is None and arrays.get("train_labels") is not None
+  train_origin = (f"{origin} (labels ignored: --target_labels="
+                  f"{cfg.target_labels})" if ignored else origin)
+  out["train"] = (x, y, train_origin)
+  for split in ("val", "test"):
+    # Nothing labelled to score: labels None says it; the split's own images
+    # (or the train images) stand in, so grids and fingerprints still work.
+    if split not in out:
+      out[split] = (x, None, f"{train_origin} (no labelled {split} split)")
+    elif out[split][1] is None:
+      why = ("labels ignored: --target_labels=none" if not keep
+             else "unlabelled")
+      out[split] = (out[split][0], None,
+                    f"{out[split][2]} (no labelled {split} split: {why})")
+  return out
 
 
 def load_domain(cfg: DataConfig, role: str, split: str) -> Domain:
   """Loads one split of the source or target dataset.
 
-  "val" is the last `cfg.val_size` examples of the target's train split, and
-  the target's "train" excludes them. A folder without a `test/` subfolder
-  has no test split of its own: its "test" is the "val" slice (the origin
-  says so).
+  The target's "val" and "test" are described in `_target_splits`: carved
+  slices are stratified and seeded, and a split without labels has labels
+  None (the unlabelled train images; the origin says "no labelled ...").
 
   Raises:
     ValueError: unknown role/split, or "val" asked of the source.
@@ -74,29 +146,18 @@ def load_domain(cfg: DataConfig, role: str, split: str) -> Domain:
                      f"{SPLITS}")
   if role == "source" and split == "val":
     raise ValueError("only the target has a validation split")
-  arrays, origin, num_classes = _full(cfg, role)
-  name = cfg.source if role == "source" else cfg.target
-  if split == "test" and "test_images" in arrays:
-    x, y = arrays["test_images"], arrays["test_labels"]
-  else:
-    x, y = arrays["train_images"], arrays["train_labels"]
-    if role == "target":
-      n_val = min(cfg.val_size, len(x) // 2)
-      if n_val < cfg.val_size:
-        logging.warning("target has %d train examples; holding out %d, not "
-                        "--val_size=%d, for validation", len(x), n_val,
-                        cfg.val_size)
-      cut = len(x) - n_val
-      if split == "train":
-        x, y = x[:cut], (None if y is None else y[:cut])
-      else:
-        if split == "test":
-          origin += " (no test/ folder: test = the held-out val slice)"
-        x, y = x[cut:], (None if y is None else y[cut:])
-    elif split == "test":
+  if role == "source":
+    arrays, origin, num_classes = _full(cfg, role)
+    if split == "test" and "test_images" not in arrays:
       raise errors.DataError(
           f"{origin}: no test split; give the folder train/ and test/ "
           "subfolders")
+    x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+    name = cfg.source
+  else:
+    arrays, _, num_classes = _full(cfg, role)
+    x, y, origin = arrays["splits"][split]
+    name = cfg.target
   if len(x) == 0:
     raise errors.DataError(f"{origin}: the {role} {split} split is empty")
   return Domain(name=name, images=x, labels=y, num_classes=num_classes,

@@ -4,7 +4,8 @@ Labelled layout, as `keras.utils.image_dataset_from_directory` and TFDS's
 `ImageFolder` read it: one subfolder per class, class ids from the sorted
 subfolder names. Unlabelled layout: image files directly in the folder.
 Optionally `train/` and `test/` subfolders, each in one of those layouts, give
-the splits. Images of any size (PNG, JPEG, BMP, GIF) are resized to the
+the splits. Images of any size (PNG, JPEG, BMP, GIF, TIFF, WebP; 16-bit grey
+is scaled to 8 bits, see `images.to_8bit`) are resized to the
 configured size with PIL when loaded.
 """
 
@@ -18,7 +19,8 @@ import numpy as np
 from pixelda_tf.data import errors
 from pixelda_tf.data import images
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff",
+              ".webp")
 
 
 def _image_files(folder: str) -> List[str]:
@@ -27,7 +29,7 @@ def _image_files(folder: str) -> List[str]:
                 and os.path.isfile(os.path.join(folder, n)))
 
 
-def _subfolders(folder: str) -> List[str]:
+def subfolders(folder: str) -> List[str]:
   return sorted(n for n in os.listdir(folder)
                 if os.path.isdir(os.path.join(folder, n))
                 and not n.startswith("."))
@@ -35,7 +37,7 @@ def _subfolders(folder: str) -> List[str]:
 
 def has_splits(folder: str) -> bool:
   """True if `folder` holds `train/` and `test/` subfolders as its splits."""
-  return set(_subfolders(folder)) == {"train", "test"}
+  return set(subfolders(folder)) == {"train", "test"}
 
 
 def read_folder(folder: str, size: int, labelled: Optional[bool],
@@ -57,7 +59,7 @@ def read_folder(folder: str, size: int, labelled: Optional[bool],
   """
   if not os.path.isdir(folder):
     raise errors.DataError(f"--{flag}={folder} is not a folder")
-  files, subs = _image_files(folder), _subfolders(folder)
+  files, subs = _image_files(folder), subfolders(folder)
   if labelled and files:
     raise errors.DataError(
         f"{folder} has image files at its top level ({files[0]}, ...); a "

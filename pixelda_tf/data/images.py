@@ -14,15 +14,39 @@ from pixelda_tf.data import errors
 _CHUNK = 8192
 
 
+# PIL modes holding 16-bit grey (or wider integers): PIL's own convert() to
+# "L" or "RGB" clips them at 255, which turns almost every pixel white.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_8bit(im: Image.Image) -> Image.Image:
+  """A 16-bit grey image scaled to 8 bits (v * 255 / 65535, rounded).
+
+  Mode "I" (32-bit integers, as some TIFF and PNG readers give 16-bit grey)
+  is taken as 16-bit data too: values are clipped to [0, 65535] first. Every
+  other mode is returned as is, for PIL's convert(): palette ("P") through
+  its palette, alpha ("RGBA", "LA", "PA") dropped without compositing, CMYK
+  with PIL's naive inversion, 1-bit to 0/255.
+  """
+  if im.mode not in SIXTEEN_BIT_MODES:
+    return im
+  x = np.clip(np.asarray(im, np.float64), 0, 65535)
+  return Image.fromarray(np.round(x * (255.0 / 65535.0)).astype(np.uint8),
+                         mode="L")
+
+
 def decode(data: bytes, where: str, mode: str = "RGB") -> np.ndarray:
   """Decodes PNG/JPEG/... bytes into uint8 (H, W, 3) (or (H, W) for mode "L").
+
+  16-bit grey is scaled to 8 bits, not clipped; other modes convert as PIL's
+  `convert(mode)` does (see `to_8bit`).
 
   Raises:
     DataError: naming `where` if the bytes are not a readable image.
   """
   try:
     with Image.open(io.BytesIO(data)) as im:
-      return np.asarray(im.convert(mode), np.uint8)
+      return np.asarray(to_8bit(im).convert(mode), np.uint8)
   except (OSError, ValueError, Image.DecompressionBombError) as e:
     raise errors.DataError(f"{where}: not a readable image ({e}); delete or "
                            "replace the file") from e
@@ -63,6 +87,32 @@ def resize(images: np.ndarray, size: int) -> np.ndarray:
                         method="bilinear", antialias=size < x.shape[1])
     out[i:i + _CHUNK] = np.clip(np.round(r.numpy()), 0, 255).astype(np.uint8)
   return out[..., 0] if grey else out
+
+
+def pad(images: np.ndarray, size: int) -> np.ndarray:
+  """Centres uint8 images (N, H, W[, C]), H, W <= size, on a black
+  (size, size) canvas; an odd margin puts the extra pixel after the image."""
+  h, w = images.shape[1:3]
+  if h > size or w > size:
+    raise ValueError(f"cannot pad {h}x{w} images to {size}x{size}")
+  top, left = (size - h) // 2, (size - w) // 2
+  widths = [(0, 0), (top, size - h - top), (left, size - w - left)]
+  return np.pad(images, widths + [(0, 0)] * (images.ndim - 3))
+
+
+def fit(images: np.ndarray, size: int, smaller: str = "resize") -> np.ndarray:
+  """Brings uint8 images (N, H, W[, C]) to (N, size, size[, C]).
+
+  Larger images are resized. Smaller ones are resized too, or, with
+  `smaller="pad"`, centred on a black canvas at their own scale: the released
+  MNIST-M padded its 28x28 digits to 32x32, so a padded MNIST source has its
+  target's digit size and stroke width.
+  """
+  if smaller not in ("resize", "pad"):
+    raise ValueError(f"smaller={smaller!r}: use resize or pad")
+  if smaller == "pad" and max(images.shape[1:3]) <= size:
+    return pad(images, size)
+  return resize(images, size)
 
 
 def stack(images: Sequence[np.ndarray]) -> np.ndarray:

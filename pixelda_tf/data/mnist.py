@@ -30,6 +30,7 @@ import numpy as np
 from absl import logging
 
 from pixelda_tf.data import errors
+from pixelda_tf.data import labels
 from pixelda_tf.data import net
 from pixelda_tf.data import store
 
@@ -111,7 +112,9 @@ def load_idx_folder(folder: str) -> Arrays:
       raise errors.DataError(
           f"{folder}: {split} has {n_img} images but {n_lab} labels; the "
           "IDX files do not belong together")
-    out[f"{split}_labels"] = out[f"{split}_labels"].astype(np.int64)
+    out[f"{split}_labels"] = labels.check(
+        out[f"{split}_labels"], 10,
+        _find_idx(folder, IDX_NAMES[f"{split}_labels"]), row_name="entry")
   return out
 
 

@@ -8,7 +8,7 @@ when unlabelled). Sizes are made uniform later, in `domains`.
 from __future__ import annotations
 
 import os
-from typing import Dict, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from absl import logging
@@ -16,6 +16,7 @@ from absl import logging
 from pixelda_tf.config import DataConfig
 from pixelda_tf.data import errors
 from pixelda_tf.data import folders
+from pixelda_tf.data import labels
 from pixelda_tf.data import mnist
 from pixelda_tf.data import mnist_m
 from pixelda_tf.data import net
@@ -44,9 +45,13 @@ def mnist_m_variant(cfg: DataConfig) -> str:
 
 
 def _folder_key(folder: str) -> str:
-  """Names the cache of a released folder; changes when its files change."""
-  # Every file below it (a changed image changes no folder's mtime).
+  """Names the cache of a released folder or archive; changes when its files
+  change."""
   stamp = {os.path.abspath(folder): b""}
+  if os.path.isfile(folder):
+    st = os.stat(folder)
+    stamp[""] = f"{st.st_mtime_ns}:{st.st_size}".encode()
+  # Every file below it (a changed image changes no folder's mtime).
   for root, dirs, files in os.walk(folder):
     dirs.sort()
     for name in sorted(files):
@@ -63,6 +68,10 @@ def load_mnist_m(cfg: DataConfig) -> Loaded:
     cache = os.path.join(cfg.data_dir, "mnist_m",
                          f"released_{_folder_key(cfg.mnist_m_dir)}.npz")
     origin = f"MNIST-M (released files in {cfg.mnist_m_dir})"
+    if not os.path.exists(cfg.mnist_m_dir):
+      raise errors.DataError(
+          f"--mnist_m_dir={cfg.mnist_m_dir} does not exist; give the released "
+          "MNIST-M folder, .zip or .tar.gz")
     arrays = store.load(cache)
     if arrays is None:
       arrays = mnist_m.read_released(cfg.mnist_m_dir)
@@ -74,7 +83,9 @@ def load_mnist_m(cfg: DataConfig) -> Loaded:
                                         cfg.download)
   else:
     files, what, where = photos.skimage_photos()
-  name = f"generated_{variant}_{photos.digest(files)}_seed{cfg.seed}.npz"
+  # The recipe version: a changed recipe never reuses an older cache.
+  name = (f"generated_{variant}_r{mnist_m.RECIPE_VERSION}_"
+          f"{photos.digest(files)}_seed{cfg.seed}.npz")
   cache = os.path.join(cfg.data_dir, "mnist_m", name)
   arrays = store.load(cache)
   if arrays is not None:
@@ -90,30 +101,93 @@ def load_mnist_m(cfg: DataConfig) -> Loaded:
   return arrays, origin, 10
 
 
+def _folder_classes(folder: str, flag: str) -> List[str]:
+  """The class subfolders of a labelled folder (of its train/ if split)."""
+  if not os.path.isdir(folder):
+    raise errors.DataError(f"--{flag}={folder} is not a folder")
+  if folders.has_splits(folder):
+    folder = os.path.join(folder, "train")
+  return folders.subfolders(folder)
+
+
+def class_names(cfg: DataConfig) -> List[str]:
+  """The source's class names in label order; class id i is names[i].
+
+  Digits "0".."9" for the built-in data sets, the sorted class subfolders
+  for `--source=folder`. Labelled target folders are read against these
+  names, and exports name their classes with them.
+
+  Raises:
+    DataError: --source_dir is not a folder.
+  """
+  if cfg.source == "folder":
+    return _folder_classes(cfg.source_dir, "source_dir")
+  return list(labels.DIGITS)
+
+
+def _to_source_ids(y: np.ndarray, names: List[str], source: List[str],
+                   path: str, flag: str) -> np.ndarray:
+  """Relabels a target folder's ids (sorted subfolder order) to the source's."""
+  unknown = [n for n in names if n not in source]
+  if unknown:
+    raise errors.DataError(
+        f"--{flag}: {path} has classes {names}, the source has {source}; "
+        f"{unknown} are not source classes. Name the class subfolders as the "
+        "source's (a subset is fine)")
+  return np.array([source.index(n) for n in names], np.int64)[y]
+
+
 def load_folder(folder: str, cfg: DataConfig, flag: str,
-                labelled: bool | None) -> Loaded:
+                labelled: bool | None,
+                source_classes: Optional[List[str]] = None) -> Loaded:
+  """Reads an image folder, with optional train/ and test/ subfolders.
+
+  Args:
+    folder: the folder (see `folders`).
+    cfg: image size.
+    flag: the flag that named it, for messages.
+    labelled: True for a source (class subfolders required), None for a
+      target (either layout, per split: a flat train/ beside a labelled
+      test/ is the usual "many unlabelled, few labelled" project).
+    source_classes: for a target, the source's class names: labelled splits
+      are relabelled to the source's ids by name, and a class the source
+      lacks is refused.
+  Returns:
+    (arrays, origin, num_classes).
+  """
+  if not os.path.isdir(folder):
+    raise errors.DataError(f"--{flag}={folder} is not a folder")
   arrays = {}
   if folders.has_splits(folder):
     splits = {"train": os.path.join(folder, "train"),
               "test": os.path.join(folder, "test")}
   else:
     splits = {"train": folder}
-  classes = None
+  classes = {}
   for split, path in splits.items():
     x, y, names = folders.read_folder(path, cfg.image_size, labelled, flag)
-    if split == "train" and "test" not in splits:
-      # Sorted class folders would put one class in the held-out slice.
-      order = np.random.default_rng([cfg.seed, 7]).permutation(len(x))
-      x, y = x[order], (None if y is None else y[order])
-    if classes is not None and names != classes:
-      raise errors.DataError(
-          f"{path}: classes {names} differ from train's {classes}; give "
-          "train/ and test/ the same class subfolders")
-    classes = names
+    if names and source_classes is not None:
+      y = _to_source_ids(y, names, source_classes, path, flag)
+    classes[split] = names
     arrays[f"{split}_images"] = x
     if y is not None:
       arrays[f"{split}_labels"] = y
-  return arrays, f"images in {folder}", max(len(classes or []), 1)
+  if (source_classes is None and len(classes) == 2 and classes["train"]
+      and classes["test"] and classes["train"] != classes["test"]):
+    raise errors.DataError(
+        f"{splits['test']}: classes {classes['test']} differ from train's "
+        f"{classes['train']}; give train/ and test/ the same class subfolders")
+  if source_classes is not None:
+    return arrays, f"images in {folder}", len(source_classes)
+  return arrays, f"images in {folder}", max(len(classes["train"]), 1)
+
+
+def load_val_folder(cfg: DataConfig) -> Tuple[np.ndarray, np.ndarray]:
+  """The labelled `--target_val_dir`, relabelled to the source's class ids."""
+  x, y, names = folders.read_folder(cfg.target_val_dir, cfg.image_size, True,
+                                    "target_val_dir")
+  return x, _to_source_ids(y, names, class_names(cfg), cfg.target_val_dir,
+                           "target_val_dir")
 
 
 def load(cfg: DataConfig, role: str) -> Loaded:
@@ -130,5 +204,6 @@ def load(cfg: DataConfig, role: str) -> Loaded:
   if name == "folder" and role == "source":
     return load_folder(cfg.source_dir, cfg, "source_dir", True)
   if name == "folder":
-    return load_folder(cfg.target_dir, cfg, "target_dir", None)
+    return load_folder(cfg.target_dir, cfg, "target_dir", None,
+                       source_classes=class_names(cfg))
   raise ValueError(f"unknown dataset {name!r} for role {role!r}")

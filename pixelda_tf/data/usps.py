@@ -18,6 +18,7 @@ import numpy as np
 from absl import logging
 
 from pixelda_tf.data import errors
+from pixelda_tf.data import labels
 from pixelda_tf.data import net
 
 SIDE = 16
@@ -43,20 +44,36 @@ def read_h5(path: str) -> Arrays:
     with h5py.File(path, "r") as f:
       for split in ("train", "test"):
         data = np.asarray(f[f"{split}/data"], np.float32)
-        target = np.asarray(f[f"{split}/target"]).astype(np.int64)
+        target = np.asarray(f[f"{split}/target"])
         if data.ndim != 2 or data.shape[1] != SIDE * SIDE or (
             len(data) != len(target)):
           raise errors.DataError(
               f"{path}: {split}/data is {data.shape} and {split}/target "
               f"{target.shape}; expected (N, 256) and (N,)")
         out[f"{split}_images"] = _to_uint8(data)
-        out[f"{split}_labels"] = target
+        out[f"{split}_labels"] = labels.check(
+            target.reshape(-1) if target.ndim == 2 and target.shape[1] == 1
+            else target, 10, f"{path}:{split}/target")
   except (OSError, KeyError) as e:
     raise errors.DataError(
         f"{path}: not a usps.h5 file with train/data, train/target, "
         f"test/data, test/target ({e}); pass the right file as --usps_path "
         "or a folder with usps.bz2 and usps.t.bz2") from e
   return out
+
+
+def _libsvm_label(text: str, path: str, number: int) -> int:
+  """LIBSVM's label k (1..10, written "3" or "3.0") -> digit k - 1."""
+  try:
+    value = float(text)
+  except ValueError:
+    value = 0.0  # Not a number: refused below like any other bad label.
+  if not (1 <= value <= 10 and value == round(value)):
+    raise errors.DataError(
+        f"{path}:{number}: label {text!r} is not an integer in 1..10 "
+        "(LIBSVM's USPS labels 1..10 are digits 0..9); fix the line or "
+        "download the file again")
+  return int(value) - 1
 
 
 def read_libsvm(path: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -70,7 +87,7 @@ def read_libsvm(path: str) -> Tuple[np.ndarray, np.ndarray]:
     images uint8 (N, 16, 16), labels int64 (N,) in 0..9.
   """
   opener = bz2.open if path.endswith(".bz2") else open
-  rows, labels = [], []
+  rows, ids = [], []
   try:
     with opener(path, "rt") as f:
       for number, line in enumerate(f, 1):
@@ -78,8 +95,8 @@ def read_libsvm(path: str) -> Tuple[np.ndarray, np.ndarray]:
         if not parts:
           continue
         row = np.zeros(SIDE * SIDE, np.float32)
+        ids.append(_libsvm_label(parts[0], path, number))
         try:
-          labels.append(int(float(parts[0])) - 1)
           for item in parts[1:]:
             i, v = item.split(":")
             row[int(i) - 1] = float(v)
@@ -93,10 +110,7 @@ def read_libsvm(path: str) -> Tuple[np.ndarray, np.ndarray]:
         from e
   if not rows:
     raise errors.DataError(f"{path} holds no examples; download it again")
-  labels = np.array(labels, np.int64)
-  if labels.min() < 0 or labels.max() > 9:
-    raise errors.DataError(f"{path}: labels outside 1..10; not the USPS file")
-  return _to_uint8((np.stack(rows) + 1.0) / 2.0), labels
+  return _to_uint8((np.stack(rows) + 1.0) / 2.0), np.array(ids, np.int64)
 
 
 def read_libsvm_folder(folder: str) -> Arrays:
