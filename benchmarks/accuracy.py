@@ -67,10 +67,11 @@ def curve_stats(history: list, threshold: float = 0.95) -> dict:
   """Minutes to `threshold` test accuracy, and the swing of the last third
   of the evaluations (max - min, sample std), averaged and raw weights."""
   out = {"minutes_to_95": next((h["minutes"] for h in history
-                                if h["test_accuracy"] >= threshold), None)}
+                                if (h.get("test_accuracy") or 0) >= threshold),
+                               None)}
   tail = history[len(history) - max(len(history) // 3, 1):] if history else []
   for key in ("test_accuracy", "test_accuracy_raw"):
-    values = [h[key] for h in tail if key in h]
+    values = [h[key] for h in tail if h.get(key) is not None]
     if len(values) >= 2:
       mean = sum(values) / len(values)
       std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
@@ -103,7 +104,9 @@ def main(argv):
         "target": r["data_sources"]["target/test"],
         "paper": PAPER.get(target, {}).get(mode),
         **curve_stats(r.get("val_history", []))}
-    print(f"{mode:12s} final {100 * rows[mode]['final_test_accuracy']:.2f}%  "
+    final = rows[mode]["final_test_accuracy"]
+    print(f"{mode:12s} final "
+          f"{'n/a' if final is None else f'{100 * final:.2f}%'}  "
           f"best-val {rows[mode]['best_val_checkpoint_test_accuracy']}  "
           f"paper {rows[mode]['paper']}  steps {r['steps']}  "
           f"{rows[mode]['minutes']:.1f} min")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Optional, Tuple
 
 SOURCES = ("mnist", "usps", "folder")
@@ -326,6 +327,12 @@ def validate(cfg: Config) -> Config:
   _one_of(t.mode, MODES, "mode")
   _one_of(r.strategy, STRATEGIES, "strategy")
   _one_of(r.precision, PRECISIONS, "precision")
+  # Keras' LossScaleOptimizer applies only in replica context; the step
+  # applies updates once, in cross-replica context, after the all-reduce.
+  _check(not (r.precision == "mixed_float16" and r.strategy != "default"),
+         f"--precision=mixed_float16 is not supported with "
+         f"--strategy={r.strategy} yet: use --precision=mixed_bfloat16 (no "
+         "loss scaling needed) or float32")
   _one_of(cfg.loss.pmse_mask, ("none", "foreground"), "pmse_mask")
   _check(image_size_ok(d.image_size), image_size_error(d.image_size))
   _check(d.source != "folder" or d.source_dir,
@@ -379,14 +386,19 @@ def validate(cfg: Config) -> Config:
   _check(cfg.discriminator.noise_stddev >= 0, "--d_noise_stddev must be >= 0")
   _check(cfg.classifier.num_classes >= 2, "--num_classes must be >= 2")
   o = cfg.optim
-  _check(o.learning_rate > 0, "--learning_rate must be > 0")
+  _check(0 < o.learning_rate < math.inf,
+         f"--learning_rate={o.learning_rate}: must be finite and > 0, e.g. "
+         "0.001")
   _check(0 <= o.beta1 < 1, "--beta1 must be in [0, 1)")
   _check(o.decay_steps > 0 and 0 < o.decay_rate <= 1,
          "--lr_decay_steps must be > 0 and --lr_decay_rate in (0, 1]")
-  _check(o.clipnorm >= 0, "--clipnorm must be >= 0")
+  _check(0 <= o.clipnorm < math.inf,
+         f"--clipnorm={o.clipnorm}: must be finite and >= 0 (0 = off)")
   for name, value in dataclasses.asdict(cfg.loss).items():
     if name != "pmse_mask":
-      _check(value >= 0, f"loss weight {name}={value} must be >= 0")
+      # `not (x >= 0)` also catches NaN, which compares false to everything.
+      _check(0 <= value < math.inf,
+             f"loss weight {name}={value} must be finite and >= 0")
   _check(r.num_cpu_devices >= 0, "--num_cpu_devices must be >= 0")
   _check(not (r.strategy == "default" and r.num_cpu_devices > 1),
          "--num_cpu_devices > 1 only makes sense with --strategy=mirrored")

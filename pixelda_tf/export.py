@@ -64,13 +64,17 @@ class ExportError(RuntimeError):
 # ----------------------------------------------------------------------------
 # Graph pieces shared by the signatures.
 
-def preprocess(images: tf.Tensor, image_size: int) -> tf.Tensor:
+def preprocess(images: tf.Tensor, image_size: int,
+               smaller: str = "resize") -> tf.Tensor:
   """Any-size images -> float32 (B, S, S, 3) in [-1, 1], as training sees them.
 
   Args:
     images: (B, H, W, C) with C in {1, 3}; uint8 in [0, 255] or float32 in
       [-1, 1]. Grey is repeated to three channels.
     image_size: S, the side the networks were built for.
+    smaller: the run's `--smaller_images`: with `pad`, images no larger than
+      S are centred on black at their own scale (as training saw them), not
+      resized.
   Returns:
     float32 (B, S, S, 3) in [-1, 1]. Resizing is bilinear and antialiased
     (as `data.images.resize`); uint8 images are resized in [0, 255] and
@@ -112,9 +116,19 @@ def preprocess(images: tf.Tensor, image_size: int) -> tf.Tensor:
     r = tf.clip_by_value(r, lo, hi)
     return tf.round(r) if from_uint8 else r
 
+  def pad():
+    # Padded with black (`lo`), centred as `data.images.pad` does.
+    return tf.image.resize_with_crop_or_pad(x - lo, image_size,
+                                            image_size) + lo
+
   same = tf.logical_and(tf.equal(shape[1], image_size),
                         tf.equal(shape[2], image_size))
-  x = tf.cond(same, lambda: x, resize)
+  if smaller == "pad":
+    fits = tf.logical_and(tf.less_equal(shape[1], image_size),
+                          tf.less_equal(shape[2], image_size))
+    x = tf.cond(fits, pad, resize)
+  else:
+    x = tf.cond(same, lambda: x, resize)
   x = tf.ensure_shape(x, [None, image_size, image_size, 3])
   if from_uint8:
     x = x / 127.5 - 1.0
@@ -164,10 +178,11 @@ class ClassifierServable(tf.Module):
   """
 
   def __init__(self, classifier: keras.Model, image_size: int,
-               label_names: List[str]):
+               label_names: List[str], smaller: str = "resize"):
     super().__init__(name="classifier_servable")
     self.classifier = classifier
     self._image_size = image_size
+    self._smaller = smaller
     self._labels = tf.constant(label_names)
     self.serving_default = tf.function(
         self._classify_images, input_signature=[image_spec(tf.float32)])
@@ -183,7 +198,7 @@ class ClassifierServable(tf.Module):
             "class_name": tf.gather(self._labels, class_id)}
 
   def _classify_images(self, image):
-    return self.classify(preprocess(image, self._image_size))
+    return self.classify(preprocess(image, self._image_size, self._smaller))
 
   def signatures(self) -> Dict[str, Callable]:
     return {"serving_default": self.serving_default, "uint8": self.uint8}
@@ -197,11 +212,13 @@ class GeneratorServable(tf.Module):
   """
 
   def __init__(self, generator: keras.Model, image_size: int, noise_dim: int,
-               classifier: Optional[ClassifierServable] = None):
+               classifier: Optional[ClassifierServable] = None,
+               smaller: str = "resize"):
     super().__init__(name="generator_servable")
     self.generator = generator
     self.classifier = classifier
     self._image_size = image_size
+    self._smaller = smaller
     self._noise_dim = noise_dim
     z_spec = tf.TensorSpec([None, noise_dim], tf.float32, name="z")
     seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
@@ -225,14 +242,14 @@ class GeneratorServable(tf.Module):
 
   # The argument names are the signature's input names.
   def _from_default_seed(self, image):
-    x = preprocess(image, self._image_size)
+    x = preprocess(image, self._image_size, self._smaller)
     seed = tf.zeros(tf.shape(x)[:1], tf.int64)
     return self.adapt(x, noise_from_seeds(seed, self._noise_dim))
 
   def _from_seed(self, image, seed):
     seed = tf.ensure_shape(seed, [None])
     with tf.control_dependencies([_same_batch(image, seed, "seed")]):
-      x = preprocess(image, self._image_size)
+      x = preprocess(image, self._image_size, self._smaller)
     return self.adapt(x, noise_from_seeds(seed, self._noise_dim))
 
   def _from_z(self, image, z):
@@ -242,7 +259,7 @@ class GeneratorServable(tf.Module):
                    tf.abs(z), 1.0 + RANGE_TOLERANCE,
                    message="z must be in [-1, 1] (G was trained on U[-1, 1])")]
     with tf.control_dependencies(asserts):
-      x = preprocess(image, self._image_size)
+      x = preprocess(image, self._image_size, self._smaller)
     return self.adapt(x, z)
 
   def signatures(self) -> Dict[str, Callable]:
@@ -269,14 +286,16 @@ def label_names(cfg: config_lib.Config) -> List[str]:
 
 def build_servables(nets, cfg: config_lib.Config) -> Dict[str, tf.Module]:
   """name -> servable module for `nets` (a `models.Networks`)."""
-  size = cfg.data.image_size
-  classifier = ClassifierServable(nets.classifier, size, label_names(cfg))
+  size, smaller = cfg.data.image_size, cfg.data.smaller_images
+  classifier = ClassifierServable(nets.classifier, size, label_names(cfg),
+                                  smaller)
   servables = {CLASSIFIER: classifier}
   if cfg.train.mode == "pixelda":
     servables[GENERATOR] = GeneratorServable(
-        nets.generator, size, cfg.generator.noise_dim)
+        nets.generator, size, cfg.generator.noise_dim, smaller=smaller)
     servables[COMBINED] = GeneratorServable(
-        nets.generator, size, cfg.generator.noise_dim, classifier=classifier)
+        nets.generator, size, cfg.generator.noise_dim, classifier=classifier,
+        smaller=smaller)
   return servables
 
 
@@ -298,6 +317,10 @@ def contract(cfg: config_lib.Config, checkpoint: str = "",
       "from_uint8": "x / 127.5 - 1",
       "resize": "tf.image.resize bilinear, antialias=True, to image_size; "
                 "uint8 images resized in [0, 255], clipped and rounded",
+      "smaller_images": (
+          "pad: images no larger than image_size are centred on black "
+          "(offset (image_size - side) // 2), not resized"
+          if cfg.data.smaller_images == "pad" else "resize"),
       "generator": {
           "inputs": {"image": [None, size, size, 3],
                      "z": [None, cfg.generator.noise_dim]},

@@ -117,9 +117,18 @@ def resolve_precision(cfg: config_lib.RuntimeConfig) -> Tuple[str, str]:
     (policy name, reason): the name is `float32`, `mixed_bfloat16` or
     `mixed_float16`.
   """
-  if cfg.precision != "auto":
-    return cfg.precision, f"set by --precision={cfg.precision}"
   gpus = tf.config.list_physical_devices("GPU")
+  if cfg.precision != "auto":
+    if cfg.precision == "mixed_bfloat16" and not gpus:
+      auto, why = choose_auto_precision(
+          cpu_flags=read_cpu_flags(), on_x86=pixelda_tf.ON_X86,
+          onednn=onednn_enabled())
+      if auto != "mixed_bfloat16":
+        # Emulated bfloat16 ran 2.6-8.8x slower than float32 on an AVX2 CPU.
+        logging.warning("--precision=mixed_bfloat16 on a CPU that does not "
+                        "run bfloat16 natively (%s): expect a much slower "
+                        "step; --precision=auto picks float32 here", why)
+    return cfg.precision, f"set by --precision={cfg.precision}"
   capabilities = []
   for gpu in gpus:
     details = tf.config.experimental.get_device_details(gpu)

@@ -343,7 +343,10 @@ def train(cfg: config_lib.Config,
         "latest: no labelled target validation data, so no best-by-"
         "validation checkpoint (give --target_val_dir=FOLDER for one)")
   results["weights_sha256"] = _fingerprint(model)
-  if best["step"] >= 0:
+  if best["step"] >= 0 and "test" in unscored:
+    # Labelled validation (e.g. --target_val_dir) but no labelled test split.
+    results["best"] = {**best, **_unscored_summary(unscored["test"])}
+  elif best["step"] >= 0:
     model.checkpoint.restore(best_manager.latest_checkpoint).expect_partial()
     results["best"] = {**best, **_summary(_evaluate(model, test_data, cfg))}
     model.checkpoint.restore(manager.latest_checkpoint).expect_partial()
@@ -363,9 +366,11 @@ def train(cfg: config_lib.Config,
 
 
 def _fingerprint(model: pixelda.PixelDA) -> str:
-  """sha256 of every network weight: equal runs (or workers) match exactly."""
+  """sha256 of every network weight (and weight average): equal runs (or
+  workers) match exactly."""
   digest = hashlib.sha256()
-  for v in model.checkpoint_variables():
+  averages = model.average.averages if model.average is not None else []
+  for v in [*model.checkpoint_variables(), *averages]:
     digest.update(np.ascontiguousarray(v.numpy()).tobytes())
   return digest.hexdigest()
 

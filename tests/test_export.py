@@ -358,6 +358,25 @@ def test_uint8_grey_and_resize_follow_the_training_preprocessing(run):
   np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
 
 
+def test_pad_preprocessing_matches_the_data_pipeline():
+  """A run trained with --smaller_images=pad serves small images padded."""
+  from pixelda_tf.data import images as images_lib  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(4)
+  small = rng.integers(0, 256, (2, 13, 11, 1)).astype(np.uint8)
+  want = images_lib.pad(small, SIZE).astype(np.float32) / 127.5 - 1.0
+  got = export.preprocess(tf.constant(small), SIZE, smaller="pad").numpy()
+  np.testing.assert_allclose(got, np.repeat(want, 3, axis=-1), atol=1e-6)
+  floats = want * np.ones(3, np.float32)
+  got = export.preprocess(tf.constant(small.astype(np.float32) / 127.5 - 1.0),
+                          SIZE, smaller="pad").numpy()
+  np.testing.assert_allclose(got, floats, atol=1e-6)  # black = -1, not 0
+  # Larger images are still resized.
+  big = rng.integers(0, 256, (1, 2 * SIZE, 2 * SIZE, 3)).astype(np.uint8)
+  np.testing.assert_array_equal(
+      export.preprocess(tf.constant(big), SIZE, smaller="pad").numpy(),
+      export.preprocess(tf.constant(big), SIZE).numpy())
+
+
 # ----------------------------------------------------------------------------
 # Errors.
 

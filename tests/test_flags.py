@@ -87,6 +87,14 @@ def test_command_line_overrides_the_flagfile_and_seeds_are_separate():
     (["--strategy=mirrored", "--sync_batch_norm"], "--nojit_compile"),
     (["--num_cpu_devices=2"], "--strategy=mirrored"),
     (["--batch_size=0"], "--batch_size=0"),
+    (["--learning_rate=inf"], "--learning_rate=inf: must be finite"),
+    (["--learning_rate=0"], "--learning_rate=0.0: must be finite and > 0"),
+    (["--style_weight=nan"], "loss weight style=nan must be finite"),
+    (["--domain_weight=-1"], "loss weight domain=-1.0 must be"),
+    (["--ema_decay=1"], "--ema_decay=1.0: use 0 \\(off\\)"),
+    (["--smaller_images=crop"], "--smaller_images='crop' is not valid"),
+    (["--strategy=mirrored", "--precision=mixed_float16"],
+     "--precision=mixed_float16 is not supported with --strategy=mirrored"),
 ])
 def test_contradictory_or_bad_values_fail_with_the_fix(argv, message):
   with pytest.raises(config_lib.ConfigError, match=message.replace(

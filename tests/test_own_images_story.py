@@ -161,6 +161,20 @@ def test_labelled_test_and_val_folders_are_scored(story, tmp_path):
   assert all(0 <= h["test_accuracy"] <= 1 for h in results["val_history"])
   assert results["final"]["num_examples"] == 6 and "best" not in results
   assert results["checkpoint_kept"].startswith("latest")
+  # The README's first layout: a flat, unlabelled target and a validation
+  # folder, no test split. Validation picks the best checkpoint; nothing is
+  # there to test it on, and results.json says so instead of failing.
+  cfg = tiny.tiny_config(
+      data=dict(cfg.data.__dict__, target_dir=str(target / "train"),
+                target_val_dir=str(tmp_path / "val")),
+      classifier=dict(num_classes=2),
+      train=dict(cfg.train.__dict__, model_dir=str(tmp_path / "run3")))
+  results = training.train(cfg, strategy=tf.distribute.get_strategy())
+  assert all(0 <= h["val_accuracy"] <= 1 for h in results["val_history"])
+  assert results["final"]["accuracy"] is None
+  assert results["best"]["step"] in (1, 2)
+  assert results["best"]["accuracy"] is None and results["best"]["reason"]
+  assert os.path.exists(tmp_path / "run3" / "results.json")
 
 
 def test_target_only_without_target_labels_is_refused(story, tmp_path):

@@ -186,6 +186,24 @@ def test_two_replicas_update_like_one(jit, mirrored):
     np.testing.assert_array_equal(copies[0].numpy(), copies[1].numpy())
 
 
+def test_mirrored_bf16_step_keeps_replicas_and_averages_in_sync(mirrored):
+  cfg = tiny.tiny_config(runtime=dict(strategy="mirrored",
+                                      precision="mixed_bfloat16"),
+                         train=dict(ema_decay=0.5))
+  model, before, after, logs = _run(cfg, steps=2, strategy=mirrored)
+  assert np.isfinite(float(logs["loss/generator"]))
+  assert _changed(before, after, "generator")
+  for v in [*model.nets.classifier.trainable_variables[:2],
+            *model.average.averages[:2]]:
+    copies = mirrored.experimental_local_results(v)
+    assert copies[0].dtype == tf.float32
+    np.testing.assert_array_equal(copies[0].numpy(), copies[1].numpy())
+  # The average moved from the initial weights towards the trained ones.
+  first = model.average.averages[0].numpy()
+  assert not np.array_equal(first, before[next(
+      k for k in before if k.startswith("classifier/"))])
+
+
 def test_check_finite_names_the_step_and_values():
   pixelda.check_finite({"a": 1.0}, 3)
   with pytest.raises(pixelda.NonFiniteLossError, match=r"step 7.*loss/g"):

@@ -92,6 +92,10 @@ def _target_splits(cfg: DataConfig, arrays: Dict[str, np.ndarray],
     out["test"] = (arrays["test_images"], test_labels, origin)
   elif y is not None:
     n = splits.auto_test_size(len(x), cfg.test_size)
+    if cfg.test_size > n:
+      logging.warning("target has %d train examples; holding out %d, not "
+                      "--test_size=%d, as the test split", len(x), n,
+                      cfg.test_size)
     rest, held = splits.stratified_split(y, n, seed, stream=1)
     out["test"] = (x[held], y[held],
                    f"{origin} (no test split of its own: test = {n} images "

@@ -91,9 +91,7 @@ def generate(mnist_arrays: Dict[str, np.ndarray], photos: List[np.ndarray],
     if h > SIZE or w > SIZE:
       raise ValueError(f"MNIST {split} digits are {h}x{w}; MNIST-M pads "
                        f"digits of at most {SIZE}x{SIZE} (MNIST's are 28x28)")
-    top, left = (SIZE - h) // 2, (SIZE - w) // 2
-    digits = np.pad(np.where(x > 0, 255, 0).astype(np.uint8),
-                    ((0, 0), (top, SIZE - h - top), (left, SIZE - w - left)))
+    digits = images.pad(np.where(x > 0, 255, 0).astype(np.uint8), SIZE)
     out[f"{split}_images"] = blend(digits, photos, seed, split)
     out[f"{split}_labels"] = mnist_arrays[f"{split}_labels"]
   return out
@@ -235,10 +233,14 @@ def _unpack(archive: str, into: str) -> None:
     elif tarfile.is_tarfile(archive):
       with tarfile.open(archive) as t:
         _check_members(archive, t.getnames(), into)
-        # The "data" filter (Python >= 3.10.12) also refuses links and
-        # device files; the member check above covers older versions.
-        kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-        t.extractall(into, **kwargs)
+        links = [m.name for m in t.getmembers()
+                 if not (m.isfile() or m.isdir())]
+        if links:
+          raise errors.DataError(
+              f"{archive}: member {links[0]!r} is a link or special file; the "
+              "released layout has only folders and PNGs, refusing the "
+              "archive")
+        t.extractall(into)
     else:
       raise errors.DataError(
           f"--mnist_m_dir={archive} is a file but not a .zip or .tar(.gz); "

@@ -68,10 +68,6 @@ def load_mnist_m(cfg: DataConfig) -> Loaded:
     cache = os.path.join(cfg.data_dir, "mnist_m",
                          f"released_{_folder_key(cfg.mnist_m_dir)}.npz")
     origin = f"MNIST-M (released files in {cfg.mnist_m_dir})"
-    if not os.path.exists(cfg.mnist_m_dir):
-      raise errors.DataError(
-          f"--mnist_m_dir={cfg.mnist_m_dir} does not exist; give the released "
-          "MNIST-M folder, .zip or .tar.gz")
     arrays = store.load(cache)
     if arrays is None:
       arrays = mnist_m.read_released(cfg.mnist_m_dir)

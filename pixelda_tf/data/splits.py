@@ -23,7 +23,7 @@ def stratified_split(labels: np.ndarray, n: int, seed: int,
   same slice every time, and one class's draw does not depend on the others.
 
   Args:
-    labels: int (N,) class ids (for unlabelled data, `unlabelled_split`).
+    labels: int (N,) class ids.
     n: how many to hold out, 0 <= n <= N.
     seed: the data seed (`DataConfig.seed`).
     stream: separates slices carved with one seed (e.g. test vs validation).
@@ -52,12 +52,6 @@ def stratified_split(labels: np.ndarray, n: int, seed: int,
   mask = np.ones(total, bool)
   mask[held_idx] = False
   return np.flatnonzero(mask).astype(np.int64), held_idx
-
-
-def unlabelled_split(num_examples: int, n: int, seed: int,
-                     stream: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-  """`stratified_split` for unlabelled data: a seeded random slice of n."""
-  return stratified_split(np.zeros(num_examples, np.int64), n, seed, stream)
 
 
 def auto_test_size(num_examples: int, test_size: int) -> int:
