@@ -23,6 +23,9 @@ NAME = flags.DEFINE_string("name", "experiment", "Experiment name.")
 ROOT = flags.DEFINE_string("root", "runs/bench", "Where runs land.")
 MODES = flags.DEFINE_list("modes", ["pixelda", "source_only", "target_only"],
                           "Modes to train.")
+HISTORY = flags.DEFINE_string(
+    "history", None, "Train nothing: print the curve statistics (minutes to "
+    "95%, swing) of a finished run's history.json or results.json.")
 PAPER = {"mnist_m": {"pixelda": 0.982, "source_only": 0.636,
                      "target_only": 0.964},
          "usps": {"pixelda": 0.959, "source_only": 0.789,
@@ -65,7 +68,9 @@ def code_version() -> dict:
 
 def curve_stats(history: list, threshold: float = 0.95) -> dict:
   """Minutes to `threshold` test accuracy, and the swing of the last third
-  of the evaluations (max - min, sample std), averaged and raw weights."""
+  of the evaluations (max - min, sample std, and the mean change between
+  consecutive evaluations, which a rising trend barely moves), for the
+  averaged and the raw weights."""
   out = {"minutes_to_95": next((h["minutes"] for h in history
                                 if (h.get("test_accuracy") or 0) >= threshold),
                                None)}
@@ -75,12 +80,22 @@ def curve_stats(history: list, threshold: float = 0.95) -> dict:
     if len(values) >= 2:
       mean = sum(values) / len(values)
       std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+      step_change = sum(abs(b - a) for a, b in zip(values, values[1:])) / (
+          len(values) - 1)
       out[f"{key}_last_third"] = {"max_minus_min": max(values) - min(values),
-                                  "std": std, "n": len(values)}
+                                  "std": std, "mean_step_change": step_change,
+                                  "n": len(values)}
   return out
 
 
 def main(argv):
+  if HISTORY.value:
+    with open(HISTORY.value) as f:
+      history = json.load(f)
+    if isinstance(history, dict):  # results.json
+      history = history.get("val_history", [])
+    print(json.dumps(curve_stats(history), indent=2))
+    return 0
   train_args = argv[1:]
   out_dir = os.path.join(ROOT.value, NAME.value)
   code = code_version()

@@ -51,21 +51,28 @@ from pixelda_tf.data import mnist  # pylint: disable=wrong-import-position
 from pixelda_tf.data import mnist_m  # pylint: disable=wrong-import-position
 from pixelda_tf.data import photos as photos_lib  # pylint: disable=wrong-import-position
 
-MNIST_DIR = flags.DEFINE_string("mnist_dir", None, "The four MNIST IDX files.")
-BSDS_DIR = flags.DEFINE_string(
-    "bsds_dir", None, "BSDS500 images folder (with train/) or BSR_bsds500.tgz.")
-RELEASED_DIR = flags.DEFINE_string(
-    "released_dir", None,
-    "Released MNIST-M folder holding mnist_m_train/ and its label file.")
-N = flags.DEFINE_integer("n", 5000, "Images per set (the first n indices).")
-LOCATE = flags.DEFINE_integer(
-    "locate", 500, "Released images to locate exactly in the photos (0: skip).")
-SEED = flags.DEFINE_integer("seed", 0, "Seed of the generated sets.")
-EPOCHS = flags.DEFINE_integer("epochs", 8, "Two-sample CNN epochs.")
-CLASSIFY = flags.DEFINE_list(
-    "classify", ["generated", "resize_grey", "pad_grey", "resize_binary"],
-    "Sets to run the two-sample test on (against released); empty: none.")
-JSON = flags.DEFINE_string("json", None, "Write the results here.")
+# Flags are defined only when this file runs as a script, so tests can import
+# its measurements beside pixelda_tf.flags (which also defines --mnist_dir).
+FLAGS = flags.FLAGS
+
+def _define_flags():
+  """Defines the script's flags (once, from __main__)."""
+  flags.DEFINE_string("mnist_dir", None, "The four MNIST IDX files.")
+  flags.DEFINE_string(
+      "bsds_dir", None, "BSDS500 images folder (with train/) or BSR_bsds500.tgz.")
+  flags.DEFINE_string(
+      "released_dir", None,
+      "Released MNIST-M folder holding mnist_m_train/ and its label file.")
+  flags.DEFINE_integer("n", 5000, "Images per set (the first n indices).")
+  flags.DEFINE_integer(
+      "locate", 500, "Released images to locate exactly in the photos (0: skip).")
+  flags.DEFINE_integer("seed", 0, "Seed of the generated sets.")
+  flags.DEFINE_integer("epochs", 8, "Two-sample CNN epochs.")
+  flags.DEFINE_list(
+      "classify", ["generated", "resize_grey", "pad_grey", "resize_binary"],
+      "Sets to run the two-sample test on (against released); empty: none.")
+  flags.DEFINE_string("json", None, "Write the results here.")
+
 
 TEMPLATES = ("pad_binary", "pad_grey", "resize_grey", "resize_binary")
 _MAX_CANDIDATES = 100_000  # flat photo regions: many equal 2x2 keys
@@ -281,14 +288,14 @@ def two_sample(a: np.ndarray, b: np.ndarray, seed: int, epochs: int) -> dict:
 
 def main(argv):
   del argv
-  for flag in (MNIST_DIR, BSDS_DIR, RELEASED_DIR):
-    if not flag.value:
-      raise app.UsageError(f"--{flag.name} is required")
-  n = N.value
-  digits = mnist.load_idx_folder(MNIST_DIR.value)
-  files, _, where = photos_lib.bsds500(BSDS_DIR.value, "", download=False)
+  for name in ("mnist_dir", "bsds_dir", "released_dir"):
+    if not FLAGS[name].value:
+      raise app.UsageError(f"--{name} is required")
+  n = FLAGS.n
+  digits = mnist.load_idx_folder(FLAGS.mnist_dir)
+  files, _, where = photos_lib.bsds500(FLAGS.bsds_dir, "", download=False)
   photos = photos_lib.decode_all(files, where, mnist_m.SIZE)
-  released, labels = read_released(RELEASED_DIR.value, n)
+  released, labels = read_released(FLAGS.released_dir, n)
   n = len(released)
   x28 = digits["train_images"][:n]
   label_agreement = float((labels == digits["train_labels"][:n]).mean())
@@ -298,17 +305,17 @@ def main(argv):
   shipped = mnist_m.generate(
       {"train_images": x28, "train_labels": digits["train_labels"][:n],
        "test_images": x28[:1], "test_labels": digits["train_labels"][:1]},
-      photos, SEED.value)["train_images"]
+      photos, FLAGS.seed)["train_images"]
   sets["generated"] = (shipped, layers["pad_binary"])
   for t in ("resize_grey", "pad_grey", "resize_binary"):
-    sets[t] = (mnist_m.blend(layers[t], photos, SEED.value, "train"),
+    sets[t] = (mnist_m.blend(layers[t], photos, FLAGS.seed, "train"),
                layers[t])
 
-  result = {"n": n, "seed": SEED.value, "photos": len(photos),
+  result = {"n": n, "seed": FLAGS.seed, "photos": len(photos),
             "released_labels_equal_mnist_train_labels": label_agreement}
-  if LOCATE.value:
+  if FLAGS.locate:
     start = time.time()
-    k = min(LOCATE.value, n)
+    k = min(FLAGS.locate, n)
     result["located"] = locate(released[:k],
                                {t: v[:k] for t, v in layers.items()}, photos)
     result["located"]["seconds"] = round(time.time() - start, 1)
@@ -317,15 +324,15 @@ def main(argv):
   result["stats"] = {name: stats(x, layer)
                      for name, (x, layer) in sets.items()}
   result["two_sample"] = {}
-  for name in CLASSIFY.value:
+  for name in FLAGS.classify:
     result["two_sample"][name] = two_sample(released, sets[name][0],
-                                            SEED.value, EPOCHS.value)
+                                            FLAGS.seed, FLAGS.epochs)
     print(f"two-sample released vs {name}: "
           f"{100 * result['two_sample'][name]['heldout_accuracy']:.1f}% "
           f"held out ({result['two_sample'][name]['seconds']} s)", flush=True)
   report(result)
-  if JSON.value:
-    with open(JSON.value, "w", encoding="utf-8") as f:
+  if FLAGS.json:
+    with open(FLAGS.json, "w", encoding="utf-8") as f:
       json.dump(result, f, indent=2)
 
 
@@ -367,4 +374,5 @@ def report(result: dict) -> None:
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

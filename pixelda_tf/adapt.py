@@ -20,6 +20,7 @@ from absl import flags
 from pixelda_tf import cli
 from pixelda_tf import config as config_lib
 from pixelda_tf import flags as pixelda_flags
+from pixelda_tf import pixelda
 from pixelda_tf import runs
 from pixelda_tf.data import DataError
 
@@ -52,7 +53,7 @@ def main(argv):
         max_images=MAX_IMAGES.value, seed=pixelda_flags.SEED.value,
         which=CHECKPOINT.value, overwrite=OVERWRITE.value)
   except (config_lib.ConfigError, DataError, FileNotFoundError,
-          FileExistsError, ValueError) as e:
+          FileExistsError, ValueError, pixelda.CheckpointError) as e:
     return cli.error(e)
   print(json.dumps({k: manifest[k] for k in (
       "format", "num_examples", "num_images", "samples_per_image",

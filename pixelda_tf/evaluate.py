@@ -24,6 +24,7 @@ from absl import flags
 from pixelda_tf import cli
 from pixelda_tf import config as config_lib
 from pixelda_tf import flags as pixelda_flags
+from pixelda_tf import pixelda
 from pixelda_tf import runs
 from pixelda_tf.data import DataError
 
@@ -47,7 +48,7 @@ def main(argv):
         pixelda_flags.HOLDERS["model_dir"].value, cli.data_overrides(),
         which=CHECKPOINT.value, split=SPLIT.value, out_dir=OUT_DIR.value)
   except (config_lib.ConfigError, DataError, FileNotFoundError,
-          ValueError) as e:
+          ValueError, pixelda.CheckpointError) as e:
     return cli.error(e)
   shown = {k: results[k] for k in (
       "accuracy", "per_class_accuracy", "confusion_matrix", "num_examples",

@@ -5,10 +5,14 @@ Layout written by `export` (one version per call):
   OUT/generator/<version>/       G: source image (+ seed or z) -> adapted image
   OUT/classifier/<version>/      T: image -> logits, probabilities, class id
   OUT/adapt_classify/<version>/  T(G(x)): both of the above in one request
-  OUT/keras/generator.keras      plain `keras.models.load_model` files
-  OUT/keras/classifier.keras
-  OUT/keras/preprocessing.json   the input contract of the .keras files
-  OUT/onnx/*.onnx                optional (`onnx=True`), the bare networks
+  OUT/keras/<version>/generator.keras     plain `keras.models.load_model`
+  OUT/keras/<version>/classifier.keras    files
+  OUT/keras/<version>/preprocessing.json  the input contract of the .keras
+                                          files
+  OUT/onnx/<version>/*.onnx      optional (`onnx=True`), the bare networks
+
+Every folder of a version appears complete (written under a temporary name,
+then renamed), and no version is ever overwritten.
 
 Each SavedModel is a `tf.Module` whose signatures are `tf.function`s with
 explicit `TensorSpec`s: named inputs, a dynamic batch (-1), any image height
@@ -155,6 +159,16 @@ def noise_from_seeds(seeds: tf.Tensor, noise_dim: int) -> tf.Tensor:
   return tf.ensure_shape(z, [None, noise_dim])
 
 
+def unless_empty(x: tf.Tensor, network: Callable[[], tf.Tensor],
+                 shape: List[int]) -> tf.Tensor:
+  """network() for a batch of one or more; for B=0 an empty float32
+  (0, *shape) without calling it: oneDNN's convolutions reject an empty
+  batch ("input depth must be evenly divisible by filter depth")."""
+  out = tf.cond(tf.shape(x)[0] > 0, network,
+                lambda: tf.zeros([0, *shape], tf.float32))
+  return tf.ensure_shape(out, [None, *shape])
+
+
 def _same_batch(images: tf.Tensor, other: tf.Tensor, name: str) -> tf.Tensor:
   return tf.debugging.assert_equal(
       tf.shape(images)[0], tf.shape(other)[0],
@@ -191,7 +205,8 @@ class ClassifierServable(tf.Module):
 
   def classify(self, x: tf.Tensor) -> Dict[str, tf.Tensor]:
     """float32 (B, S, S, 3) in [-1, 1] -> the output dict."""
-    logits = self.classifier(x, training=False)
+    logits = unless_empty(x, lambda: self.classifier(x, training=False),
+                          [int(self._labels.shape[0])])
     class_id = tf.argmax(logits, axis=-1)
     return {"logits": logits, "probabilities": tf.nn.softmax(logits),
             "class_id": class_id,
@@ -234,7 +249,8 @@ class GeneratorServable(tf.Module):
 
   def adapt(self, x: tf.Tensor, z: tf.Tensor) -> Dict[str, tf.Tensor]:
     """x float32 (B, S, S, 3) and z (B, noise_dim) in [-1, 1] -> outputs."""
-    adapted = self.generator([x, z], training=False)
+    adapted = unless_empty(x, lambda: self.generator([x, z], training=False),
+                           [self._image_size, self._image_size, 3])
     out = {"adapted": adapted, "adapted_uint8": to_uint8(adapted)}
     if self.classifier is not None:
       out.update(self.classifier.classify(adapted))
@@ -345,32 +361,46 @@ def contract(cfg: config_lib.Config, checkpoint: str = "",
 def next_version(export_dir: str) -> int:
   """One more than the highest version of any servable in export_dir, or 1."""
   versions = [0]
-  for name in (GENERATOR, CLASSIFIER, COMBINED):
+  for name in (GENERATOR, CLASSIFIER, COMBINED, KERAS_DIR, ONNX_DIR):
     folder = os.path.join(export_dir, name)
     if os.path.isdir(folder):
       versions += [int(v) for v in os.listdir(folder) if v.isdigit()]
   return max(versions) + 1
 
 
-def save_servable(module: tf.Module, base_dir: str, version: int) -> str:
-  """Writes base_dir/<version>/ atomically; returns its path.
+def _write_version(base_dir: str, version: int,
+                   write: Callable[[str], Dict[str, str]]) -> Dict[str, str]:
+  """Runs write(folder) into a temporary folder and renames it to
+  base_dir/<version> when complete; returns write's paths, renamed.
 
-  TF Serving loads a numeric folder as soon as it appears, so the model is
-  saved under a non-numeric name first and renamed when complete.
+  TF Serving loads a numeric folder as soon as it appears, and a reader of
+  the .keras files should never see half of them.
   """
   final = os.path.join(base_dir, str(version))
   if os.path.exists(final):
     raise ExportError(f"{final} already exists; pass another --version "
-                      "(TF Serving would not reload a changed version)")
+                      "(versions are never overwritten: TF Serving would not "
+                      "reload a changed one)")
   os.makedirs(base_dir, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base_dir)
   try:
-    tf.saved_model.save(module, tmp, signatures=module.signatures())
+    paths = write(tmp)
     os.rename(tmp, final)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
-  return final
+  return {k: os.path.join(final, os.path.relpath(v, tmp))
+          for k, v in paths.items()}
+
+
+def save_servable(module: tf.Module, base_dir: str, version: int) -> str:
+  """Writes the SavedModel base_dir/<version>/ atomically; returns its path."""
+
+  def write(folder):
+    tf.saved_model.save(module, folder, signatures=module.signatures())
+    return {"": folder}
+
+  return _write_version(base_dir, version, write)[""]
 
 
 def save_keras(nets, cfg: config_lib.Config, out_dir: str,
@@ -384,10 +414,7 @@ def save_keras(nets, cfg: config_lib.Config, out_dir: str,
   paths = {}
   for name, model in models.items():
     path = os.path.join(out_dir, f"{name}.keras")
-    # Same-folder temp name, then an atomic replace of an earlier export.
-    tmp = os.path.join(out_dir, f".tmp-{name}.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    model.save(path)
     paths[f"{name}.keras"] = path
   path = os.path.join(out_dir, CONTRACT_FILE)
   with open(path, "w") as f:
@@ -455,16 +482,28 @@ def export(model: pixelda_lib.PixelDA, export_dir: str,
   if version < 1:
     raise ExportError(f"--version={version}: TF Serving versions are "
                       "integers >= 1")
+  servables = build_servables(model.nets, model.cfg)
+  # Refused before anything is written, so no version is left half there.
+  taken = [p for p in (os.path.join(export_dir, name, str(version)) for name in
+                       [*servables, KERAS_DIR, *([ONNX_DIR] if onnx else [])])
+           if os.path.exists(p)]
+  if taken:
+    raise ExportError(f"version {version} already exists in {export_dir} "
+                      f"({', '.join(taken)}); pass another --version "
+                      "(versions are never overwritten: TF Serving would not "
+                      "reload a changed one)")
   paths = {}
-  for name, module in build_servables(model.nets, model.cfg).items():
+  for name, module in servables.items():
     paths[name] = save_servable(module, os.path.join(export_dir, name),
                                 version)
-  paths.update(save_keras(model.nets, model.cfg,
-                          os.path.join(export_dir, KERAS_DIR), checkpoint,
-                          int(model.step.numpy())))
+  paths.update(_write_version(
+      os.path.join(export_dir, KERAS_DIR), version,
+      lambda folder: save_keras(model.nets, model.cfg, folder, checkpoint,
+                                int(model.step.numpy()))))
   if onnx:
-    paths.update(save_onnx(model.nets, model.cfg,
-                           os.path.join(export_dir, ONNX_DIR)))
+    paths.update(_write_version(
+        os.path.join(export_dir, ONNX_DIR), version,
+        lambda folder: save_onnx(model.nets, model.cfg, folder)))
   return paths
 
 
@@ -481,7 +520,8 @@ def export_model_dir(model_dir: str, export_dir: str,
   pixelda_lib.load_config(model_dir)  # The missing-config error comes first.
   path = pixelda_lib.checkpoint_path(model_dir, which)
   try:
-    model = pixelda_lib.restore(model_dir, path)
+    model = pixelda_lib.restore(model_dir, which)
+    path = model.restored_from  # an older one if the newest is damaged
   except ValueError as e:
     if "does not match" in str(e):
       raise

@@ -4,17 +4,20 @@
       [--version=N] [--checkpoint=latest|best|PREFIX] [--onnx]
 
 writes exports/{generator,classifier,adapt_classify}/<N>/ (SavedModels) and
-exports/keras/{generator,classifier}.keras + preprocessing.json; see
+exports/keras/<N>/{generator,classifier}.keras + preprocessing.json; see
 `pixelda_tf.export` for the signatures.
 """
 
 from __future__ import annotations
+
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
 from pixelda_tf import export
+from pixelda_tf import pixelda
 
 # Defined here, not in pixelda_tf.flags: that module is the trainer's, and a
 # process importing both would define --model_dir twice.
@@ -29,7 +32,7 @@ VERSION = flags.DEFINE_integer("version", None,
 CHECKPOINT = flags.DEFINE_string("checkpoint", "latest",
                                  "latest, best, or a checkpoint prefix.")
 ONNX = flags.DEFINE_bool("onnx", False,
-                         "Also write export_dir/onnx/*.onnx (needs tf2onnx).")
+                         "Also write export_dir/onnx/<N>/*.onnx (needs tf2onnx).")
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
@@ -40,9 +43,13 @@ def main(argv):
     paths = export.export_model_dir(MODEL_DIR.value, EXPORT_DIR.value,
                                     VERSION.value, CHECKPOINT.value,
                                     ONNX.value)
-  except (FileNotFoundError, ValueError, export.ExportError) as e:
-    # A message naming the fix, not a traceback.
-    raise app.UsageError(str(e)) from e
+  except (FileNotFoundError, ValueError, export.ExportError,
+          pixelda.CheckpointError) as e:
+    # One line naming the fix: no traceback, no usage text. (Not cli.error:
+    # pixelda_tf.cli imports the trainer's flags, which define --model_dir.)
+    logging.error("%s", e)
+    print(f"error: {e}", file=sys.stderr)
+    return 1
   for name, path in paths.items():
     logging.info("wrote %s: %s", name, path)
     print(f"{name}: {path}")

@@ -89,6 +89,8 @@ class PixelDA:
               opt, name=f"{name}_loss_scale")
           scaler.build(self.variables(name))
           self.loss_scalers[name] = scaler
+      # The checkpoint `restore` read, if this model came from one.
+      self.restored_from: Optional[str] = None
       # The networks that evaluation, adaptation and export use.
       averaged = [self.nets.classifier, self.nets.source_classifier]
       if self.pixelda:
@@ -398,6 +400,54 @@ def checkpoint_path(model_dir: str, which: str = "latest") -> str:
   return path
 
 
+class CheckpointError(Exception):
+  """No checkpoint in a folder can be read."""
+
+
+def checkpoint_candidates(model_dir: str, which: str = "latest") -> List[str]:
+  """The checkpoints `which` may restore, newest first: all those kept in
+  the folder for `latest` and `best` (so a damaged newest one has intact
+  ones behind it), or the one prefix given.
+
+  Raises:
+    FileNotFoundError: as `checkpoint_path`.
+  """
+  newest = checkpoint_path(model_dir, which)
+  if which not in ("latest", "best"):
+    return [newest]
+  state = tf.train.get_checkpoint_state(os.path.dirname(newest))
+  kept = list(state.all_model_checkpoint_paths) if state else []
+  older = [p for p in reversed(kept) if p != newest
+           and tf.io.gfile.exists(p + ".index")]
+  return [newest, *older]
+
+
+def restore_newest_intact(checkpoint: tf.train.Checkpoint,
+                          paths: List[str]) -> str:
+  """Restores the first of `paths` that reads, warning about each that does
+  not (a truncated or corrupt file); returns the path restored.
+
+  Raises:
+    CheckpointError: none of them reads; names every file.
+    AssertionError, ValueError: a checkpoint of other networks (not damage).
+  """
+  damaged = []
+  for path in paths:
+    try:
+      checkpoint.restore(path).assert_existing_objects_matched()
+      return path
+    except (tf.errors.OpError, IndexError, OSError) as e:
+      reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+      damaged.append(f"{path} ({reason})")
+      logging.warning("checkpoint %s cannot be read: %s%s", path, reason,
+                      "; trying the previous one" if path != paths[-1]
+                      else "")
+  raise CheckpointError(
+      "no checkpoint can be read: " + "; ".join(damaged) + ". The files are "
+      "damaged (a full disk, a copy cut short?): delete them to train from "
+      "the start, or restore them from a backup")
+
+
 def load_config(model_dir: str) -> config_lib.Config:
   """The Config a run in `model_dir` was trained with (its config.json)."""
   path = os.path.join(model_dir, CONFIG_FILE)
@@ -422,8 +472,13 @@ def restore(model_dir: str, which: str = "latest",
     averaged: for a run trained with `ema_decay`, load the averaged weights
       into G and T (what its evaluations scored); False keeps the raw ones.
 
+  Returns:
+    The model; `model.restored_from` is the checkpoint read (an older one
+    than asked for when the newest is damaged: a warning says so).
+
   Raises:
     FileNotFoundError: no config or checkpoint.
+    CheckpointError: no checkpoint of `which` can be read.
     ValueError: the checkpoint does not match the config's networks.
   """
   cfg = load_config(model_dir)
@@ -434,14 +489,16 @@ def restore(model_dir: str, which: str = "latest",
   cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(
       cfg.runtime, fused_batch_norm=False, split_conv_grad=False,
       precision="float32"))
-  path = checkpoint_path(model_dir, which)
+  paths = checkpoint_candidates(model_dir, which)
   model = PixelDA(cfg, strategy or tf.distribute.get_strategy())
+  path = paths[0]
   try:
-    model.checkpoint.restore(path).assert_existing_objects_matched()
+    path = restore_newest_intact(model.checkpoint, paths)
   except (AssertionError, ValueError) as e:
     # AssertionError: objects missing; ValueError: variable shapes differ.
     raise ValueError(f"checkpoint {path} does not match the networks in "
                      f"{model_dir}/{CONFIG_FILE}: {e}") from e
   if averaged and model.average is not None:
     model.average.copy_to_variables()
+  model.restored_from = path
   return model

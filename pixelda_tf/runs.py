@@ -136,7 +136,8 @@ def evaluate_model_dir(model_dir: str, overrides: Dict[str, Any],
     raise data.DataError(
         f"{domain.origin} has {domain.num_classes} classes; the model has "
         f"{num_classes}")
-  model = pixelda.restore(model_dir, ckpt)
+  model = pixelda.restore(model_dir, which)
+  ckpt = model.restored_from  # an older one if the newest is damaged
   out_dir = out_dir or os.path.join(model_dir, "eval")
   tf.io.gfile.makedirs(out_dir)
   prefix = os.path.join(out_dir,
@@ -258,7 +259,8 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
   ckpt = pixelda.checkpoint_path(model_dir, which)
   source = data.load_domain(cfg.data, "source", split)
   n = min(len(source), max_images) if max_images else len(source)
-  model = pixelda.restore(model_dir, ckpt)
+  model = pixelda.restore(model_dir, which)
+  ckpt = model.restored_from  # an older one if the newest is damaged
   noise_dim = cfg.generator.noise_dim
   num_classes = cfg.classifier.num_classes
   classes = _class_dirs(cfg)

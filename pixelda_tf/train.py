@@ -3,18 +3,23 @@ r"""Trains PixelDA (or a baseline) and reports target test accuracy.
   python -m pixelda_tf.train --flagfile=configs/mnistm_cpu.flags
 
 Rerunning the same command resumes from the last checkpoint in --model_dir.
+SIGINT (Ctrl-C) or SIGTERM ends the step in flight, saves a checkpoint and
+results.json (marked interrupted) and exits 130 / 143.
 Results land in <model_dir>/results.json; TensorBoard logs in <model_dir>/train.
 """
 
 import json
+import signal
 import sys
 
 from absl import app
 from absl import logging
 
+from pixelda_tf import cli
 from pixelda_tf import config as config_lib
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import pixelda
+from pixelda_tf import runlock
 from pixelda_tf import training
 from pixelda_tf.data import DataError
 
@@ -27,10 +32,20 @@ def main(argv):
     cfg = pixelda_flags.config_from_flags()
     results = training.train(cfg)
   except (config_lib.ConfigError, DataError, FileNotFoundError,
-          pixelda.NonFiniteLossError) as e:
-    logging.error("%s", e)
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+          pixelda.NonFiniteLossError, pixelda.CheckpointError,
+          runlock.LockedError) as e:
+    return cli.error(e)
+  except training.Interrupted as e:
+    logging.warning("%s", e)
+    print(f"interrupted: {e}", file=sys.stderr)
+    return 128 + e.signum
+  except KeyboardInterrupt:
+    # Ctrl-C outside the steps (loading data, tracing, the final
+    # evaluation): checkpoints already written stay as they are.
+    print("interrupted outside the training steps: checkpoints already "
+          "written are kept; rerun the same command to resume",
+          file=sys.stderr)
+    return 128 + signal.SIGINT
   line = {"target_test_accuracy": results["final"]["accuracy"],
           "steps": results["steps"], "stopped_by": results["stopped_by"],
           "minutes": results["wall_time_s"] / 60,

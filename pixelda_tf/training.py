@@ -15,9 +15,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from typing import Dict, Optional
 
@@ -30,6 +33,7 @@ from pixelda_tf import config as config_lib
 from pixelda_tf import data
 from pixelda_tf import evaluation
 from pixelda_tf import pixelda
+from pixelda_tf import runlock
 from pixelda_tf import runtime
 
 RESULTS_FILE = "results.json"
@@ -132,6 +136,54 @@ def _prior_minutes(progress: Dict[str, float], history: list,
   return max(known)[1] if known else 0.0
 
 
+class Interrupted(Exception):
+  """SIGINT or SIGTERM stopped the run after a checkpoint was written."""
+
+  def __init__(self, signum: int, step: int, checkpoint: str):
+    self.signum, self.step, self.checkpoint = signum, step, checkpoint
+    super().__init__(
+        f"{signal.Signals(signum).name} at step {step}: saved {checkpoint}; "
+        "rerun the same command to resume")
+
+
+class _StopSignals:
+  """Turns SIGINT and SIGTERM (Ctrl-C, Kubernetes, Slurm, preemption) into a
+  stop at the next step boundary.
+
+  The step in flight finishes; the loop then saves a checkpoint and
+  results.json and `train` raises `Interrupted`. The handler only records
+  the signal (logging from a handler can re-enter a half-done write); once
+  one arrived it stays installed to the end of the process, so further
+  signals are ignored and nothing is left half written. Signal handlers can
+  only be set from the main thread; elsewhere this does nothing.
+  """
+
+  def __init__(self):
+    self.signum = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for s in (signal.SIGINT, signal.SIGTERM):
+        self._previous[s] = signal.signal(s, self._handle)
+    return self
+
+  def __exit__(self, *exc_info):
+    if self.signum is None:
+      for s, handler in self._previous.items():
+        signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+    return False
+
+  @property
+  def name(self) -> str:
+    return signal.Signals(self.signum).name
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signum is None:
+      self.signum = signum
+
+
 def _any_worker(strategy: tf.distribute.Strategy,
                 cfg: config_lib.RuntimeConfig, flag: bool) -> bool:
   """True when any worker's `flag` is: workers read their own clocks, and one
@@ -147,21 +199,41 @@ def _any_worker(strategy: tf.distribute.Strategy,
   return float(strategy.experimental_local_results(out)[0]) > 0
 
 
-class _Progress:
-  """A progress bar with ETA on a terminal, log lines elsewhere."""
+def expected_last_step(step: int, train_steps: int, max_minutes: float,
+                       minutes: float, minutes_per_step: float) -> int:
+  """The step the run will end at: `train_steps`, or sooner when the time
+  budget runs out first at the current pace."""
+  if not max_minutes or minutes_per_step <= 0:
+    return train_steps
+  left = max(max_minutes - minutes, 0.0) / minutes_per_step
+  return int(min(train_steps, step + math.ceil(left)))
 
-  def __init__(self, total: int, start: int, quiet: bool, every: int):
+
+class _Progress:
+  """A progress bar with ETA on a terminal, log lines elsewhere. Its total
+  follows whichever budget ends the run first: steps, or minutes at the
+  current pace."""
+
+  def __init__(self, total: int, start: int, quiet: bool, every: int,
+               max_minutes: float = 0.0):
     self._bar = None
     self._every = max(every, 1)
+    self._total, self._start, self._max_minutes = total, start, max_minutes
+    self._began = time.time()
     if not quiet and sys.stdout.isatty():
       self._bar = keras.utils.Progbar(total, stateful_metrics=None)
       self._bar.update(start)
     self._quiet = quiet
 
-  def update(self, step: int, logs: Dict[str, float]) -> None:
+  def update(self, step: int, logs: Dict[str, float],
+             minutes: float = 0.0) -> None:
     shown = [(k.split("/")[-1], v) for k, v in logs.items()
              if k.startswith("loss/") and k != "loss/pmse"]
     if self._bar is not None:
+      if self._max_minutes and step > self._start:
+        pace = (time.time() - self._began) / 60 / (step - self._start)
+        self._bar.target = expected_last_step(
+            step, self._total, self._max_minutes, minutes, pace)
       self._bar.update(step, values=shown, finalize=False)
     elif not self._quiet and step % self._every == 0:
       logging.info("step %d: %s", step,
@@ -181,18 +253,30 @@ def train(cfg: config_lib.Config,
     pixelda.NonFiniteLossError: a loss became NaN/inf (the last good
       checkpoint is kept).
     config_lib.ConfigError: model_dir holds a run with other settings.
+    runlock.LockedError: another process trains in model_dir.
+    Interrupted: SIGINT or SIGTERM arrived; the step in flight finished and
+      a checkpoint and results.json (marked interrupted) were written.
   """
-  t, started = cfg.train, time.time()
+  started = time.time()
   strategy = strategy or runtime.setup(cfg.runtime)
   chief = runtime.is_chief(strategy)
-  model_dir = t.model_dir
-  tf.io.gfile.makedirs(model_dir)
-  if tf.io.gfile.exists(os.path.join(model_dir, pixelda.CONFIG_FILE)):
-    _check_same_run(cfg, model_dir)
-  elif chief:
-    _write_json(os.path.join(model_dir, pixelda.CONFIG_FILE), cfg.to_dict())
+  tf.io.gfile.makedirs(cfg.train.model_dir)
+  # One trainer per model_dir (the chief: the other workers write elsewhere).
+  with (runlock.RunLock(cfg.train.model_dir) if chief
+        else contextlib.nullcontext()):
+    return _train(cfg, strategy, chief, started)
 
-  # Data first: a missing data set should fail before minutes of tracing.
+
+def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
+           chief: bool, started: float) -> Dict:
+  """`train`, holding the model_dir's lock."""
+  t, model_dir = cfg.train, cfg.train.model_dir
+  config_path = os.path.join(model_dir, pixelda.CONFIG_FILE)
+  if tf.io.gfile.exists(config_path):
+    _check_same_run(cfg, model_dir)
+
+  # Data first: a missing data set should fail before minutes of tracing,
+  # and before anything is written into model_dir.
   sources, fingerprints = {}, {}
   unscored = {}  # split -> origin, for target splits with no labels
   for role, split in (("source", "train"), ("target", "train"),
@@ -211,6 +295,8 @@ def train(cfg: config_lib.Config,
           f"--mode=target_only trains on target labels and {dom.origin} has "
           "none: give a labelled target (one subfolder per class) or another "
           "--mode")
+  if chief and not tf.io.gfile.exists(config_path):
+    _write_json(config_path, cfg.to_dict())
   _check_same_data(sources, fingerprints, model_dir, chief)
   if "val" in unscored:
     logging.info("no labelled target validation data (%s): validation is "
@@ -224,14 +310,17 @@ def train(cfg: config_lib.Config,
   ckpt_root = model_dir if chief else tempfile.mkdtemp(prefix="pixelda_worker")
   manager = tf.train.CheckpointManager(
       model.checkpoint, os.path.join(ckpt_root, pixelda.CHECKPOINT_DIR),
-      max_to_keep=t.keep_checkpoints)
+      # At least 2: a damaged newest checkpoint has an intact one behind it.
+      max_to_keep=max(t.keep_checkpoints, 2))
   best_manager = tf.train.CheckpointManager(
       model.checkpoint, os.path.join(ckpt_root, pixelda.BEST_DIR),
-      max_to_keep=1)
-  restore_from = tf.train.latest_checkpoint(
-      os.path.join(model_dir, pixelda.CHECKPOINT_DIR))
-  if restore_from:
-    model.checkpoint.restore(restore_from).assert_existing_objects_matched()
+      max_to_keep=2)
+  if tf.train.latest_checkpoint(os.path.join(model_dir,
+                                             pixelda.CHECKPOINT_DIR)):
+    # The newest checkpoint that reads: a damaged one (a full disk, a copy cut
+    # short) is skipped with a warning, and its steps are trained again.
+    restore_from = pixelda.restore_newest_intact(
+        model.checkpoint, pixelda.checkpoint_candidates(model_dir, "latest"))
     logging.info("resumed from %s at step %d", restore_from,
                  int(model.step.numpy()))
   best_path = os.path.join(model_dir, pixelda.BEST_DIR, BEST_FILE)
@@ -250,7 +339,8 @@ def train(cfg: config_lib.Config,
 
   test_data = (None if "test" in unscored
                else data.eval_dataset(cfg.data, "target", "test", EVAL_BATCH))
-  progress = _Progress(t.train_steps, start_step, t.quiet, t.summary_every)
+  progress = _Progress(t.train_steps, start_step, t.quiet, t.summary_every,
+                       t.max_minutes)
   # The evaluation history survives resumes; minutes count across them.
   history_path = os.path.join(model_dir, HISTORY_FILE)
   history = [h for h in _read_json(history_path, [])
@@ -265,7 +355,7 @@ def train(cfg: config_lib.Config,
     return prior_minutes + (time.time() - started) / 60
 
   def save(step):
-    manager.save(checkpoint_number=step)
+    _save(manager, step)
     if chief:
       # Minutes at each kept checkpoint, so a resume from any of them
       # continues the clock from there.
@@ -275,18 +365,21 @@ def train(cfg: config_lib.Config,
       _write_json(progress_path, {**done, str(step): minutes()})
   step, saved_step, stopped = start_step, start_step, "train_steps"
   window_start, window_steps = time.time(), 0
-  with writer.as_default():
+  stop_signals = _StopSignals()
+  with stop_signals, writer.as_default():
     while step < t.train_steps:
-      # Every worker asks (with or without a budget of its own).
+      # Every worker asks (with or without a budget or a signal of its own).
+      out_of_time = bool(t.max_minutes) and minutes() >= t.max_minutes
       if _any_worker(strategy, cfg.runtime,
-                     bool(t.max_minutes) and minutes() >= t.max_minutes):
-        stopped = "max_minutes"
+                     out_of_time or stop_signals.signum is not None):
+        stopped = ("max_minutes" if stop_signals.signum is None
+                   else stop_signals.name)
         break
       logs = {k: float(v) for k, v in model.train_step(next(batches)).items()}
       step += 1
       window_steps += 1
       pixelda.check_finite(logs, step)
-      progress.update(step, logs)
+      progress.update(step, logs, minutes())
 
       if t.summary_every and step % t.summary_every == 0:
         elapsed = time.time() - window_start
@@ -320,14 +413,28 @@ def train(cfg: config_lib.Config,
                      step, _percent(acc), _percent(test_acc))
         if acc is not None and acc > best["val_accuracy"]:
           best = {"val_accuracy": acc, "step": step}
-          best_manager.save(checkpoint_number=step)
+          _save(best_manager, step)
           if chief:
             _write_json(best_path, best)
       if step % t.checkpoint_every == 0:
         save(step)
         saved_step = step
-  if saved_step != step:
-    save(step)
+    if stop_signals.signum is not None:
+      stopped = stop_signals.name  # also when it came during the last step
+      logging.warning("%s: stopping at step %d; saving a checkpoint and "
+                      "results first (further signals are ignored)",
+                      stopped, step)
+    # Still under the signal handlers: a second Ctrl-C cannot cut this save.
+    if saved_step != step:
+      save(step)
+    if stop_signals.signum is not None:
+      _write_interrupted(cfg, model_dir, chief, sources, history, step,
+                         stopped, minutes(), model)
+  if stop_signals.signum is not None:
+    if not chief:
+      tf.io.gfile.rmtree(ckpt_root)
+    raise Interrupted(stop_signals.signum, step,
+                      manager.latest_checkpoint or "no checkpoint yet")
 
   # The final report, on the target test split.
   results = {
@@ -347,8 +454,12 @@ def train(cfg: config_lib.Config,
     # Labelled validation (e.g. --target_val_dir) but no labelled test split.
     results["best"] = {**best, **_unscored_summary(unscored["test"])}
   elif best["step"] >= 0:
-    model.checkpoint.restore(best_manager.latest_checkpoint).expect_partial()
-    results["best"] = {**best, **_summary(_evaluate(model, test_data, cfg))}
+    try:
+      pixelda.restore_newest_intact(
+          model.checkpoint, list(reversed(best_manager.checkpoints)))
+      results["best"] = {**best, **_summary(_evaluate(model, test_data, cfg))}
+    except pixelda.CheckpointError as e:
+      logging.warning("best-by-validation checkpoint not scored: %s", e)
     model.checkpoint.restore(manager.latest_checkpoint).expect_partial()
   if chief:
     _write_json(os.path.join(model_dir, RESULTS_FILE), results)
@@ -363,6 +474,38 @@ def train(cfg: config_lib.Config,
                  f"(step {results['best']['step']})" if "best" in results
                  else "")
   return results
+
+
+def _save(manager: tf.train.CheckpointManager, step: int) -> None:
+  """manager.save, with an error naming the file when the write fails (a
+  full disk, a lost mount). TensorFlow writes into a temporary name and
+  renames at the end, so the checkpoints before it stay intact."""
+  try:
+    manager.save(checkpoint_number=step)
+  except (tf.errors.OpError, OSError) as e:
+    path = os.path.join(manager.directory, f"ckpt-{step}")
+    kept = manager.latest_checkpoint or "no earlier checkpoint"
+    raise pixelda.CheckpointError(
+        f"could not write checkpoint {path}: {e}. {kept} is kept: free "
+        "space (or fix the folder) and rerun the same command to resume from "
+        "it") from e
+
+
+def _write_interrupted(cfg, model_dir, chief, sources, history, step,
+                       stopped, minutes, model) -> None:
+  """results.json of a run stopped by a signal: no evaluation (a preempted
+  job has seconds left), the reason, and how to go on."""
+  if not chief:
+    return
+  reason = (f"interrupted by {stopped} at step {step}: rerun the same command "
+            "to resume")
+  _write_json(os.path.join(model_dir, RESULTS_FILE), {
+      "config": cfg.to_dict(), "data_sources": sources, "steps": step,
+      "stopped_by": stopped, "interrupted": True, "wall_time_s": 60 * minutes,
+      "mode": cfg.train.mode, "val_history": history,
+      "final": {"step": step, "accuracy": None, "per_class_accuracy": None,
+                "num_examples": 0, "reason": reason},
+      "weights_sha256": _fingerprint(model)})
 
 
 def _fingerprint(model: pixelda.PixelDA) -> str:

@@ -127,7 +127,7 @@ for key in keys:
                           "outputs": sorted(result)}
 
 for name in ("generator", "classifier"):
-  model = keras.models.load_model(f"{out_dir}/keras/{name}.keras")
+  model = keras.models.load_model(f"{out_dir}/keras/1/{name}.keras")
   inputs = [cases[f"keras/{name}/in/image"]]
   if name == "generator":
     inputs.append(cases["keras/generator/in/z"])
@@ -227,7 +227,8 @@ def test_layout(run):
   for name in (export.GENERATOR, export.CLASSIFIER, export.COMBINED):
     assert sorted(os.listdir(os.path.join(out, name))) == ["1"]
     assert os.path.exists(os.path.join(out, name, "1", "saved_model.pb"))
-  assert sorted(os.listdir(os.path.join(out, export.KERAS_DIR))) == [
+  assert sorted(os.listdir(os.path.join(out, export.KERAS_DIR))) == ["1"]
+  assert sorted(os.listdir(os.path.join(out, export.KERAS_DIR, "1"))) == [
       "classifier.keras", "generator.keras", export.CONTRACT_FILE]
 
 
@@ -309,7 +310,8 @@ def test_saved_model_cli_lists_signatures(run):
 
 
 def test_contract(run):
-  with open(os.path.join(run["out_dir"], "keras", export.CONTRACT_FILE)) as f:
+  with open(os.path.join(run["out_dir"], "keras", "1",
+                         export.CONTRACT_FILE)) as f:
     c = json.load(f)
   assert c["image_size"] == SIZE and c["value_range"] == [-1.0, 1.0]
   assert c["classifier"]["label_names"] == [str(i) for i in range(10)]
@@ -356,6 +358,25 @@ def test_uint8_grey_and_resize_follow_the_training_preprocessing(run):
   np.testing.assert_allclose(cls.uint8(image=rgb)["logits"], want, atol=1e-5)
   probs = cls.serving_default(image=x)["probabilities"].numpy()
   np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+
+def test_an_empty_batch_gets_empty_outputs_from_every_signature(run):
+  """B=0 (a client flushing an empty queue) answers with (0, ...) outputs:
+  oneDNN's convolutions alone would reject it."""
+  rng = np.random.default_rng(5)
+  loaded = {name: tf.saved_model.load(os.path.join(run["out_dir"], name, "1"))
+            for name in (export.GENERATOR, export.CLASSIFIER, export.COMBINED)}
+  for name, servable in loaded.items():
+    for sig_name, fn in servable.signatures.items():
+      inputs = case_inputs(sig_name, 1, rng)
+      inputs = {k: v[:0] for k, v in inputs.items()}
+      out = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+      want = {"adapted": (0, SIZE, SIZE, 3), "adapted_uint8": (0, SIZE, SIZE, 3),
+              "logits": (0, CLASSES), "probabilities": (0, CLASSES),
+              "class_id": (0,), "class_name": (0,)}
+      assert out, (name, sig_name)
+      for key, value in out.items():
+        assert tuple(value.shape) == want[key], (name, sig_name, key)
 
 
 def test_pad_preprocessing_matches_the_data_pipeline():

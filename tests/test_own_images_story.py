@@ -106,7 +106,7 @@ def test_export_and_one_serving_request(story):
   root, run, _ = story
   exports = str(root / "exports")
   _cli("pixelda_tf.export", f"--model_dir={run}", f"--export_dir={exports}")
-  with open(os.path.join(exports, "keras", "preprocessing.json")) as f:
+  with open(os.path.join(exports, "keras", "1", "preprocessing.json")) as f:
     assert json.load(f)["classifier"]["label_names"] == ["circle", "square"]
   served = tf.saved_model.load(os.path.join(exports, "classifier", "1"))
   image = np.asarray(Image.open(

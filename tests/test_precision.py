@@ -108,7 +108,8 @@ def test_bf16_computes_in_bf16_and_keeps_float32_state(bf16_run, float32_run,
   diff = _max_diff(tiny.weights(model), tiny.weights(float32_run[0]))
   assert 0 < diff < 0.05
   # The run says what it chose, in one line.
-  with caplog.at_level("INFO"):
+  # absl's logger has its own level (other tests may set --verbosity).
+  with caplog.at_level("INFO", logger="absl"):
     pixelda.PixelDA(tiny.tiny_config(runtime=dict(precision="mixed_bfloat16")),
                     tf.distribute.get_strategy())
   lines = [r.getMessage() for r in caplog.records

@@ -1,5 +1,6 @@
 """The fused train step: which weights move, determinism, XLA, replicas."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -193,11 +194,18 @@ def test_mirrored_bf16_step_keeps_replicas_and_averages_in_sync(mirrored):
   model, before, after, logs = _run(cfg, steps=2, strategy=mirrored)
   assert np.isfinite(float(logs["loss/generator"]))
   assert _changed(before, after, "generator")
-  for v in [*model.nets.classifier.trainable_variables[:2],
-            *model.average.averages[:2]]:
-    copies = mirrored.experimental_local_results(v)
-    assert copies[0].dtype == tf.float32
+  for v in model.nets.classifier.trainable_variables[:2]:
+    copies = mirrored.experimental_local_results(v.value)
+    assert len(copies) == 2 and copies[0].dtype == tf.float32
     np.testing.assert_array_equal(copies[0].numpy(), copies[1].numpy())
+  # The averages are updated in cross-replica context: every copy (one or
+  # one per replica) is float32 and equal.
+  for v in model.average.averages[:2]:
+    copies = mirrored.experimental_local_results(
+        v.value if isinstance(v, keras.Variable) else v)
+    assert all(c.dtype == tf.float32 for c in copies)
+    for c in copies[1:]:
+      np.testing.assert_array_equal(copies[0].numpy(), c.numpy())
   # The average moved from the initial weights towards the trained ones.
   first = model.average.averages[0].numpy()
   assert not np.array_equal(first, before[next(

@@ -1,10 +1,12 @@
 """The training loop end to end on tiny fake data: outputs, resume, NaN stop."""
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ import tensorflow as tf
 from pixelda_tf import config as config_lib
 from pixelda_tf import data
 from pixelda_tf import pixelda
+from pixelda_tf import runlock
 from pixelda_tf import training
 from tests import tiny
 
@@ -161,29 +164,67 @@ def _final_weights(model_dir):
   return model, tiny.weights(model)
 
 
-def test_kill_9_and_rerun_finishes_like_an_unbroken_run(fake, tmp_path):
-  env = {**os.environ, "PYTHONPATH": ROOT, "PIXELDA_OFFLINE": "1"}
-  steps = 300
-  broken, unbroken = str(tmp_path / "broken"), str(tmp_path / "unbroken")
-  proc = subprocess.Popen(_train_cmd(fake, tmp_path, broken, steps), cwd=ROOT,
-                          env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+_ENV = {**os.environ, "PYTHONPATH": ROOT, "PIXELDA_OFFLINE": "1"}
+_STEPS = 300
+
+
+@pytest.fixture(scope="module")
+def unbroken(fake, tmp_path_factory):
+  """The final weights of a run that nothing interrupted."""
+  tmp = tmp_path_factory.mktemp("unbroken")
+  model_dir = str(tmp / "run")
+  subprocess.run(_train_cmd(fake, tmp, model_dir, _STEPS), cwd=ROOT, env=_ENV,
+                 check=True, capture_output=True, timeout=300)
+  return _final_weights(model_dir)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM,
+                                 signal.SIGINT])
+def test_a_killed_or_stopped_run_reruns_like_an_unbroken_one(fake, tmp_path,
+                                                             unbroken, sig):
+  broken = str(tmp_path / "broken")
+  proc = subprocess.Popen(_train_cmd(fake, tmp_path, broken, _STEPS), cwd=ROOT,
+                          env=_ENV, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
   deadline = time.time() + 240
   marker = os.path.join(broken, "checkpoints", "ckpt-75.index")
   while not os.path.exists(marker) and proc.poll() is None:
     assert time.time() < deadline, "no checkpoint appeared"
     time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert proc.returncode == -signal.SIGKILL, "the run ended before the kill"
-  killed_at = int(pixelda.restore(broken).step)
-  assert 0 < killed_at < steps
-  for model_dir in (broken, unbroken):
-    subprocess.run(_train_cmd(fake, tmp_path, model_dir, steps), cwd=ROOT,
-                   env=env, check=True, capture_output=True, timeout=300)
+  proc.send_signal(sig)
+  seen = []
+  if sig != signal.SIGKILL:
+    # Once the loop has stopped, a second signal while it saves changes
+    # nothing.
+    for line in proc.stderr:
+      seen.append(line)
+      if "stopping at step" in line:
+        proc.send_signal(sig)
+        break
+  _, err = proc.communicate(timeout=120)
+  err = "".join(seen) + err
+  stopped_at = int(pixelda.restore(broken).step)
+  assert 0 < stopped_at < _STEPS, "the run ended before the signal"
+  if sig == signal.SIGKILL:
+    assert proc.returncode == -signal.SIGKILL
+  else:
+    # The step in flight finished and was saved, not just the last periodic
+    # checkpoint; results.json says what happened and how to go on.
+    assert proc.returncode == 128 + sig, err
+    assert f"interrupted: {signal.Signals(sig).name} at step {stopped_at}" in (
+        err)
+    assert "Traceback" not in err
+    with open(os.path.join(broken, "results.json")) as f:
+      results = json.load(f)
+    assert results["interrupted"] and results["steps"] == stopped_at
+    assert results["stopped_by"] == signal.Signals(sig).name
+    assert results["final"]["accuracy"] is None
+    assert "rerun the same command" in results["final"]["reason"]
+  subprocess.run(_train_cmd(fake, tmp_path, broken, _STEPS), cwd=ROOT,
+                 env=_ENV, check=True, capture_output=True, timeout=300)
   model_a, a = _final_weights(broken)
-  model_b, b = _final_weights(unbroken)
-  assert int(model_a.step) == int(model_b.step) == steps
+  model_b, b = unbroken
+  assert int(model_a.step) == int(model_b.step) == _STEPS
   for k in a:
     np.testing.assert_array_equal(a[k], b[k], err_msg=k)
   for name, opt in model_a.optimizers.items():
@@ -202,3 +243,119 @@ def test_seed_summary_reports_mean_and_std():
   assert summary["final"]["std"] == pytest.approx(0.0707107)  # ddof=1
   assert summary["best"]["mean"] == pytest.approx(0.93)
   assert summary["runs"]["1"]["minutes"] == 1.0
+
+
+# --- Faults: a second process, damaged checkpoints, a full disk. ------------
+
+
+def test_a_second_trainer_is_refused_naming_the_holder(fake, tmp_path):
+  cfg = _cfg(fake, str(tmp_path), train_steps=1, eval_every=0, image_every=0)
+  os.makedirs(cfg.train.model_dir)
+  with runlock.RunLock(cfg.train.model_dir):
+    with pytest.raises(runlock.LockedError,
+                       match=rf"in use by another trainer \(PID {os.getpid()} "
+                       rf"on host {socket.gethostname()}"):
+      training.train(cfg, strategy=tf.distribute.get_strategy())
+    # Refused before anything was written.
+    assert sorted(os.listdir(cfg.train.model_dir)) == ["LOCK"]
+  # Released at the end: the run goes ahead now, and releases it in turn.
+  assert training.train(cfg, strategy=tf.distribute.get_strategy())[
+      "steps"] == 1
+  with open(os.path.join(cfg.train.model_dir, "LOCK")) as f:
+    assert not f.read()
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path, caplog):
+  lock = tmp_path / "LOCK"
+  lock.write_text(json.dumps({"host": "gone", "pid": 4242,
+                              "started": "2026-01-01T00:00:00"}))
+  with caplog.at_level("WARNING", logger="absl"):
+    with runlock.RunLock(str(tmp_path)):
+      assert json.loads(lock.read_text())["pid"] == os.getpid()
+  assert any("took over" in r.getMessage() and "PID 4242 on host gone"
+             in r.getMessage() for r in caplog.records)
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(
+    fake, tmp_path, caplog):
+  cfg = _cfg(fake, str(tmp_path), eval_every=0, image_every=0)
+  run = cfg.train.model_dir
+  unbroken = training.train(cfg, strategy=tf.distribute.get_strategy())
+  newest = os.path.join(run, "checkpoints", "ckpt-4")
+  data_file = newest + ".data-00000-of-00001"
+  size = os.path.getsize(data_file)
+  with open(data_file, "r+b") as f:
+    f.truncate(size // 2)
+  # Read-only tools: the previous checkpoint, with a warning naming the file.
+  with caplog.at_level("WARNING", logger="absl"):
+    model = pixelda.restore(run)
+  assert model.restored_from.endswith("ckpt-2") and int(model.step) == 2
+  assert any(newest in r.getMessage() and "cannot be read" in r.getMessage()
+             for r in caplog.records)
+  # (evaluate, adapt and export restore through pixelda.restore too.)
+  # Training: resumes from step 2 and trains steps 3-4 again, exactly.
+  again = training.train(cfg, strategy=tf.distribute.get_strategy())
+  assert again["steps"] == 4
+  assert again["weights_sha256"] == unbroken["weights_sha256"]
+  # Nothing readable: one error naming every file, and what to do.
+  for name in os.listdir(os.path.join(run, "checkpoints")):
+    if ".data-" in name:
+      with open(os.path.join(run, "checkpoints", name), "r+b") as f:
+        f.truncate(10)
+  with pytest.raises(pixelda.CheckpointError,
+                     match=r"no checkpoint can be read: .*ckpt-4 .*ckpt-2 .*"
+                     r"delete them"):
+    pixelda.restore(run)
+  proc = subprocess.run(
+      [sys.executable, "-m", "pixelda_tf.evaluate", f"--model_dir={run}"],
+      cwd=ROOT, env=_ENV, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 1
+  assert "no checkpoint can be read" in proc.stderr
+  assert "Traceback" not in proc.stderr
+
+
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(
+    fake, tmp_path, monkeypatch):
+  cfg = _cfg(fake, str(tmp_path), eval_every=0, image_every=0)
+  run = cfg.train.model_dir
+  training.train(dataclasses.replace(
+      cfg, train=dataclasses.replace(cfg.train, train_steps=2)),
+      strategy=tf.distribute.get_strategy())
+  write = tf.train.Checkpoint._write  # pylint: disable=protected-access
+
+  def disk_full(self, prefix, options=None):
+    # Half a data file lands, then the disk is full.
+    with open(prefix + ".data-00000-of-00001", "wb") as f:
+      f.write(b"\0" * 100)
+    raise OSError(errno.ENOSPC, "No space left on device",
+                  prefix + ".data-00000-of-00001")
+
+  monkeypatch.setattr(tf.train.Checkpoint, "_write", disk_full)
+  with pytest.raises(pixelda.CheckpointError,
+                     match=r"could not write checkpoint .*ckpt-4: .*No space "
+                     r"left.* .*ckpt-2 is kept"):
+    training.train(cfg, strategy=tf.distribute.get_strategy())
+  monkeypatch.setattr(tf.train.Checkpoint, "_write", write)
+  model = pixelda.restore(run)
+  assert int(model.step) == 2 and model.restored_from.endswith("ckpt-2")
+  assert training.train(cfg, strategy=tf.distribute.get_strategy())[
+      "steps"] == 4
+
+
+def test_a_missing_folder_names_its_flag_and_writes_nothing(fake, tmp_path):
+  cfg = tiny.tiny_config(
+      data=dict(source="folder", source_dir=str(tmp_path / "nowhere"),
+                target="folder", target_dir=str(tmp_path / "nowhere2")),
+      train=dict(model_dir=str(tmp_path / "run"), train_steps=1, quiet=True))
+  with pytest.raises(data.DataError, match=r"--source_dir=.*nowhere is not a "
+                     "folder"):
+    training.train(cfg, strategy=tf.distribute.get_strategy())
+  assert os.listdir(tmp_path / "run") in ([], ["LOCK"])
+
+
+def test_the_progress_total_follows_the_budget_that_ends_the_run():
+  # 60 minutes, 10 done at 0.01 min/step: 5,000 more steps, not 100,000.
+  assert training.expected_last_step(1000, 100_000, 60, 10, 0.01) == 6000
+  assert training.expected_last_step(1000, 3000, 60, 10, 0.01) == 3000
+  assert training.expected_last_step(1000, 3000, 0, 10, 0.01) == 3000
+  assert training.expected_last_step(1000, 100_000, 60, 61, 0.01) == 1000

@@ -1,0 +1,162 @@
+r"""Fault injection: kill training at random moments, rerun, compare.
+
+  python benchmarks/faults.py [--runs=20] [--steps=60] [--seed=0] -- \
+      --flagfile=configs/mnistm_cpu_smoke.flags [data flags]
+
+First one unbroken run. Then, --runs times: start the same run in a new
+folder, send SIGKILL, SIGTERM or SIGINT (chosen at random) at a random moment
+of its training (checkpoints are written every 3 steps and validation every
+4, so many signals land inside a checkpoint write), rerun the same command to
+the end, and compare its final weights (`weights_sha256`) with the unbroken
+run's. Prints one line, e.g.
+
+  20/20 resumed; 20/20 bit-identical to the unbroken run; 0 lost steps
+  beyond the last checkpoint
+
+"Lost steps" counts steps that finished before the signal and had to be
+trained again: SIGTERM and SIGINT must lose none (the step in flight is
+finished and saved); SIGKILL may lose up to --checkpoint_every steps, which
+is what a periodic checkpoint promises, and only steps beyond that count.
+--json writes every run's details. Runs on the CPU without XLA, where a
+resumed run is bit-identical to an unbroken one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from absl import app
+from absl import flags
+
+RUNS = flags.DEFINE_integer("runs", 20, "Interrupted runs.")
+STEPS = flags.DEFINE_integer("steps", 60, "Training steps of each run.")
+SEED = flags.DEFINE_integer("seed", 0, "Seed of the signal and moment draws.")
+JSON = flags.DEFINE_string("json", None, "Write every run's details here.")
+KEEP = flags.DEFINE_bool("keep", False, "Keep the run folders.")
+
+CHECKPOINT_EVERY = 3
+SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+_STEP_LINE = re.compile(r"\] step (\d+): ")
+
+
+def _command(train_args: list, model_dir: str) -> list:
+  return [sys.executable, "-m", "pixelda_tf.train", *train_args,
+          f"--train_steps={STEPS.value}", "--max_minutes=0",
+          f"--checkpoint_every={CHECKPOINT_EVERY}", "--eval_every=4",
+          "--summary_every=1", "--image_every=0", "--noquiet",
+          "--nojit_compile", f"--model_dir={model_dir}"]
+
+
+class _Run:
+  """A training subprocess whose stderr is read as it comes, so the last
+  step it logged before a signal is known."""
+
+  def __init__(self, cmd: list):
+    self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+    self.last_step, self.first_step_at, self.stderr = 0, None, []
+    self.stdout = ""
+    self._reader = threading.Thread(target=self._read, daemon=True)
+    self._reader.start()
+
+  def _read(self):
+    for line in self.proc.stderr:
+      self.stderr.append(line)
+      m = _STEP_LINE.search(line)
+      if m:
+        self.last_step = int(m.group(1))
+        if self.first_step_at is None:
+          self.first_step_at = time.time()
+
+  def wait(self, timeout: float = 600) -> int:
+    self.stdout, _ = self.proc.communicate(timeout=timeout)
+    self._reader.join()
+    return self.proc.returncode
+
+  def result(self) -> dict:
+    lines = [l for l in self.stdout.splitlines() if l.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
+def _saved_step(model_dir: str) -> int:
+  """The step of the newest checkpoint the `checkpoint` state file names."""
+  state = os.path.join(model_dir, "checkpoints", "checkpoint")
+  if not os.path.exists(state):
+    return 0
+  with open(state) as f:
+    m = re.search(r'^model_checkpoint_path: ".*ckpt-(\d+)"', f.read(), re.M)
+  return int(m.group(1)) if m else 0
+
+
+def main(argv):
+  train_args = argv[1:]
+  rng = random.Random(SEED.value)
+  root = tempfile.mkdtemp(prefix="pixelda_faults_")
+  try:
+    started = time.time()
+    unbroken = _Run(_command(train_args, os.path.join(root, "unbroken")))
+    if unbroken.wait():
+      print("".join(unbroken.stderr[-20:]), file=sys.stderr)
+      return 1
+    want = unbroken.result()["weights_sha256"]
+    training_s = time.time() - (unbroken.first_step_at or started)
+    rows = []
+    for i in range(RUNS.value):
+      sig = rng.choice(SIGNALS)
+      model_dir = os.path.join(root, f"run{i}")
+      run = _Run(_command(train_args, model_dir))
+      while run.first_step_at is None and run.proc.poll() is None:
+        time.sleep(0.01)
+      time.sleep(rng.uniform(0, training_s))
+      done_at_signal = run.last_step
+      run.proc.send_signal(sig)
+      code = run.wait()
+      # The log line of a step comes after the step; a step that finished
+      # while its line was being written is counted as not done.
+      saved = _saved_step(model_dir)
+      allowed = CHECKPOINT_EVERY if sig == signal.SIGKILL else 0
+      lost = max(0, done_at_signal - saved - allowed)
+      rerun = _Run(_command(train_args, model_dir))
+      rerun_code = rerun.wait()
+      got = rerun.result()
+      row = {"run": i, "signal": signal.Signals(sig).name, "exit": code,
+             "step_done_at_signal": done_at_signal, "saved_step": saved,
+             "lost_beyond_checkpoint": lost, "rerun_exit": rerun_code,
+             "resumed": rerun_code == 0 and got.get("steps") == STEPS.value,
+             "identical": got.get("weights_sha256") == want,
+             "ended_before_signal": code == 0}
+      rows.append(row)
+      print(json.dumps(row), flush=True)
+    resumed = sum(r["resumed"] for r in rows)
+    identical = sum(r["identical"] for r in rows)
+    lost = sum(r["lost_beyond_checkpoint"] for r in rows)
+    line = (f"{resumed}/{len(rows)} resumed; {identical}/{len(rows)} "
+            f"bit-identical to the unbroken run; {lost} lost steps beyond the "
+            "last checkpoint")
+    ended = sum(r["ended_before_signal"] for r in rows)
+    if ended:
+      line += f" ({ended} runs ended before their signal)"
+    print(line)
+    if JSON.value:
+      with open(JSON.value, "w") as f:
+        json.dump({"command_args": train_args, "steps": STEPS.value,
+                   "checkpoint_every": CHECKPOINT_EVERY, "runs": rows,
+                   "summary": line}, f, indent=2)
+    return 0 if resumed == identical == len(rows) and not lost else 1
+  finally:
+    if not KEEP.value:
+      shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
