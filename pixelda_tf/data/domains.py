@@ -92,29 +92,19 @@ def _target_splits(cfg: DataConfig, arrays: Dict[str, np.ndarray],
     out["test"] = (arrays["test_images"], test_labels, origin)
   elif y is not None:
     n = splits.auto_test_size(len(x), cfg.test_size)
-    if cfg.test_size > n:
-      logging.warning("target has %d train examples; holding out %d, not "
-                      "--test_size=%d, as the test split", len(x), n,
-                      cfg.test_size)
-    rest, held = splits.stratified_split(y, n, seed, stream=1)
-    out["test"] = (x[held], y[held],
-                   f"{origin} (no test split of its own: test = {n} images "
-                   f"held out of train, stratified, data seed {seed})")
-    x, y = x[rest], y[rest]
+    x, y, out["test"] = _hold_out(
+        x, y, n, cfg.test_size, "test_size", "as the test split", seed, 1,
+        f"{origin} (no test split of its own: test = {n} images held out of "
+        f"train, stratified, data seed {seed})")
   if "val_images" in arrays:
     out["val"] = (arrays["val_images"], arrays["val_labels"],
                   f"labelled images in {cfg.target_val_dir}")
   elif y is not None and cfg.target_labels == "auto" and cfg.val_size:
     n_val = min(cfg.val_size, len(x) // 2)
-    if n_val < cfg.val_size:
-      logging.warning("target has %d train examples; holding out %d, not "
-                      "--val_size=%d, for validation", len(x), n_val,
-                      cfg.val_size)
-    rest, held = splits.stratified_split(y, n_val, seed, stream=2)
-    out["val"] = (x[held], y[held],
-                  f"{origin} (validation: {n_val} images held out of train, "
-                  f"stratified, data seed {seed})")
-    x, y = x[rest], y[rest]
+    x, y, out["val"] = _hold_out(
+        x, y, n_val, cfg.val_size, "val_size", "for validation", seed, 2,
+        f"{origin} (validation: {n_val} images held out of train, "
+        f"stratified, data seed {seed})")
   if cfg.target_labels == "test":
     y = None
   ignored = y is None and arrays.get("train_labels") is not None
@@ -166,3 +156,14 @@ def load_domain(cfg: DataConfig, role: str, split: str) -> Domain:
     raise errors.DataError(f"{origin}: the {role} {split} split is empty")
   return Domain(name=name, images=x, labels=y, num_classes=num_classes,
                 origin=origin)
+
+
+def _hold_out(x, y, n, asked, flag, purpose, seed, stream, origin):
+  """Holds a stratified slice of n examples out of (x, y), warning when
+  fewer than `--flag=asked` were available; returns the rest and the slice
+  as (images, labels, origin)."""
+  if asked > n:
+    logging.warning("target has %d train examples; holding out %d, not "
+                    "--%s=%d, %s", len(x), n, flag, asked, purpose)
+  rest, held = splits.stratified_split(y, n, seed, stream=stream)
+  return x[rest], y[rest], (x[held], y[held], origin)
