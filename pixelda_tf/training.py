@@ -419,7 +419,8 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
       if step % t.checkpoint_every == 0:
         save(step)
         saved_step = step
-    if stop_signals.signum is not None:
+    interrupted = stop_signals.signum is not None
+    if interrupted:
       stopped = stop_signals.name  # also when it came during the last step
       logging.warning("%s: stopping at step %d; saving a checkpoint and "
                       "results first (further signals are ignored)",
@@ -427,24 +428,30 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
     # Still under the signal handlers: a second Ctrl-C cannot cut this save.
     if saved_step != step:
       save(step)
-    if stop_signals.signum is not None:
-      _write_interrupted(cfg, model_dir, chief, sources, history, step,
-                         stopped, minutes(), model)
-  if stop_signals.signum is not None:
-    if not chief:
+
+  results = {
+      "config": cfg.to_dict(), "data_sources": sources, "steps": step,
+      "stopped_by": stopped, "wall_time_s": 60 * minutes(),
+      "mode": t.mode, "val_history": history}
+  if interrupted:
+    # No evaluation: a preempted job has seconds left. The handlers stay
+    # installed (see _StopSignals), so this write is not cut either.
+    if chief:
+      _write_json(os.path.join(model_dir, RESULTS_FILE), {
+          **results, "interrupted": True,
+          "final": {"step": step, **_unscored_summary(
+              f"interrupted by {stopped} at step {step}: rerun the same "
+              "command to resume", prefix="")},
+          "weights_sha256": _fingerprint(model)})
+    else:
       tf.io.gfile.rmtree(ckpt_root)
     raise Interrupted(stop_signals.signum, step,
                       manager.latest_checkpoint or "no checkpoint yet")
 
   # The final report, on the target test split.
-  results = {
-      "config": cfg.to_dict(), "data_sources": sources, "steps": step,
-      "stopped_by": stopped, "wall_time_s": 60 * minutes(),
-      "mode": t.mode, "val_history": history,
-      "final": {"step": step, **(
-          _unscored_summary(unscored["test"]) if "test" in unscored
-          else _summary(_evaluate(model, test_data, cfg)))},
-  }
+  results["final"] = {"step": step, **(
+      _unscored_summary(unscored["test"]) if "test" in unscored
+      else _summary(_evaluate(model, test_data, cfg)))}
   if "val" in unscored:
     results["checkpoint_kept"] = (
         "latest: no labelled target validation data, so no best-by-"
@@ -491,23 +498,6 @@ def _save(manager: tf.train.CheckpointManager, step: int) -> None:
         "it") from e
 
 
-def _write_interrupted(cfg, model_dir, chief, sources, history, step,
-                       stopped, minutes, model) -> None:
-  """results.json of a run stopped by a signal: no evaluation (a preempted
-  job has seconds left), the reason, and how to go on."""
-  if not chief:
-    return
-  reason = (f"interrupted by {stopped} at step {step}: rerun the same command "
-            "to resume")
-  _write_json(os.path.join(model_dir, RESULTS_FILE), {
-      "config": cfg.to_dict(), "data_sources": sources, "steps": step,
-      "stopped_by": stopped, "interrupted": True, "wall_time_s": 60 * minutes,
-      "mode": cfg.train.mode, "val_history": history,
-      "final": {"step": step, "accuracy": None, "per_class_accuracy": None,
-                "num_examples": 0, "reason": reason},
-      "weights_sha256": _fingerprint(model)})
-
-
 def _fingerprint(model: pixelda.PixelDA) -> str:
   """sha256 of every network weight (and weight average): equal runs (or
   workers) match exactly."""
@@ -542,10 +532,11 @@ def _percent(accuracy: Optional[float]) -> str:
   return "n/a" if accuracy is None else f"{accuracy:.4f}"
 
 
-def _unscored_summary(origin: str) -> Dict:
-  """The accuracy fields of a split with no labels: null, with the reason."""
+def _unscored_summary(origin: str,
+                      prefix: str = "nothing labelled to score: ") -> Dict:
+  """The accuracy fields of an unscored split: null, with the reason."""
   return {"accuracy": None, "per_class_accuracy": None, "num_examples": 0,
-          "reason": f"nothing labelled to score: {origin}"}
+          "reason": prefix + origin}
 
 
 def _summary(rep: Dict) -> Dict:
