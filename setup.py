@@ -13,6 +13,13 @@ setuptools.setup(
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["pixelda_tf", "pixelda_tf.*"]),
     package_data={"pixelda_tf": ["data/*.txt", "data/*.json"]},
+    # Each binary also runs as `python -m pixelda_tf.<name>`.
+    entry_points={"console_scripts": [
+        f"pixelda-{name}=pixelda_tf.{module}:run" for name, module in (
+            ("train", "train"), ("evaluate", "evaluate"), ("adapt", "adapt"),
+            ("export", "export"), ("classify", "classify"),
+            ("seeds", "seeds"), ("bench", "bench"),
+            ("data", "data.__main__"))]},
     install_requires=[
         "keras>=3.5,<4",
         "tensorflow-datasets>=4.9",

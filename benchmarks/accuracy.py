@@ -9,15 +9,23 @@ into <root>/<name>/<mode> (rerunning resumes), then prints a table of target
 test accuracy, writes <root>/<name>/accuracy.json and plots target test
 accuracy against training minutes to <root>/<name>/accuracy_vs_time.png
 (needs matplotlib: `pip install -e '.[bench]'`).
+
+  python benchmarks/accuracy.py --history=RUN/history.json
+  python benchmarks/accuracy.py --summarize=A/results.json,B/results.json,...
+
+train nothing: the first prints a finished run's curve statistics (minutes
+to 95%, the swing of its last third), the second the mean and sample std of
+several runs' final and best-validation accuracy (e.g. one per seed).
 """
 
 import json
 import os
-import subprocess
-import sys
 
 from absl import app
 from absl import flags
+
+from pixelda_tf import provenance
+from pixelda_tf import sweeps
 
 NAME = flags.DEFINE_string("name", "experiment", "Experiment name.")
 ROOT = flags.DEFINE_string("root", "runs/bench", "Where runs land.")
@@ -26,6 +34,9 @@ MODES = flags.DEFINE_list("modes", ["pixelda", "source_only", "target_only"],
 HISTORY = flags.DEFINE_string(
     "history", None, "Train nothing: print the curve statistics (minutes to "
     "95%, swing) of a finished run's history.json or results.json.")
+SUMMARIZE = flags.DEFINE_list(
+    "summarize", None, "Train nothing: print the mean and std over runs "
+    "(e.g. seeds) of these results.json files' final and best accuracy.")
 PAPER = {"mnist_m": {"pixelda": 0.982, "source_only": 0.636,
                      "target_only": 0.964},
          "usps": {"pixelda": 0.959, "source_only": 0.789,
@@ -50,20 +61,6 @@ def plot(runs: dict, path: str, title: str) -> None:
   ax.legend()
   fig.tight_layout()
   fig.savefig(path)
-
-
-def code_version() -> dict:
-  """The git commit this script runs from, and whether the tree was dirty."""
-  here = os.path.dirname(os.path.abspath(__file__))
-
-  def git(*args):
-    out = subprocess.run(["git", "-C", here, *args], capture_output=True,
-                         text=True, check=False)
-    return out.stdout.strip() if out.returncode == 0 else None
-
-  commit = git("rev-parse", "HEAD")
-  status = git("status", "--porcelain", "--untracked-files=no")
-  return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
 def curve_stats(history: list, threshold: float = 0.95) -> dict:
@@ -96,19 +93,24 @@ def main(argv):
       history = history.get("val_history", [])
     print(json.dumps(curve_stats(history), indent=2))
     return 0
+  if SUMMARIZE.value:
+    results = {}
+    for i, path in enumerate(SUMMARIZE.value):
+      with open(path) as f:
+        results[i] = json.load(f)
+    summary = sweeps.summarize(results)
+    summary["files"] = SUMMARIZE.value
+    print(json.dumps(summary, indent=2))
+    return 0
   train_args = argv[1:]
   out_dir = os.path.join(ROOT.value, NAME.value)
-  code = code_version()
+  code = provenance.code_version()
   runs = {}
   for mode in MODES.value:
-    model_dir = os.path.join(out_dir, mode)
-    cmd = [sys.executable, "-m", "pixelda_tf.train", *train_args,
-           f"--mode={mode}", f"--model_dir={model_dir}"]
-    print("running:", " ".join(cmd), flush=True)
-    if subprocess.run(cmd, check=False).returncode:
+    runs[mode] = sweeps.run_train(train_args, os.path.join(out_dir, mode),
+                                  f"--mode={mode}")
+    if runs[mode] is None:
       return 1
-    with open(os.path.join(model_dir, "results.json")) as f:
-      runs[mode] = json.load(f)
   target = next(iter(runs.values()))["config"]["data"]["target"]
   rows = {}
   for mode, r in runs.items():

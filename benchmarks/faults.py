@@ -11,12 +11,14 @@ the end, and compare its final weights (`weights_sha256`) with the unbroken
 run's. Prints one line, e.g.
 
   20/20 resumed; 20/20 bit-identical to the unbroken run; 0 lost steps
-  beyond the last checkpoint
+  beyond the last checkpoint; 20/20 exit codes as expected
 
 "Lost steps" counts steps that finished before the signal and had to be
 trained again: SIGTERM and SIGINT must lose none (the step in flight is
 finished and saved); SIGKILL may lose up to --checkpoint_every steps, which
 is what a periodic checkpoint promises, and only steps beyond that count.
+Exit codes: -9 for SIGKILL, 143 (SIGTERM) and 130 (SIGINT) after the save,
+or 0 for a run that ended before its signal.
 --json writes every run's details. Runs on the CPU without XLA, where a
 resumed run is bit-identical to an unbroken one.
 """
@@ -38,6 +40,8 @@ import time
 from absl import app
 from absl import flags
 
+from pixelda_tf import provenance
+
 RUNS = flags.DEFINE_integer("runs", 20, "Interrupted runs.")
 STEPS = flags.DEFINE_integer("steps", 60, "Training steps of each run.")
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the signal and moment draws.")
@@ -46,6 +50,9 @@ KEEP = flags.DEFINE_bool("keep", False, "Keep the run folders.")
 
 CHECKPOINT_EVERY = 3
 SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+EXIT_CODES = {signal.SIGKILL: -signal.SIGKILL,
+              signal.SIGTERM: 128 + signal.SIGTERM,
+              signal.SIGINT: 128 + signal.SIGINT}
 _STEP_LINE = re.compile(r"\] step (\d+): ")
 
 
@@ -58,12 +65,15 @@ def _command(train_args: list, model_dir: str) -> list:
 
 
 class _Run:
-  """A training subprocess whose stderr is read as it comes, so the last
-  step it logged before a signal is known."""
+  """A training subprocess whose stderr is read as it comes (by one thread,
+  the only reader), so the last step it logged before a signal is known;
+  stdout (the final JSON line) goes to a file."""
 
-  def __init__(self, cmd: list):
-    self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+  def __init__(self, cmd: list, model_dir: str):
+    self._stdout_path = model_dir.rstrip("/") + ".stdout"
+    with open(self._stdout_path, "w") as out:
+      self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE,
+                                   text=True)
     self.last_step, self.first_step_at, self.stderr = 0, None, []
     self.stdout = ""
     self._reader = threading.Thread(target=self._read, daemon=True)
@@ -79,8 +89,10 @@ class _Run:
           self.first_step_at = time.time()
 
   def wait(self, timeout: float = 600) -> int:
-    self.stdout, _ = self.proc.communicate(timeout=timeout)
+    self.proc.wait(timeout=timeout)
     self._reader.join()
+    with open(self._stdout_path) as f:
+      self.stdout = f.read()
     return self.proc.returncode
 
   def result(self) -> dict:
@@ -104,7 +116,8 @@ def main(argv):
   root = tempfile.mkdtemp(prefix="pixelda_faults_")
   try:
     started = time.time()
-    unbroken = _Run(_command(train_args, os.path.join(root, "unbroken")))
+    unbroken_dir = os.path.join(root, "unbroken")
+    unbroken = _Run(_command(train_args, unbroken_dir), unbroken_dir)
     if unbroken.wait():
       print("".join(unbroken.stderr[-20:]), file=sys.stderr)
       return 1
@@ -114,7 +127,7 @@ def main(argv):
     for i in range(RUNS.value):
       sig = rng.choice(SIGNALS)
       model_dir = os.path.join(root, f"run{i}")
-      run = _Run(_command(train_args, model_dir))
+      run = _Run(_command(train_args, model_dir), model_dir)
       while run.first_step_at is None and run.proc.poll() is None:
         time.sleep(0.01)
       time.sleep(rng.uniform(0, training_s))
@@ -126,7 +139,7 @@ def main(argv):
       saved = _saved_step(model_dir)
       allowed = CHECKPOINT_EVERY if sig == signal.SIGKILL else 0
       lost = max(0, done_at_signal - saved - allowed)
-      rerun = _Run(_command(train_args, model_dir))
+      rerun = _Run(_command(train_args, model_dir), model_dir)
       rerun_code = rerun.wait()
       got = rerun.result()
       row = {"run": i, "signal": signal.Signals(sig).name, "exit": code,
@@ -134,15 +147,18 @@ def main(argv):
              "lost_beyond_checkpoint": lost, "rerun_exit": rerun_code,
              "resumed": rerun_code == 0 and got.get("steps") == STEPS.value,
              "identical": got.get("weights_sha256") == want,
-             "ended_before_signal": code == 0}
+             "ended_before_signal": code == 0,
+             # SIGKILL: killed; SIGTERM/SIGINT: 128 + signal, after the save.
+             "exit_as_expected": code in (0, EXIT_CODES[sig])}
       rows.append(row)
       print(json.dumps(row), flush=True)
     resumed = sum(r["resumed"] for r in rows)
     identical = sum(r["identical"] for r in rows)
     lost = sum(r["lost_beyond_checkpoint"] for r in rows)
+    exits = sum(r["exit_as_expected"] for r in rows)
     line = (f"{resumed}/{len(rows)} resumed; {identical}/{len(rows)} "
             f"bit-identical to the unbroken run; {lost} lost steps beyond the "
-            "last checkpoint")
+            f"last checkpoint; {exits}/{len(rows)} exit codes as expected")
     ended = sum(r["ended_before_signal"] for r in rows)
     if ended:
       line += f" ({ended} runs ended before their signal)"
@@ -150,9 +166,11 @@ def main(argv):
     if JSON.value:
       with open(JSON.value, "w") as f:
         json.dump({"command_args": train_args, "steps": STEPS.value,
+                   "code": provenance.code_version(),
                    "checkpoint_every": CHECKPOINT_EVERY, "runs": rows,
                    "summary": line}, f, indent=2)
-    return 0 if resumed == identical == len(rows) and not lost else 1
+    return (0 if resumed == identical == exits == len(rows) and not lost
+            else 1)
   finally:
     if not KEEP.value:
       shutil.rmtree(root, ignore_errors=True)

@@ -1,5 +1,5 @@
 r"""Writes MNIST -> USPS as image folders, to compare the folder path with the
-built-in one (issue 13).
+built-in one.
 
   python benchmarks/folders_from_builtin.py --out=runs/folders \
       --mnist_dir=PATH --usps_path=PATH/usps.h5 [--val_images=200] [--data_seed=0]

@@ -46,6 +46,7 @@ from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-positio
 from absl import flags  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
+from pixelda_tf import provenance  # pylint: disable=wrong-import-position
 from pixelda_tf.data import images  # pylint: disable=wrong-import-position
 from pixelda_tf.data import mnist  # pylint: disable=wrong-import-position
 from pixelda_tf.data import mnist_m  # pylint: disable=wrong-import-position
@@ -333,7 +334,7 @@ def main(argv):
   report(result)
   if FLAGS.json:
     with open(FLAGS.json, "w", encoding="utf-8") as f:
-      json.dump(result, f, indent=2)
+      json.dump({**result, "code": provenance.code_version()}, f, indent=2)
 
 
 def report(result: dict) -> None:

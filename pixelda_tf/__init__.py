@@ -8,12 +8,14 @@ import platform
 # AVX512_BF16, AVX_VNNI or AMX; elsewhere (e.g. AVX2-only AMD EPYC) they need
 # TF_ENABLE_ONEDNN_OPTS=1. Without them the stock Eigen convolutions run the
 # backward passes far slower, and the paper-size step takes 20-40% longer
-# (WORKSPACE_NOTES, issue 3, round 6). TensorFlow reads the variable once,
-# when it loads, so it is set here, before this package imports TensorFlow;
-# an explicit TF_ENABLE_ONEDNN_OPTS=0 is respected. Other platforms' builds
-# are left to TensorFlow's own default.
+# (measured with `python -m pixelda_tf.bench`; see WORKSPACE_NOTES, "oneDNN").
+# TensorFlow reads the variable once, when it loads, so it is set here, before
+# this package imports TensorFlow; an explicit TF_ENABLE_ONEDNN_OPTS is
+# respected, and `runtime.setup` logs what was decided. Other platforms'
+# builds are left to TensorFlow's own default.
 ON_X86 = platform.machine().lower() in ("x86_64", "amd64")
-if ON_X86:
-  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+ONEDNN_SET_HERE = ON_X86 and "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+if ONEDNN_SET_HERE:
+  os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"
 
 __version__ = "0.1.0"

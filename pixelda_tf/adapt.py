@@ -12,22 +12,22 @@ keras.utils.image_dataset_from_directory and --source=folder). Data flags
 """
 
 import json
-import sys
 
 from absl import app
 from absl import flags
 
+from pixelda_tf import adapting
 from pixelda_tf import cli
 from pixelda_tf import config as config_lib
 from pixelda_tf import flags as pixelda_flags
-from pixelda_tf import pixelda
-from pixelda_tf import runs
+from pixelda_tf import rundir
+from pixelda_tf import usage
 from pixelda_tf.data import DataError
 
 OUT = flags.DEFINE_string("out", None, "Output folder (must not exist).")
 SAMPLES = flags.DEFINE_integer("samples_per_image", 1,
                                "z draws (adapted images) per source image.")
-FORMAT = flags.DEFINE_enum("format", "tfrecord", list(runs.FORMATS),
+FORMAT = flags.DEFINE_enum("format", "tfrecord", list(adapting.FORMATS),
                            "tfrecord or png (one subfolder per class).")
 SPLIT = flags.DEFINE_enum("split", "train", ["train", "test"],
                           "Source split to adapt.")
@@ -45,7 +45,7 @@ def main(argv):
   if not flags.FLAGS["model_dir"].present or not OUT.value:
     raise app.UsageError("--model_dir=DIR and --out=PATH are required")
   try:
-    manifest = runs.adapt_dataset(
+    manifest = adapting.adapt_dataset(
         pixelda_flags.HOLDERS["model_dir"].value, OUT.value,
         # --seed seeds z here; the data seed stays the run's.
         cli.data_overrides(),
@@ -53,8 +53,8 @@ def main(argv):
         max_images=MAX_IMAGES.value, seed=pixelda_flags.SEED.value,
         which=CHECKPOINT.value, overwrite=OVERWRITE.value)
   except (config_lib.ConfigError, DataError, FileNotFoundError,
-          FileExistsError, ValueError, pixelda.CheckpointError) as e:
-    return cli.error(e)
+          FileExistsError, ValueError, rundir.CheckpointError) as e:
+    return usage.error(e)
   print(json.dumps({k: manifest[k] for k in (
       "format", "num_examples", "num_images", "samples_per_image",
       "examples_per_class", "checkpoint", "step", "wall_time_s")}
@@ -62,5 +62,10 @@ def main(argv):
   return 0
 
 
+def run():
+  """The console script's entry point (`pixelda-adapt`)."""
+  app.run(main)
+
+
 if __name__ == "__main__":
-  sys.exit(app.run(main))
+  run()

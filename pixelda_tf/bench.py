@@ -62,6 +62,7 @@ from absl import flags
 
 from pixelda_tf import config as config_lib
 from pixelda_tf import flags as pixelda_flags
+from pixelda_tf import provenance
 
 MODES = {
     # name: (strategy, jit_compile, num_cpu_devices, CPU speed layers:
@@ -467,6 +468,7 @@ def cpu_info(path: str = "/proc/cpuinfo") -> dict:
 def write_json(path: str, results: List[dict]) -> None:
   with open(path, "w") as f:
     json.dump({"results": results, "argv": sys.argv, "cpu": cpu_info(),
+               "code": provenance.code_version(),
                "env": {k: os.environ.get(k) for k in
                        ("TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS",
                         "OMP_NUM_THREADS")}}, f, indent=2)
@@ -515,5 +517,10 @@ def main(argv: List[str]) -> None:
     write_json(_JSON.value, results)
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (`pixelda-bench`)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -9,16 +9,16 @@ norm and global pooling, and a wider plain CNN with dropout.
 from __future__ import annotations
 
 import time
-from typing import Dict, Optional
+from typing import Dict
 
 import keras
 from keras import layers
 import tensorflow as tf
 
+from pixelda_tf import adapting
 from pixelda_tf import config as config_lib
 from pixelda_tf import data
 from pixelda_tf import evaluation
-from pixelda_tf import runs
 
 ARCHS = ("small_resnet", "wide_cnn")
 
@@ -102,7 +102,7 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
     epoch), the target report (`evaluation.report` keys), target_origin,
     wall_time_s.
   """
-  ds, _ = runs.load_adapted(train_dir)
+  ds, _ = adapting.load_adapted(train_dir)
   size, num_classes = cfg.data.image_size, cfg.classifier.num_classes
   if max_examples:
     ds = ds.take(max_examples)

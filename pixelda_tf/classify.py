@@ -11,16 +11,18 @@ to --out (default <train_dir>/classify_<arch>.json) and prints it.
 
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
 
+from pixelda_tf import adapting
 from pixelda_tf import classifiers
 from pixelda_tf import cli
 from pixelda_tf import config as config_lib
 from pixelda_tf import flags as pixelda_flags
-from pixelda_tf import runs
+from pixelda_tf import provenance
+from pixelda_tf import rundir
+from pixelda_tf import usage
 from pixelda_tf.data import DataError
 
 TRAIN_DIR = flags.DEFINE_string("train_dir", None, "Adapted dataset folder.")
@@ -39,10 +41,10 @@ def main(argv):
   if not TRAIN_DIR.value:
     raise app.UsageError("--train_dir=PATH (from pixelda_tf.adapt) is required")
   try:
-    manifest = runs.read_manifest(TRAIN_DIR.value)
+    manifest = adapting.read_manifest(TRAIN_DIR.value)
     base = (config_lib.Config.from_dict(manifest["config"])
             if "config" in manifest else config_lib.Config())
-    cfg = runs.override_data(base, cli.data_overrides())
+    cfg = config_lib.override_data(base, cli.data_overrides())
     results = classifiers.train_and_evaluate(
         TRAIN_DIR.value, cfg, arch=ARCH.value, epochs=EPOCHS.value,
         batch_size=pixelda_flags.HOLDERS["batch_size"].value,
@@ -50,15 +52,20 @@ def main(argv):
         seed=pixelda_flags.SEED.value, max_examples=MAX_EXAMPLES.value)
   except (config_lib.ConfigError, DataError, FileNotFoundError,
           ValueError) as e:
-    return cli.error(e)
+    return usage.error(e)
   out = OUT.value or os.path.join(TRAIN_DIR.value,
                                   f"classify_{ARCH.value}.json")
-  runs.write_json(out, results)
+  rundir.write_json(out, {**results, "code": provenance.code_version()})
   print(json.dumps({k: results[k] for k in (
       "arch", "num_train", "train_accuracy", "accuracy", "num_examples",
       "target_origin")} | {"out": out}))
   return 0
 
 
+def run():
+  """The console script's entry point (`pixelda-classify`)."""
+  app.run(main)
+
+
 if __name__ == "__main__":
-  sys.exit(app.run(main))
+  run()

@@ -8,12 +8,10 @@ are refused rather than silently ignored.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import Any, Dict, Iterable
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from pixelda_tf import config as config_lib
 from pixelda_tf import flags as pixelda_flags
@@ -47,10 +45,3 @@ def refuse_training_flags(allowed: Iterable[str] = ()) -> None:
         f"--{', --'.join(given)} cannot change a trained model; this tool "
         "takes the run's settings from its config.json and only data flags "
         "(--target, --mnist_m_dir, --target_dir, ...) override them")
-
-
-def error(e: Exception) -> int:
-  """One line on stderr instead of a traceback; the exit status."""
-  logging.error("%s", e)
-  print(f"error: {e}", file=sys.stderr)
-  return 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 SOURCES = ("mnist", "usps", "folder")
 TARGETS = ("mnist_m", "usps", "mnist", "folder")
@@ -297,13 +297,14 @@ class Config:
     return validate(cls(**kwargs))
 
 
-def _check(ok: bool, message: str) -> None:
+def require(ok: bool, message: str) -> None:
+  """Raises ConfigError(message) unless ok."""
   if not ok:
     raise ConfigError(message)
 
 
 def _one_of(value: str, choices: Tuple[str, ...], flag: str) -> None:
-  _check(value in choices,
+  require(value in choices,
          f"--{flag}={value!r} is not valid; use one of {', '.join(choices)}")
 
 
@@ -315,6 +316,66 @@ def image_size_ok(image_size: int) -> bool:
 def image_size_error(image_size: int) -> str:
   return (f"--image_size={image_size}: use a multiple of 4, at least 8 "
           "(the classifier pools twice by 2), e.g. 28 or 32")
+
+
+def paths_read(d: DataConfig) -> Dict[str, bool]:
+  """Path setting -> whether the (source, target) pair reads it: the one rule
+  behind `validate` (a path nothing reads is refused) and `override_data`
+  (a path the new pair no longer reads is dropped)."""
+  return {
+      "mnist_dir": "mnist" in (d.source, d.target) or d.target == "mnist_m",
+      "bsds_dir": d.target == "mnist_m",
+      "mnist_m_dir": d.target == "mnist_m",
+      "usps_path": "usps" in (d.source, d.target),
+      "source_dir": d.source == "folder",
+      "target_dir": d.target == "folder",
+  }
+
+
+# Overrides that name another target: the run's --target_val_dir belonged to
+# the old one, so it is dropped unless given again.
+_TARGET_FIELDS = {"target", "target_dir", "mnist_m_dir", "mnist_m_variant",
+                  "bsds_dir", "usps_path"}
+
+
+def override_data(cfg: Config, overrides: Dict[str, Any]) -> Config:
+  """`cfg` with the data settings in `overrides` (DataConfig field -> value).
+
+  What evaluate, adapt and classify do to a trained run's config: settings
+  the user did not give but that the new source/target no longer reads (e.g.
+  the run's --mnist_m_dir once --target=folder, or its --target_val_dir once
+  any target flag is given) are dropped, and giving --mnist_m_dir alone means
+  the released variant: the user meant the folder to be read.
+
+  Raises:
+    ConfigError: an unknown field, a different image size from the one the
+      model was trained at, or an invalid combination.
+  """
+  names = {f.name for f in dataclasses.fields(DataConfig)}
+  unknown = set(overrides) - names
+  if unknown:
+    raise ConfigError(f"not data settings: {sorted(unknown)}")
+  size = overrides.get("image_size", cfg.data.image_size)
+  require(size == cfg.data.image_size,
+          f"--image_size={size}: the model was trained at "
+          f"{cfg.data.image_size}; drop the flag (images are resized to it)")
+  d = dataclasses.replace(cfg.data, **overrides)
+  if "mnist_m_dir" in overrides and "mnist_m_variant" not in overrides:
+    d = dataclasses.replace(d, mnist_m_variant="released")
+  if "bsds_dir" in overrides and "mnist_m_variant" not in overrides:
+    d = dataclasses.replace(d, mnist_m_variant="bsds500")
+  if d.target != "mnist_m" and "mnist_m_variant" not in overrides:
+    # validate() asks a released variant for its folder whatever the target.
+    d = dataclasses.replace(d, mnist_m_variant="auto")
+  for name, used in paths_read(d).items():
+    if name not in overrides and getattr(d, name) and not used:
+      d = dataclasses.replace(d, **{name: None})
+  if "target_val_dir" not in overrides and _TARGET_FIELDS & set(overrides):
+    d = dataclasses.replace(d, target_val_dir=None)
+  if (d.mnist_m_variant in ("offline", "released") and d.bsds_dir
+      and "bsds_dir" not in overrides):
+    d = dataclasses.replace(d, bsds_dir=None)
+  return validate(dataclasses.replace(cfg, data=d))
 
 
 def validate(cfg: Config) -> Config:
@@ -329,82 +390,75 @@ def validate(cfg: Config) -> Config:
   _one_of(r.precision, PRECISIONS, "precision")
   # Keras' LossScaleOptimizer applies only in replica context; the step
   # applies updates once, in cross-replica context, after the all-reduce.
-  _check(not (r.precision == "mixed_float16" and r.strategy != "default"),
+  require(not (r.precision == "mixed_float16" and r.strategy != "default"),
          f"--precision=mixed_float16 is not supported with "
          f"--strategy={r.strategy} yet: use --precision=mixed_bfloat16 (no "
          "loss scaling needed) or float32")
   _one_of(cfg.loss.pmse_mask, ("none", "foreground"), "pmse_mask")
-  _check(image_size_ok(d.image_size), image_size_error(d.image_size))
-  _check(d.source != "folder" or d.source_dir,
+  require(image_size_ok(d.image_size), image_size_error(d.image_size))
+  require(d.source != "folder" or d.source_dir,
          "--source=folder needs --source_dir=PATH (one subfolder per class)")
-  _check(d.target != "folder" or d.target_dir,
+  require(d.target != "folder" or d.target_dir,
          "--target=folder needs --target_dir=PATH (a folder of images)")
-  _check(d.mnist_m_variant != "released" or d.mnist_m_dir,
+  require(d.mnist_m_variant != "released" or d.mnist_m_dir,
          "--mnist_m_variant=released needs --mnist_m_dir=PATH "
          "(folder with mnist_m_train/ and mnist_m_train_labels.txt)")
-  uses_mnist = "mnist" in (d.source, d.target) or d.target == "mnist_m"
-  for flag, value, used in (
-      ("mnist_dir", d.mnist_dir, uses_mnist),
-      ("bsds_dir", d.bsds_dir, d.target == "mnist_m"),
-      ("mnist_m_dir", d.mnist_m_dir, d.target == "mnist_m"),
-      ("usps_path", d.usps_path, "usps" in (d.source, d.target)),
-      ("source_dir", d.source_dir, d.source == "folder"),
-      ("target_dir", d.target_dir, d.target == "folder")):
-    _check(not value or used,
-           f"--{flag} is set but --source={d.source} --target={d.target} "
-           "never read it: drop the flag or change --source/--target")
-  _check(not (d.bsds_dir and d.mnist_m_variant in ("offline", "released")),
+  for flag, used in paths_read(d).items():
+    require(not getattr(d, flag) or used,
+            f"--{flag} is set but --source={d.source} --target={d.target} "
+            "never read it: drop the flag or change --source/--target")
+  require(not (d.bsds_dir and d.mnist_m_variant in ("offline", "released")),
          f"--bsds_dir contradicts --mnist_m_variant={d.mnist_m_variant}: "
          "drop one (BSDS500 photos are used by --mnist_m_variant=bsds500)")
-  _check(d.val_size >= 0, f"--val_size={d.val_size}: must be >= 0")
-  _check(d.test_size >= 0, f"--test_size={d.test_size}: must be >= 0 "
+  require(d.val_size >= 0, f"--val_size={d.val_size}: must be >= 0")
+  require(d.test_size >= 0, f"--test_size={d.test_size}: must be >= 0 "
          "(0 = 10% of the target train split, at most 1,000)")
   _one_of(d.target_labels, TARGET_LABELS, "target_labels")
-  _check(t.mode != "target_only" or d.target_labels == "auto",
+  require(t.mode != "target_only" or d.target_labels == "auto",
          f"--mode=target_only trains on target labels, which "
          f"--target_labels={d.target_labels} ignores: drop one of the two")
-  _check(d.source != d.target or d.source == "folder",
+  require(d.source != d.target or d.source == "folder",
          f"--source and --target are both {d.source!r}: adaptation needs two "
          "domains")
-  _check(t.batch_size > 0, f"--batch_size={t.batch_size}: must be > 0")
-  _check(t.train_steps >= 0, f"--train_steps={t.train_steps}: must be >= 0")
-  _check(t.max_minutes >= 0, f"--max_minutes={t.max_minutes}: must be >= 0")
-  _check(t.checkpoint_every > 0,
+  require(t.batch_size > 0, f"--batch_size={t.batch_size}: must be > 0")
+  require(t.train_steps >= 0, f"--train_steps={t.train_steps}: must be >= 0")
+  require(t.max_minutes >= 0, f"--max_minutes={t.max_minutes}: must be >= 0")
+  require(t.checkpoint_every > 0,
          f"--checkpoint_every={t.checkpoint_every}: must be > 0")
-  _check(t.ema_decay == 0.0 or 0.0 < t.ema_decay < 1.0,
+  require(t.ema_decay == 0.0 or 0.0 < t.ema_decay < 1.0,
          f"--ema_decay={t.ema_decay}: use 0 (off) or a value in (0, 1), "
          "e.g. 0.999")
-  _check(t.keep_checkpoints > 0,
+  require(t.keep_checkpoints > 0,
          f"--keep_checkpoints={t.keep_checkpoints}: must be > 0")
   for name in ("eval_every", "summary_every", "image_every"):
-    _check(getattr(t, name) >= 0, f"--{name}: must be >= 0")
-  _check(cfg.generator.filters > 0 and cfg.generator.num_blocks >= 0,
+    require(getattr(t, name) >= 0, f"--{name}: must be >= 0")
+  require(cfg.generator.filters > 0 and cfg.generator.num_blocks >= 0,
          "--g_filters must be > 0 and --g_blocks >= 0")
-  _check(cfg.generator.noise_dim >= 1, "--noise_dim must be >= 1")
-  _check(0.0 < cfg.discriminator.dropout_keep_prob <= 1.0,
+  require(cfg.generator.noise_dim >= 1, "--noise_dim must be >= 1")
+  require(0.0 < cfg.discriminator.dropout_keep_prob <= 1.0,
          "--d_dropout_keep_prob must be in (0, 1]")
-  _check(cfg.discriminator.noise_stddev >= 0, "--d_noise_stddev must be >= 0")
-  _check(cfg.classifier.num_classes >= 2, "--num_classes must be >= 2")
+  require(cfg.discriminator.noise_stddev >= 0, "--d_noise_stddev must be >= 0")
+  require(cfg.classifier.num_classes >= 2, "--num_classes must be >= 2")
   o = cfg.optim
-  _check(0 < o.learning_rate < math.inf,
+  require(0 < o.learning_rate < math.inf,
          f"--learning_rate={o.learning_rate}: must be finite and > 0, e.g. "
          "0.001")
-  _check(0 <= o.beta1 < 1, "--beta1 must be in [0, 1)")
-  _check(o.decay_steps > 0 and 0 < o.decay_rate <= 1,
+  require(0 <= o.beta1 < 1, "--beta1 must be in [0, 1)")
+  require(o.decay_steps > 0 and 0 < o.decay_rate <= 1,
          "--lr_decay_steps must be > 0 and --lr_decay_rate in (0, 1]")
-  _check(0 <= o.clipnorm < math.inf,
+  require(0 <= o.clipnorm < math.inf,
          f"--clipnorm={o.clipnorm}: must be finite and >= 0 (0 = off)")
   for name, value in dataclasses.asdict(cfg.loss).items():
     if name != "pmse_mask":
       # `not (x >= 0)` also catches NaN, which compares false to everything.
-      _check(0 <= value < math.inf,
+      require(0 <= value < math.inf,
              f"loss weight {name}={value} must be finite and >= 0")
-  _check(r.num_cpu_devices >= 0, "--num_cpu_devices must be >= 0")
-  _check(not (r.strategy == "default" and r.num_cpu_devices > 1),
+  require(r.num_cpu_devices >= 0, "--num_cpu_devices must be >= 0")
+  require(not (r.strategy == "default" and r.num_cpu_devices > 1),
          "--num_cpu_devices > 1 only makes sense with --strategy=mirrored")
-  _check(not (r.sync_batch_norm and r.strategy == "default"),
+  require(not (r.sync_batch_norm and r.strategy == "default"),
          "--sync_batch_norm needs --strategy=mirrored or multi_worker")
-  _check(not (r.sync_batch_norm and r.jit_compile),
+  require(not (r.sync_batch_norm and r.jit_compile),
          "--sync_batch_norm synchronises replicas inside the step, which XLA "
          "cannot compile: add --nojit_compile")
   return cfg

@@ -23,9 +23,10 @@ from absl import flags
 
 from pixelda_tf import cli
 from pixelda_tf import config as config_lib
+from pixelda_tf import evaluation
 from pixelda_tf import flags as pixelda_flags
-from pixelda_tf import pixelda
-from pixelda_tf import runs
+from pixelda_tf import rundir
+from pixelda_tf import usage
 from pixelda_tf.data import DataError
 
 CHECKPOINT = flags.DEFINE_string(
@@ -44,12 +45,12 @@ def main(argv):
   if not flags.FLAGS["model_dir"].present:
     raise app.UsageError("--model_dir=DIR (a training run) is required")
   try:
-    results = runs.evaluate_model_dir(
+    results = evaluation.evaluate_model_dir(
         pixelda_flags.HOLDERS["model_dir"].value, cli.data_overrides(),
         which=CHECKPOINT.value, split=SPLIT.value, out_dir=OUT_DIR.value)
   except (config_lib.ConfigError, DataError, FileNotFoundError,
-          ValueError, pixelda.CheckpointError) as e:
-    return cli.error(e)
+          ValueError, rundir.CheckpointError) as e:
+    return usage.error(e)
   shown = {k: results[k] for k in (
       "accuracy", "per_class_accuracy", "confusion_matrix", "num_examples",
       "reason", "data_origin", "checkpoint", "step", "files") if k in results}
@@ -59,5 +60,10 @@ def main(argv):
   return 0
 
 
+def run():
+  """The console script's entry point (`pixelda-evaluate`)."""
+  app.run(main)
+
+
 if __name__ == "__main__":
-  sys.exit(app.run(main))
+  run()

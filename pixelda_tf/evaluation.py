@@ -1,13 +1,31 @@
-"""Classifier evaluation and image grids."""
+"""Classifier evaluation and image grids; what the evaluate binary does.
+
+`evaluate_model_dir` starts from a trained run's config.json; the data
+settings the user passes override it (`config.override_data`), so one trained
+model can be evaluated on data other than what it was trained on.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import weakref
-from typing import Dict, Iterable, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple
 
+from absl import logging
 import keras
 import numpy as np
 import tensorflow as tf
+
+from pixelda_tf import config as config_lib
+from pixelda_tf import data
+from pixelda_tf import provenance
+from pixelda_tf import rundir
+
+EVAL_BATCH = 500
+# Sample grids: GRID_ROWS source images, each adapted with GRID_SAMPLES z.
+GRID_ROWS = 8
+GRID_SAMPLES = 3
 
 
 # One traced inference function per model, reused by every evaluation (kept
@@ -169,3 +187,106 @@ def save_png(path: str, image: np.ndarray) -> None:
   """Writes a uint8 (H, W, 3) image as PNG (any tf.io.gfile path)."""
   with tf.io.gfile.GFile(path, "wb") as f:
     f.write(tf.io.encode_png(image).numpy())
+
+
+def _checkpoint_tag(which: str) -> str:
+  return which if which in ("latest", "best") else os.path.basename(which)
+
+
+def evaluate_model_dir(model_dir: str, overrides: Dict[str, Any],
+                       which: str = "latest", split: str = "test",
+                       out_dir: Optional[str] = None) -> Dict:
+  """Evaluates T of a trained run on a target split; writes files.
+
+  Writes into `out_dir` (default `model_dir/eval`), with
+  PREFIX = `<target>_<split>_<checkpoint>`: PREFIX.json (the returned dict),
+  PREFIX_confusion.png, and PREFIX_samples.png (rows: source | G(source, z)
+  for 3 z | target; no adapted columns for the baselines). A split with no
+  labels (an unlabelled target, `--target_labels=none`) has nothing to
+  score: the accuracy fields are None with a `reason`, and only the JSON
+  and the sample grid are written.
+
+  Returns:
+    `report`'s keys plus model_dir, checkpoint, step, mode, split,
+    target, data_origin, data (the DataConfig used) and files.
+
+  Raises:
+    FileNotFoundError: no config.json or no such checkpoint.
+    DataError: the target is missing or has too many classes.
+    ConfigError: bad overrides.
+  """
+  cfg = config_lib.override_data(rundir.load_config(model_dir), overrides)
+  rundir.checkpoint_candidates(model_dir, which)  # Fail before loading data.
+  domain = data.load_domain(cfg.data, "target", split)
+  num_classes = cfg.classifier.num_classes
+  if domain.num_classes > num_classes:
+    raise data.DataError(
+        f"{domain.origin} has {domain.num_classes} classes; the model has "
+        f"{num_classes}")
+  model = rundir.restore(model_dir, which)
+  out_dir = out_dir or os.path.join(model_dir, "eval")
+  tf.io.gfile.makedirs(out_dir)
+  prefix = os.path.join(out_dir,
+                        f"{cfg.data.target}_{split}_{_checkpoint_tag(which)}")
+  files = {"json": prefix + ".json"}
+  if domain.labels is None:
+    reason = (f"nothing labelled to score: {domain.origin}. Give a labelled "
+              "split (a test/ or --target_val_dir folder with one subfolder "
+              "per class, named as the source's classes)")
+    logging.warning("%s", reason)
+    rep = {"accuracy": None, "per_class_accuracy": None,
+           "confusion_matrix": None, "num_examples": 0, "reason": reason}
+  else:
+    rep = evaluate(
+        model.nets.classifier,
+        data.eval_dataset(cfg.data, "target", split, EVAL_BATCH), num_classes)
+    files["confusion_png"] = prefix + "_confusion.png"
+    save_png(files["confusion_png"], confusion_image(
+        rep["confusion_matrix"], class_names_of(cfg)))
+  grid = _sample_grid(model, cfg, domain)
+  if grid is not None:
+    files["samples_png"] = prefix + "_samples.png"
+    save_png(files["samples_png"], grid)
+  results = {
+      "model_dir": model_dir, "checkpoint": model.restored_from,
+      "step": int(model.step),
+      "mode": cfg.train.mode, "split": split, "target": cfg.data.target,
+      "data_origin": domain.origin, "data": dataclasses.asdict(cfg.data),
+      **rep, "files": files, "code": provenance.code_version(),
+  }
+  rundir.write_json(files["json"], results)
+  return results
+
+
+def _sample_grid(model, cfg: config_lib.Config,
+                 target: data.Domain) -> Optional[np.ndarray]:
+  """source | adapted (GRID_SAMPLES z) | target rows, or None without source.
+
+  The source is only needed for this picture, so a missing source (e.g.
+  evaluating on another machine) costs the grid, not the 
+  """
+  try:
+    source = data.load_domain(cfg.data, "source", "test")
+  except data.DataError:
+    try:  # A source folder without test/: its train images show as well.
+      source = data.load_domain(cfg.data, "source", "train")
+    except data.DataError as e:
+      logging.warning("no sample grid: %s", e)
+      return None
+  rows = min(GRID_ROWS, len(source), len(target))
+  xs = np.asarray(data.to_model_range(source.images[:rows]))
+  columns = [xs]
+  if model.pixelda:
+    columns += adapted_columns(model.nets.generator, xs,
+                                          GRID_SAMPLES, seed=cfg.train.seed)
+  columns.append(np.asarray(data.to_model_range(target.images[:rows])))
+  return image_grid(columns, rows)
+
+
+def class_names_of(cfg: config_lib.Config) -> Optional[list]:
+  """The source's class names if they name every class, else None."""
+  try:
+    names = data.class_names(cfg.data)
+  except data.DataError:
+    return None
+  return names if len(names) == cfg.classifier.num_classes else None

@@ -5,7 +5,8 @@ and adapted images, T on source and adapted images), takes each network's
 gradients of its own loss, and applies the D, T and G updates in the official
 order (D and T, then G). As in the official code, T's variables sit with D's
 side of the min-max game: D+T maximise/minimise their losses, G minimises
-alpha-weighted adversarial + task-in-G (+ PMSE) losses.
+alpha-weighted adversarial + task-in-G (+ PMSE) losses. The objective is
+`pixelda_losses`, on one page; the rest of this module is plumbing.
 
 The per-replica part (forward, losses, gradients) is what XLA compiles: under
 MirroredStrategy a `jit_compile` outer function fails (a resource on CPU:1 is
@@ -17,10 +18,7 @@ global gradient as a single-device run.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import os
 from typing import Dict, List, Optional
 
 from absl import logging
@@ -113,7 +111,6 @@ class PixelDA:
                              + self.nets.discriminator.variables
                              + self.nets.classifier.variables
                              + self.nets.source_classifier.variables)
-    self._index = {id(v): i for i, v in enumerate(self._all_vars)}
     # Dropout and noise seeds are a function of (seed, step, replica), set
     # afresh every step, so they need no checkpoint; only batch-norm moving
     # statistics are state that the step writes back.
@@ -138,7 +135,8 @@ class PixelDA:
   def checkpoint_variables(self) -> List[tf.Variable]:
     """Every network weight and batch-norm statistic, each once, in a fixed
     order (seed-generator states excluded: they are derived per step)."""
-    return [v for i, v in enumerate(self._all_vars) if i not in self._seed_index]
+    return [v for i, v in enumerate(self._all_vars)
+            if i not in self._seed_index]
 
   def variables(self, name: str) -> List[tf.Variable]:
     """The trainable variables of network `name` (one of UPDATE_ORDER)."""
@@ -147,126 +145,46 @@ class PixelDA:
     return getattr(self.nets, name).trainable_variables
 
   # The per-replica computation, XLA-compiled when cfg.runtime.jit_compile.
-  # It is a pure function of tensors (Keras `stateless_call`): variable values
-  # come in as arguments and new batch-norm statistics and seed states go out,
-  # because a compiled function that touches a replica's variables fails on
-  # logical CPU devices (XLA places it on CPU:0, the variable lives on CPU:1).
+  # A pure function of tensors: variable values come in as arguments and new
+  # batch-norm statistics and seed states go out (`StatelessCalls`), because
+  # a compiled function that touches a replica's variables fails on logical
+  # CPU devices (XLA places it on CPU:0, the variable lives on CPU:1).
   # `loss_scales` (mixed_float16 only): network name -> its loss scale.
   def _replica_grads(self, values: List[tf.Tensor], batch: Dict[str, tf.Tensor],
                      z: tf.Tensor, seeds: tf.Tensor,
                      loss_scales: Optional[Dict[str, tf.Tensor]] = None):
-    cfg = self.cfg
-    values = list(values)
-    for k, i in enumerate(self._seed_index):
-      values[i] = seeds[k]
-    index = self._index
-
-    def call(model, inputs):
-      trainable = [values[index[id(v)]] for v in model.trainable_variables]
-      state = [values[index[id(v)]] for v in model.non_trainable_variables]
-      out, new_state = model.stateless_call(trainable, state, inputs,
-                                            training=True)
-      # Later calls of the same model see this call's batch-norm statistics
-      # and seed states, as stateful calls would.
-      for v, new in zip(model.non_trainable_variables, new_state):
-        values[index[id(v)]] = new
-      # Under mixed precision the networks already emit float32; losses are
-      # computed in float32 whatever a network returns (a no-op for float32).
-      return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), out)
-
-    def scaled(loss, name):
-      # mixed_float16: the gradient of loss x scale, so that small gradients
-      # survive float16; the LossScaleOptimizer divides the (all-reduced)
-      # gradients by the same scale before clipping and Adam see them.
-      return loss if loss_scales is None else loss * loss_scales[name]
-
-    def params(name):
-      return [values[index[id(v)]] for v in self.variables(name)]
-
+    call = StatelessCalls(self._all_vars, values, self._seed_index, seeds)
+    params = {name: call.values_of(self.variables(name))
+              for name in self._trained()}
     # Losses are summed over the local examples and divided by the GLOBAL
     # batch: summing the gradients over replicas then gives exactly the
     # global-batch mean that one device would compute.
-    scale = 1.0 / cfg.train.batch_size
+    scale = 1.0 / self.cfg.train.batch_size
 
     def mean(per_example):
       return tf.reduce_sum(per_example) * scale
 
-    if not self.pixelda:
-      if cfg.train.mode == "source_only":
-        images, labels = batch["source_images"], batch["source_labels"]
-      else:
-        images, labels = batch["target_images"], batch["target_labels"]
-      with tf.GradientTape() as tape:
-        tape.watch(params("classifier"))
-        logits = call(self.nets.classifier, images)
-        loss = mean(losses.task_loss(labels, logits))
-        target = scaled(loss, "classifier")
-      grads = {"classifier": tape.gradient(target, params("classifier"))}
-      logs = {"loss/classifier": loss,
-              "accuracy/train": mean(losses.accuracy(labels, logits))}
-      return logs, grads, self._state_updates(values)
-
-    xs, ys = batch["source_images"], batch["source_labels"]
-    xt = batch["target_images"]
-    w = cfg.loss
     with tf.GradientTape(persistent=True) as tape:
-      for name in UPDATE_ORDER:
-        tape.watch(params(name))
-      adapted = call(self.nets.generator, [xs, z])
-      # Two calls, as in the official code: batch norm normalises target and
-      # adapted images with their own batch statistics.
-      d_real = call(self.nets.discriminator, xt)
-      d_fake = call(self.nets.discriminator, adapted)
-      t_source = call(self.nets.source_classifier, xs)
-      t_adapted = call(self.nets.classifier, adapted)
-      entropy = tf.constant(0.0)
-      if w.target_entropy:
-        entropy = mean(losses.conditional_entropy(
-            call(self.nets.classifier, xt)))
-
-      domain = mean(losses.discriminator_loss(d_real, d_fake))
-      task_source = mean(losses.task_loss(ys, t_source))
-      task_adapted = mean(losses.task_loss(ys, t_adapted))
-      style = mean(losses.generator_adversarial_loss(d_fake))
-      d_loss = w.domain * domain
-      t_loss = (w.task_source * task_source + w.task_adapted * task_adapted
-                + w.target_entropy * entropy)
-      # As the official code: the adapted-image task loss, at its own weight,
-      # scaled again by task-in-G.
-      g_loss = (w.style * style
-                + w.task_in_g * w.task_adapted * task_adapted)
-      pmse = tf.constant(0.0)
-      if w.pmse:
-        mask = (losses.foreground_mask(xs) if w.pmse_mask == "foreground"
-                else None)
-        pmse = mean(losses.pmse_loss(xs, adapted, mask))
-        g_loss += w.pmse * pmse
-      targets = {name: scaled(loss, name) for name, loss in
-                 (("discriminator", d_loss), ("classifier", t_loss),
-                  ("generator", g_loss))}
-    # D's and T's losses also reach G through `adapted`; asking each loss only
-    # for its own network's parameters keeps those paths out of the update
-    # (and the graph prunes the backward ops nobody asked for).
-    grads = {
-        name: tape.gradient(targets[name], params(name))
-        for name in UPDATE_ORDER
-    }
+      tape.watch(tf.nest.flatten(params))
+      if self.pixelda:
+        net_losses, logs = pixelda_losses(call, self.nets, batch, z,
+                                          self.cfg.loss, mean)
+      else:
+        net_losses, logs = baseline_losses(call, self.nets, batch,
+                                           self.cfg.train.mode, mean)
+      # mixed_float16: the gradient of loss x scale, so that small gradients
+      # survive float16; the LossScaleOptimizer divides the (all-reduced)
+      # gradients by the same scale before clipping and Adam see them.
+      targets = {name: loss if loss_scales is None
+                 else loss * loss_scales[name]
+                 for name, loss in net_losses.items()}
+    # D's and T's losses also reach G through the adapted images; asking each
+    # loss only for its own network's parameters keeps those paths out of the
+    # update (and the graph prunes the backward ops nobody asked for).
+    grads = {name: tape.gradient(targets[name], params[name])
+             for name in self._trained()}
     del tape
-    logs = {
-        "loss/discriminator": d_loss, "loss/classifier": t_loss,
-        "loss/generator": g_loss, "loss/domain": domain, "loss/style": style,
-        "loss/task_source": task_source, "loss/task_adapted": task_adapted,
-        "loss/pmse": pmse, "loss/target_entropy": entropy,
-        "accuracy/source": mean(losses.accuracy(ys, t_source)),
-        "accuracy/adapted": mean(losses.accuracy(ys, t_adapted)),
-        "accuracy/d_real": mean(losses.binary_accuracy(d_real, 1.0)),
-        "accuracy/d_fake": mean(losses.binary_accuracy(d_fake, 0.0)),
-    }
-    return logs, grads, self._state_updates(values)
-
-  def _state_updates(self, values: List[tf.Tensor]) -> List[tf.Tensor]:
-    """New values of the non-trainable variables (BN statistics, seeds)."""
-    return [values[i] for i in self._state_index]
+    return logs, grads, call.values_at(self._state_index)
 
   def _noise(self, step: tf.Tensor, local_batch: tf.Tensor) -> tf.Tensor:
     """z ~ U[-1, 1], a pure function of (seed, step, example index).
@@ -362,6 +280,113 @@ class PixelDA:
     return self.nets.generator([source_images, z], training=False)
 
 
+class StatelessCalls:
+  """Runs Keras networks as pure functions of a list of variable values.
+
+  `values[i]` is the value of `variables[i]`. Each call takes a network's
+  weights from `values` and writes the batch-norm statistics and seed states
+  it returns back into `values`, so a later call of the same network sees
+  them, as a stateful call would. Outputs come back as float32 whatever the
+  network computes in (mixed precision), so every loss is float32.
+  """
+
+  def __init__(self, variables: List[tf.Variable], values: List[tf.Tensor],
+               seed_index: List[int], seeds: tf.Tensor):
+    self._index = {id(v): i for i, v in enumerate(variables)}
+    self._values = list(values)
+    for k, i in enumerate(seed_index):
+      self._values[i] = seeds[k]
+
+  def values_of(self, variables: List[tf.Variable]) -> List[tf.Tensor]:
+    return [self._values[self._index[id(v)]] for v in variables]
+
+  def values_at(self, indices: List[int]) -> List[tf.Tensor]:
+    return [self._values[i] for i in indices]
+
+  def __call__(self, model: keras.Model, inputs):
+    out, new_state = model.stateless_call(
+        self.values_of(model.trainable_variables),
+        self.values_of(model.non_trainable_variables), inputs, training=True)
+    for v, new in zip(model.non_trainable_variables, new_state):
+      self._values[self._index[id(v)]] = new
+    return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), out)
+
+
+def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
+                   z: tf.Tensor, w: config_lib.LossConfig, mean):
+  """The PixelDA objective of one batch: each network's loss, and the logs.
+
+  alpha * L_d(D, G) + beta * L_t(G, T) + gamma * L_c(G) (Bousmalis et al.,
+  eq. 1-4), with the official code's weights: D and T minimise their losses,
+  G minimises the style (non-saturating adversarial) loss plus the task loss
+  on adapted images (and PMSE, when weighted).
+
+  Args:
+    call: runs a network in training mode (`StatelessCalls`).
+    nets: the networks.
+    batch: source_images (B, S, S, 3) in [-1, 1], source_labels (B,) int,
+      target_images (B, S, S, 3).
+    z: (B, noise_dim) in [-1, 1].
+    w: the loss weights.
+    mean: per-example losses (B,) -> the scalar this replica contributes.
+
+  Returns:
+    ({"discriminator", "classifier", "generator": scalar loss}, logs).
+  """
+  xs, ys, xt = (batch["source_images"], batch["source_labels"],
+                batch["target_images"])
+  adapted = call(nets.generator, [xs, z])
+  # Two calls, as in the official code: batch norm normalises target and
+  # adapted images with their own batch statistics.
+  d_real = call(nets.discriminator, xt)
+  d_fake = call(nets.discriminator, adapted)
+  t_source = call(nets.source_classifier, xs)
+  t_adapted = call(nets.classifier, adapted)
+
+  domain = mean(losses.discriminator_loss(d_real, d_fake))
+  style = mean(losses.generator_adversarial_loss(d_fake))
+  task_source = mean(losses.task_loss(ys, t_source))
+  task_adapted = mean(losses.task_loss(ys, t_adapted))
+  entropy = (mean(losses.conditional_entropy(call(nets.classifier, xt)))
+             if w.target_entropy else tf.constant(0.0))
+  pmse = tf.constant(0.0)
+  if w.pmse:
+    mask = losses.foreground_mask(xs) if w.pmse_mask == "foreground" else None
+    pmse = mean(losses.pmse_loss(xs, adapted, mask))
+
+  d_loss = w.domain * domain
+  t_loss = (w.task_source * task_source + w.task_adapted * task_adapted
+            + w.target_entropy * entropy)
+  # As the official code: the adapted-image task loss, at its own weight,
+  # scaled again by task-in-G.
+  g_loss = (w.style * style + w.task_in_g * w.task_adapted * task_adapted
+            + w.pmse * pmse)
+  logs = {
+      "loss/discriminator": d_loss, "loss/classifier": t_loss,
+      "loss/generator": g_loss, "loss/domain": domain, "loss/style": style,
+      "loss/task_source": task_source, "loss/task_adapted": task_adapted,
+      "loss/pmse": pmse, "loss/target_entropy": entropy,
+      "accuracy/source": mean(losses.accuracy(ys, t_source)),
+      "accuracy/adapted": mean(losses.accuracy(ys, t_adapted)),
+      "accuracy/d_real": mean(losses.binary_accuracy(d_real, 1.0)),
+      "accuracy/d_fake": mean(losses.binary_accuracy(d_fake, 0.0)),
+  }
+  return ({"discriminator": d_loss, "classifier": t_loss,
+           "generator": g_loss}, logs)
+
+
+def baseline_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
+                    mode: str, mean):
+  """The source-only or target-only classifier's loss, as `pixelda_losses`."""
+  domain = "source" if mode == "source_only" else "target"
+  images, labels = batch[f"{domain}_images"], batch[f"{domain}_labels"]
+  logits = call(nets.classifier, images)
+  loss = mean(losses.task_loss(labels, logits))
+  return {"classifier": loss}, {
+      "loss/classifier": loss,
+      "accuracy/train": mean(losses.accuracy(labels, logits))}
+
+
 def check_finite(logs: Dict[str, float], step: int) -> None:
   """Raises NonFiniteLossError naming the step and every non-finite value."""
   bad = {k: v for k, v in logs.items() if not math.isfinite(float(v))}
@@ -369,136 +394,3 @@ def check_finite(logs: Dict[str, float], step: int) -> None:
     raise NonFiniteLossError(
         f"non-finite values at step {step}: {bad}; the last good checkpoint is "
         "kept. Lower --learning_rate or check the input data")
-
-
-# The layout of a model_dir.
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
-BEST_DIR = "best"
-
-
-def checkpoint_path(model_dir: str, which: str = "latest") -> str:
-  """The checkpoint prefix to restore: `latest`, `best`, or a path.
-
-  Raises:
-    FileNotFoundError: with the reason and what to run first.
-  """
-  if which not in ("latest", "best"):
-    if not tf.io.gfile.exists(which + ".index"):
-      raise FileNotFoundError(f"no checkpoint at {which!r} (expected "
-                              f"{which}.index); pass latest, best or a prefix")
-    return which
-  folder = os.path.join(model_dir, CHECKPOINT_DIR if which == "latest"
-                        else BEST_DIR)
-  path = tf.train.latest_checkpoint(folder)
-  if path is None:
-    raise FileNotFoundError(
-        f"no {which} checkpoint in {folder}: train first with "
-        f"`python -m pixelda_tf.train --model_dir={model_dir}`"
-        + (" (a best checkpoint needs --eval_every > 0)" if which == "best"
-           else ""))
-  return path
-
-
-class CheckpointError(Exception):
-  """No checkpoint in a folder can be read."""
-
-
-def checkpoint_candidates(model_dir: str, which: str = "latest") -> List[str]:
-  """The checkpoints `which` may restore, newest first: all those kept in
-  the folder for `latest` and `best` (so a damaged newest one has intact
-  ones behind it), or the one prefix given.
-
-  Raises:
-    FileNotFoundError: as `checkpoint_path`.
-  """
-  newest = checkpoint_path(model_dir, which)
-  if which not in ("latest", "best"):
-    return [newest]
-  state = tf.train.get_checkpoint_state(os.path.dirname(newest))
-  kept = list(state.all_model_checkpoint_paths) if state else []
-  older = [p for p in reversed(kept) if p != newest
-           and tf.io.gfile.exists(p + ".index")]
-  return [newest, *older]
-
-
-def restore_newest_intact(checkpoint: tf.train.Checkpoint,
-                          paths: List[str]) -> str:
-  """Restores the first of `paths` that reads, warning about each that does
-  not (a truncated or corrupt file); returns the path restored.
-
-  Raises:
-    CheckpointError: none of them reads; names every file.
-    AssertionError, ValueError: a checkpoint of other networks (not damage).
-  """
-  damaged = []
-  for path in paths:
-    try:
-      checkpoint.restore(path).assert_existing_objects_matched()
-      return path
-    except (tf.errors.OpError, IndexError, OSError) as e:
-      reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-      damaged.append(f"{path} ({reason})")
-      logging.warning("checkpoint %s cannot be read: %s%s", path, reason,
-                      "; trying the previous one" if path != paths[-1]
-                      else "")
-  raise CheckpointError(
-      "no checkpoint can be read: " + "; ".join(damaged) + ". The files are "
-      "damaged (a full disk, a copy cut short?): delete them to train from "
-      "the start, or restore them from a backup")
-
-
-def load_config(model_dir: str) -> config_lib.Config:
-  """The Config a run in `model_dir` was trained with (its config.json)."""
-  path = os.path.join(model_dir, CONFIG_FILE)
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(
-        f"{path} not found: {model_dir!r} is not a pixelda-tf model_dir "
-        "(train writes config.json there)")
-  with tf.io.gfile.GFile(path) as f:
-    return config_lib.Config.from_dict(json.load(f))
-
-
-def restore(model_dir: str, which: str = "latest",
-            strategy: Optional[tf.distribute.Strategy] = None,
-            averaged: bool = True) -> PixelDA:
-  """Rebuilds a trained PixelDA from `model_dir` and restores its weights.
-
-  Args:
-    model_dir: a training run's folder.
-    which: `latest`, `best` (highest target-validation accuracy) or a
-      checkpoint prefix.
-    strategy: defaults to the default (single-device) strategy.
-    averaged: for a run trained with `ema_decay`, load the averaged weights
-      into G and T (what its evaluations scored); False keeps the raw ones.
-
-  Returns:
-    The model; `model.restored_from` is the checkpoint read (an older one
-    than asked for when the newest is damaged: a warning says so).
-
-  Raises:
-    FileNotFoundError: no config or checkpoint.
-    CheckpointError: no checkpoint of `which` can be read.
-    ValueError: the checkpoint does not match the config's networks.
-  """
-  cfg = load_config(model_dir)
-  # Training-only speed layers are swapped for the plain Keras ones (same
-  # variables), so exported .keras files load without pixelda_tf; networks
-  # trained in mixed precision hold float32 variables and are rebuilt in
-  # float32, so what is evaluated and exported computes as a float32 run.
-  cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(
-      cfg.runtime, fused_batch_norm=False, split_conv_grad=False,
-      precision="float32"))
-  paths = checkpoint_candidates(model_dir, which)
-  model = PixelDA(cfg, strategy or tf.distribute.get_strategy())
-  path = paths[0]
-  try:
-    path = restore_newest_intact(model.checkpoint, paths)
-  except (AssertionError, ValueError) as e:
-    # AssertionError: objects missing; ValueError: variable shapes differ.
-    raise ValueError(f"checkpoint {path} does not match the networks in "
-                     f"{model_dir}/{CONFIG_FILE}: {e}") from e
-  if averaged and model.average is not None:
-    model.average.copy_to_variables()
-  model.restored_from = path
-  return model

@@ -65,15 +65,19 @@ def setup(cfg: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
 
 def _configure_onednn() -> None:
   if onednn_enabled():
+    logging.info("oneDNN CPU kernels: on (TF_ENABLE_ONEDNN_OPTS=1%s)",
+                 ", set by importing pixelda_tf" if pixelda_tf.ONEDNN_SET_HERE
+                 else "")
     if not tf.config.list_physical_devices("GPU"):
       # With oneDNN, Grappler's remapper fuses D's first Conv2D + BiasAdd +
       # LeakyRelu although the LeakyRelu gradient still reads the BiasAdd
       # output; the pass then fails on every train-step graph ("remapper
       # failed: ... fanout ... LeakyReluGrad"), logs an error and leaves the
       # graph unfused. Off, the step graph is the same and nothing is logged
-      # (WORKSPACE_NOTES, issue 3, round 6). GPU hosts keep the pass for
-      # their own fusions.
+      # GPU hosts keep the pass for their own fusions.
       tf.config.optimizer.set_experimental_options({"remapping": False})
+      logging.info("Grappler's remapper: off (with oneDNN it fails on D's "
+                   "conv + bias + leaky ReLU and logs an error every trace)")
   elif pixelda_tf.ON_X86 and os.environ.get(
       "TF_ENABLE_ONEDNN_OPTS", "").lower() not in ("0", "false"):
     logging.warning(
@@ -100,7 +104,7 @@ def onednn_enabled() -> bool:
 # /proc/cpuinfo flags of x86 CPUs that run bfloat16 arithmetic natively
 # (AVX512_BF16: Cooper Lake, Sapphire Rapids, AMD Zen 4+; AMX_BF16: Sapphire
 # Rapids and later). Without them bfloat16 is emulated and mixed precision ran
-# 2.6-8.8x slower than float32 (issue 17).
+# 2.6-8.8x slower than float32 on an AVX2-only CPU.
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # GPUs with bfloat16 tensor cores: NVIDIA Ampere (compute capability 8.0) on.
 GPU_BF16_CAPABILITY = (8, 0)

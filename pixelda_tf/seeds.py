@@ -11,38 +11,18 @@ standard deviation (the paper's stability claim).
 
 import json
 import os
-import subprocess
 import sys
-from typing import Dict, List
+from typing import List
 
 from absl import app
 from absl import flags
-import numpy as np
+
+from pixelda_tf import provenance
+from pixelda_tf import sweeps
 
 SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds to train.")
 ROOT = flags.DEFINE_string("root", "runs/seeds", "One model_dir per seed "
                            "below this folder.")
-
-
-def summarize(results: Dict[int, dict]) -> dict:
-  """Mean and sample std (n - 1) of final and best-validation test accuracy.
-
-  Args:
-    results: seed -> the run's results.json content.
-  """
-  out = {"runs": {}}
-  for key in ("final", "best"):
-    accs = [r[key]["accuracy"] for r in results.values() if key in r]
-    if accs:
-      std = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
-      out[key] = {"mean": float(np.mean(accs)), "std": std, "n": len(accs)}
-  for seed, r in sorted(results.items()):
-    out["runs"][str(seed)] = {
-        "final": r["final"]["accuracy"],
-        "best": r.get("best", {}).get("accuracy"),
-        "steps": r["steps"], "minutes": r["wall_time_s"] / 60,
-        "target": r["data_sources"].get("target/test")}
-  return out
 
 
 def main(argv: List[str]) -> int:
@@ -51,19 +31,15 @@ def main(argv: List[str]) -> int:
     raise app.UsageError("--seed and --model_dir are set per run by this tool")
   results = {}
   for seed in (int(s) for s in SEEDS.value):
-    model_dir = os.path.join(ROOT.value, f"seed{seed}")
-    cmd = [sys.executable, "-m", "pixelda_tf.train", *train_args,
-           f"--seed={seed}", f"--model_dir={model_dir}"]
-    print("running:", " ".join(cmd), flush=True)
-    if subprocess.run(cmd, check=False).returncode:
+    results[seed] = sweeps.run_train(
+        train_args, os.path.join(ROOT.value, f"seed{seed}"), f"--seed={seed}")
+    if results[seed] is None:
       print(f"seed {seed} failed; see its output above", file=sys.stderr)
       return 1
-    with open(os.path.join(model_dir, "results.json")) as f:
-      results[seed] = json.load(f)
-  summary = summarize(results)
+  summary = sweeps.summarize(results)
   os.makedirs(ROOT.value, exist_ok=True)
   with open(os.path.join(ROOT.value, "seeds.json"), "w") as f:
-    json.dump(summary, f, indent=2)
+    json.dump({**summary, "code": provenance.code_version()}, f, indent=2)
   for key in ("final", "best"):
     if key in summary:
       s = summary[key]
@@ -72,5 +48,10 @@ def main(argv: List[str]) -> int:
   return 0
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (`pixelda-seeds`)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

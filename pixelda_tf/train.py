@@ -15,12 +15,13 @@ import sys
 from absl import app
 from absl import logging
 
-from pixelda_tf import cli
 from pixelda_tf import config as config_lib
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import pixelda
+from pixelda_tf import rundir
 from pixelda_tf import runlock
 from pixelda_tf import training
+from pixelda_tf import usage
 from pixelda_tf.data import DataError
 
 
@@ -32,9 +33,9 @@ def main(argv):
     cfg = pixelda_flags.config_from_flags()
     results = training.train(cfg)
   except (config_lib.ConfigError, DataError, FileNotFoundError,
-          pixelda.NonFiniteLossError, pixelda.CheckpointError,
+          pixelda.NonFiniteLossError, rundir.CheckpointError,
           runlock.LockedError) as e:
-    return cli.error(e)
+    return usage.error(e)
   except training.Interrupted as e:
     logging.warning("%s", e)
     print(f"interrupted: {e}", file=sys.stderr)
@@ -59,5 +60,10 @@ def main(argv):
   return 0
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (`pixelda-train`)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

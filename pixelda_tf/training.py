@@ -1,9 +1,10 @@
 """The training loop: data, steps, checkpoints, summaries, evaluation.
 
-Reads top to bottom: set up the run directory and restore, build the data,
-then step until `train_steps` or the time budget, with checkpoints, summaries,
-validation and image grids at their intervals; finally evaluate on the target
-test split and write `results.json`.
+`train` reads top to bottom: check the run folder, load the data, build the
+model and resume, then step until `train_steps`, the time budget or a stop
+signal, with summaries, image grids, evaluations and checkpoints at their
+intervals; finally evaluate on the target test split and write
+`results.json`. What is kept in the run folder, and how, is `rundir`'s.
 
 A run is resumable at any point: the data order, z and every random draw are
 functions of (seed, step) or live in the checkpoint, so rerunning the same
@@ -14,12 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
-import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from typing import Dict, Optional
@@ -33,107 +31,13 @@ from pixelda_tf import config as config_lib
 from pixelda_tf import data
 from pixelda_tf import evaluation
 from pixelda_tf import pixelda
+from pixelda_tf import provenance
+from pixelda_tf import rundir
 from pixelda_tf import runlock
 from pixelda_tf import runtime
 
-RESULTS_FILE = "results.json"
-BEST_FILE = "best.json"
-HISTORY_FILE = "history.json"
-SOURCES_FILE = "data_sources.json"
-PROGRESS_FILE = "progress.json"
-EVAL_BATCH = 500
-GRID_ROWS = 8
 GRID_NOISE_SAMPLES = 3
-
-# Settings that may change between the first run and a resumed one.
-_RESUMABLE_CHANGES = {
-    ("train", f) for f in ("train_steps", "max_minutes", "checkpoint_every",
-                           "eval_every", "summary_every", "image_every",
-                           "keep_checkpoints", "quiet", "model_dir")
-} | {("runtime", f) for f in ("strategy", "num_cpu_devices", "jit_compile",
-                              "intra_op_threads", "inter_op_threads",
-                              "fused_batch_norm", "split_conv_grad",
-                              "precision")} | {
-    ("data", f) for f in ("data_dir", "mnist_dir", "bsds_dir", "mnist_m_dir",
-                          "usps_path", "source_dir", "target_dir",
-                          "target_val_dir", "download")}
-
-
-def _write_json(path: str, obj) -> None:
-  """Writes JSON atomically: a reader never sees half a file."""
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def _read_json(path: str, default):
-  if not tf.io.gfile.exists(path):
-    return default
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
-
-
-def _check_same_run(cfg: config_lib.Config, model_dir: str) -> None:
-  """Refuses to resume a run with different model or training settings."""
-  old = pixelda.load_config(model_dir).to_dict()
-  new = cfg.to_dict()
-  # Named as in config.json (section.field): flag names differ from fields.
-  diffs = [f"{sec}.{field}: {old[sec][field]!r} -> {new[sec][field]!r}"
-           for sec in new for field in new[sec]
-           if (sec, field) not in _RESUMABLE_CHANGES
-           and old[sec][field] != new[sec][field]]
-  if diffs:
-    raise config_lib.ConfigError(
-        f"{model_dir} holds a run with other settings ({'; '.join(diffs)}; "
-        f"see {pixelda.CONFIG_FILE} there); use a new --model_dir, or the "
-        "original flags to resume")
-
-
-def _data_fingerprint(domain) -> str:
-  """sha256 of a split's pixels and labels: what it is, not where it lives."""
-  h = hashlib.sha256(np.ascontiguousarray(domain.images).tobytes())
-  if domain.labels is not None:
-    h.update(np.asarray(domain.labels, np.int64).tobytes())
-  return h.hexdigest()
-
-
-def _check_same_data(sources: Dict[str, str], fingerprints: Dict[str, str],
-                     model_dir: str, chief: bool) -> None:
-  """Refuses to resume on other data (e.g. BSDS500 first, offline photos now).
-
-  Data paths may change between runs (the same files can move, a cache can
-  be rebuilt), and `mnist_m_variant=auto` resolves at run time, so what is
-  compared is each split's content fingerprint; the error names the origins.
-  """
-  path = os.path.join(model_dir, SOURCES_FILE)
-  first = _read_json(path, None)
-  if first is not None:
-    old = first.get("sha256", {})
-    diffs = [f"{k}: {first.get('origins', {}).get(k)!r} -> {sources[k]!r}"
-             for k, v in fingerprints.items() if k in old and old[k] != v]
-    if diffs:
-      raise config_lib.ConfigError(
-          f"{model_dir} was trained on other data ({'; '.join(diffs)}); pass "
-          "the data flags of the first run (e.g. --bsds_dir) or use a new "
-          "--model_dir")
-  elif chief:
-    _write_json(path, {"origins": sources, "sha256": fingerprints})
-
-
-def _prior_minutes(progress: Dict[str, float], history: list,
-                   start_step: int) -> float:
-  """Training minutes before the checkpoint at start_step.
-
-  From progress.json; if its entry is missing (killed between the checkpoint
-  and the progress write, or a run from before progress.json), the latest
-  entry or evaluation at or before start_step, so the budget never restarts.
-  """
-  if str(start_step) in progress:
-    return progress[str(start_step)]
-  known = [(int(k), v) for k, v in progress.items() if int(k) <= start_step]
-  known += [(h["step"], h["minutes"]) for h in history]
-  return max(known)[1] if known else 0.0
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Interrupted(Exception):
@@ -146,57 +50,317 @@ class Interrupted(Exception):
         "rerun the same command to resume")
 
 
-class _StopSignals:
-  """Turns SIGINT and SIGTERM (Ctrl-C, Kubernetes, Slurm, preemption) into a
-  stop at the next step boundary.
+def train(cfg: config_lib.Config,
+          strategy: Optional[tf.distribute.Strategy] = None) -> Dict:
+  """Trains PixelDA (or a baseline) as `cfg` says; returns the results dict.
 
-  The step in flight finishes; the loop then saves a checkpoint and
-  results.json and `train` raises `Interrupted`. The handler only records
-  the signal (logging from a handler can re-enter a half-done write); once
-  one arrived it stays installed to the end of the process, so further
-  signals are ignored and nothing is left half written. Signal handlers can
-  only be set from the main thread; elsewhere this does nothing.
+  Args:
+    cfg: the experiment.
+    strategy: an already created strategy; by default `runtime.setup` makes
+      one from `cfg.runtime` (which must then run before TensorFlow starts).
+
+  Raises:
+    pixelda.NonFiniteLossError: a loss became NaN/inf (the last good
+      checkpoint is kept).
+    config_lib.ConfigError: model_dir holds a run with other settings.
+    runlock.LockedError: another process trains in model_dir.
+    rundir.CheckpointError: no checkpoint can be read, or one not written.
+    Interrupted: SIGINT or SIGTERM arrived; the step in flight finished and
+      a checkpoint and results.json (marked interrupted) were written.
+  """
+  started = time.time()
+  strategy = strategy or runtime.setup(cfg.runtime)
+  chief = runtime.is_chief(strategy)
+  tf.io.gfile.makedirs(cfg.train.model_dir)
+  # One trainer per model_dir (the chief: the other workers write elsewhere).
+  with (runlock.RunLock(cfg.train.model_dir) if chief
+        else contextlib.nullcontext()):
+    return _train(cfg, strategy, rundir.RunDir(cfg, chief, started))
+
+
+def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
+           run: rundir.RunDir) -> Dict:
+  """`train`, holding the model_dir's lock."""
+  t = cfg.train
+  run.check_settings()
+  # Data before anything is written: a missing data set fails at once.
+  origins, unscored = _load_data(cfg, run)
+  model = pixelda.PixelDA(cfg, strategy)
+  step = run.attach(model)
+  batches = iter(strategy.experimental_distribute_dataset(data.train_dataset(
+      cfg.data, t.batch_size, start_step=step, shuffle_seed=t.seed)))
+  scorer = _Scorer(model, cfg, unscored)
+  writer = (tf.summary.create_file_writer(run.file("train")) if run.chief
+            else tf.summary.create_noop_writer())
+  progress = _Progress(t.train_steps, step, t.quiet, t.summary_every,
+                       t.max_minutes)
+  stop = _Stop(strategy, cfg.runtime, t.max_minutes, run.minutes)
+  logs, checked, window = None, True, (time.time(), step)
+  with stop, writer.as_default():
+    stopped = stop.check()  # A resumed run may be out of time already.
+    while stopped is None and step < t.train_steps:
+      logs, checked = model.train_step(next(batches)), False
+      step += 1
+      progress.update(step, run.minutes())
+      stopped = stop.check()  # Every worker asks, once per step.
+      if stopped in stop.SIGNAL_NAMES:
+        break  # Save at once: a preempted job has seconds left.
+      due = {k: every and step % every == 0 for k, every in (
+          ("summary", t.summary_every), ("images", t.image_every),
+          ("eval", t.eval_every), ("checkpoint", t.checkpoint_every))}
+      if due["summary"] or due["eval"] or due["checkpoint"]:
+        # Logs stay tensors until here: fetching them syncs with the device.
+        values, checked = _fetch(logs, step), True
+        progress.show(step, values)
+      if due["summary"]:
+        _write_summaries(values, step, window, t.batch_size)
+        window = (time.time(), step)
+      if due["images"]:
+        scorer.image_summary(step)
+      if due["eval"] and scorer.scores_anything:
+        run.record_evaluation(scorer.evaluate(step, run.minutes()))
+      if due["checkpoint"]:
+        run.save(step)
+    if stopped == "max_minutes" and step >= t.train_steps:
+      stopped = None  # The last step used up the time: all steps are done.
+    if stopped in stop.SIGNAL_NAMES:
+      logging.warning("%s: stopping at step %d; saving a checkpoint and "
+                      "results first (further signals are ignored)",
+                      stopped, step)
+    # Never a checkpoint of non-finite weights; still under the signal
+    # handlers, so a second Ctrl-C cannot cut the save.
+    if not checked:
+      _fetch(logs, step)
+    if run.saved_step != step:
+      run.save(step)
+
+  results = {
+      "config": cfg.to_dict(), "data_sources": origins, "steps": step,
+      "stopped_by": stopped or "train_steps", "wall_time_s": 60 * run.minutes(),
+      "mode": t.mode, "val_history": run.history,
+      "code": provenance.code_version()}
+  if stopped in stop.SIGNAL_NAMES:
+    # No evaluation: the handlers stay installed (see _Stop), so this write
+    # is not cut either.
+    run.write_results({
+        **results, "interrupted": True, "weights_sha256": _fingerprint(model),
+        "final": {"step": step, **_unscored_summary(
+            f"interrupted by {stopped} at step {step}: rerun the same "
+            "command to resume", prefix="")}})
+    raise Interrupted(signal.Signals[stopped], step,
+                      run.latest_checkpoint or "no checkpoint yet")
+  results.update(scorer.final_report(run, step))
+  results["weights_sha256"] = _fingerprint(model)
+  run.write_results(results)
+  _log_final(results)
+  return results
+
+
+def _load_data(cfg: config_lib.Config, run: rundir.RunDir):
+  """Loads every split once, to fail early and to fingerprint it; records
+  the data in the run folder. Returns (origin by split, origin by unscored
+  target split: those without labels)."""
+  origins, fingerprints, unscored = {}, {}, {}
+  for role, split in (("source", "train"), ("target", "train"),
+                      ("target", "val"), ("target", "test")):
+    dom = data.load_domain(cfg.data, role, split)
+    origins[f"{role}/{split}"] = dom.origin
+    fingerprints[f"{role}/{split}"] = rundir.data_fingerprint(dom)
+    logging.info("%s %s: %s, %d examples", role, split, dom.origin,
+                 len(dom.images))
+    if role == "source":
+      _check_num_classes(dom, cfg)
+    elif split != "train" and dom.labels is None:
+      unscored[split] = dom.origin
+    elif dom.labels is None and cfg.train.mode == "target_only":
+      raise config_lib.ConfigError(
+          f"--mode=target_only trains on target labels and {dom.origin} has "
+          "none: give a labelled target (one subfolder per class) or another "
+          "--mode")
+  run.record_data(origins, fingerprints)
+  if "val" in unscored:
+    logging.info("no labelled target validation data (%s): validation is "
+                 "skipped and the latest checkpoint is kept (give "
+                 "--target_val_dir=FOLDER to keep the best-by-validation one)",
+                 unscored["val"])
+  return origins, unscored
+
+
+def _fetch(logs: Dict[str, tf.Tensor], step: int) -> Dict[str, float]:
+  """The step's logs as Python floats; raises on NaN or inf."""
+  values = {k: float(v) for k, v in logs.items()}
+  pixelda.check_finite(values, step)
+  return values
+
+
+def _write_summaries(values: Dict[str, float], step: int, window,
+                     batch_size: int) -> None:
+  """TensorBoard scalars, with the pace since the last summary."""
+  elapsed, steps = time.time() - window[0], step - window[1]
+  values = {**values, "perf/step_time_s": elapsed / steps,
+            "perf/images_per_s": steps * batch_size / elapsed}
+  for name, value in values.items():
+    tf.summary.scalar(name, value, step=step)
+
+
+class _Scorer:
+  """The target validation and test scores, and the image grid.
+
+  Scores use the classifier's averaged weights when the run keeps an
+  average (`--ema_decay`); an unlabelled split is never scored (nor held in
+  memory twice).
   """
 
-  def __init__(self):
-    self.signum = None
+  def __init__(self, model: pixelda.PixelDA, cfg: config_lib.Config,
+               unscored: Dict[str, str]):
+    self.model, self.cfg, self.unscored = model, cfg, unscored
+    self.scores_anything = len(unscored) < 2
+    self._data = {split: data.eval_dataset(cfg.data, "target", split,
+                                           evaluation.EVAL_BATCH)
+                  for split in ("val", "test") if split not in unscored}
+    self._grid_batch = next(iter(data.train_dataset(cfg.data,
+                                                     evaluation.GRID_ROWS)))
+
+  def _report(self, split: str, averaged: bool = True) -> Dict:
+    model = self.model
+    with (model.average.applied() if averaged and model.average is not None
+          else contextlib.nullcontext()):
+      return evaluation.evaluate(model.nets.classifier, self._data[split],
+                                 self.cfg.classifier.num_classes)
+
+  def _accuracy(self, split: str) -> Optional[float]:
+    return (self._report(split)["accuracy"] if split in self._data
+            else None)
+
+  def evaluate(self, step: int, minutes: float) -> Dict:
+    """A history entry: validation and test accuracy (test too, for
+    accuracy-vs-time curves; checkpoints are chosen on validation only)."""
+    entry = {"step": step, "val_accuracy": self._accuracy("val"),
+             "test_accuracy": self._accuracy("test"), "minutes": minutes}
+    if self.model.average is not None and "test" in self._data:
+      # The raw weights' score too: what the average smooths.
+      entry["test_accuracy_raw"] = self._report(
+          "test", averaged=False)["accuracy"]
+    for split in ("val", "test"):
+      if entry[f"{split}_accuracy"] is not None:
+        tf.summary.scalar(f"accuracy/target_{split}",
+                          entry[f"{split}_accuracy"], step=step)
+    logging.info("step %d: target accuracy: validation %s, test %s", step,
+                 _percent(entry["val_accuracy"]),
+                 _percent(entry["test_accuracy"]))
+    return entry
+
+  def final_report(self, run: rundir.RunDir, step: int) -> Dict:
+    """results.json's final (and best-by-validation) test scores."""
+    out = {"final": {"step": step, **self._test_summary()}}
+    if "val" in self.unscored:
+      out["checkpoint_kept"] = (
+          "latest: no labelled target validation data, so no best-by-"
+          "validation checkpoint (give --target_val_dir=FOLDER for one)")
+    if run.best["step"] >= 0 and "test" in self.unscored:
+      out["best"] = {**run.best, **self._test_summary()}
+    elif run.best["step"] >= 0 and run.restore_best(self.model):
+      out["best"] = {**run.best, **self._test_summary()}
+      run.restore_latest(self.model)
+    return out
+
+  def _test_summary(self) -> Dict:
+    if "test" in self.unscored:
+      return _unscored_summary(self.unscored["test"])
+    rep = self._report("test")
+    return {k: rep[k] for k in ("accuracy", "per_class_accuracy",
+                                "num_examples")}
+
+  def image_summary(self, step: int) -> None:
+    """source | G(source, z) for several z | target, one row per example."""
+    model, rows = self.model, evaluation.GRID_ROWS
+    if not model.pixelda:
+      return
+    xs = np.asarray(self._grid_batch["source_images"][:rows])
+    with (model.average.applied() if model.average is not None
+          else contextlib.nullcontext()):
+      adapted = evaluation.adapted_columns(model.nets.generator, xs,
+                                           GRID_NOISE_SAMPLES)
+    grid = evaluation.image_grid(
+        [xs, *adapted, self._grid_batch["target_images"][:rows]], rows)
+    tf.summary.image("source|adapted|target", grid[None], step=step)
+
+
+def _log_final(results: Dict) -> None:
+  final = results["final"]
+  if final["accuracy"] is None:
+    logging.info("target test accuracy: none (%s)", final["reason"])
+    return
+  best = results.get("best")
+  logging.info("target test accuracy: final %.4f%s", final["accuracy"],
+               f", best-by-validation {best['accuracy']:.4f} (step "
+               f"{best['step']})" if best and best["accuracy"] is not None
+               else "")
+
+
+class _Stop:
+  """Decides, once per step and the same on every worker, whether to stop:
+  the time budget, or SIGINT/SIGTERM (Ctrl-C, Kubernetes, Slurm,
+  preemption).
+
+  On a signal, the step in flight finishes; the loop then saves a checkpoint
+  and results.json and `train` raises `Interrupted`. The handler only
+  records the signal (logging from a handler can re-enter a half-done
+  write); once one arrived it stays installed to the end of the process, so
+  further signals are ignored and nothing is left half written. Signal
+  handlers can only be set from the main thread; elsewhere only the budget
+  stops the run.
+
+  Under MultiWorkerMirroredStrategy each worker reads its own clock and
+  signals, and the workers add up what they saw: a worker that stopped alone
+  would leave the others waiting in a collective, and a signal to one worker
+  takes all of them down the interrupted path.
+  """
+
+  SIGNAL_NAMES = tuple(s.name for s in _SIGNALS)
+
+  def __init__(self, strategy: tf.distribute.Strategy,
+               cfg: config_lib.RuntimeConfig, max_minutes: float, minutes):
+    self._strategy = strategy
+    self._multi_worker = cfg.strategy == "multi_worker"
+    self._max_minutes, self._minutes = max_minutes, minutes
+    self._signum = None
     self._previous = {}
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      for s in (signal.SIGINT, signal.SIGTERM):
+      for s in _SIGNALS:
         self._previous[s] = signal.signal(s, self._handle)
     return self
 
   def __exit__(self, *exc_info):
-    if self.signum is None:
+    if self._signum is None:
       for s, handler in self._previous.items():
         signal.signal(s, handler if handler is not None else signal.SIG_DFL)
     return False
 
-  @property
-  def name(self) -> str:
-    return signal.Signals(self.signum).name
-
   def _handle(self, signum, frame):
     del frame
-    if self.signum is None:
-      self.signum = signum
+    if self._signum is None:
+      self._signum = signum
 
+  def check(self) -> Optional[str]:
+    """None, "max_minutes", "SIGINT" or "SIGTERM" (a signal wins)."""
+    seen = [float(bool(self._max_minutes)
+                  and self._minutes() >= self._max_minutes)]
+    seen += [float(self._signum == s) for s in _SIGNALS]
+    if self._multi_worker:
+      seen = self._sum_over_workers(seen)
+    for s, count in zip(_SIGNALS, seen[1:]):
+      if count > 0:
+        return s.name
+    return "max_minutes" if seen[0] > 0 else None
 
-def _any_worker(strategy: tf.distribute.Strategy,
-                cfg: config_lib.RuntimeConfig, flag: bool) -> bool:
-  """True when any worker's `flag` is: workers read their own clocks, and one
-  that stopped alone would leave the others waiting in a collective."""
-  if cfg.strategy != "multi_worker":
-    return flag
-
-  def any_replica(x):
-    # ReduceOp has SUM and MEAN only: any flag set makes the sum positive.
-    return tf.distribute.get_replica_context().all_reduce("sum", x)
-
-  out = strategy.run(any_replica, args=(tf.constant(float(flag)),))
-  return float(strategy.experimental_local_results(out)[0]) > 0
+  def _sum_over_workers(self, seen):
+    def add(x):
+      return tf.distribute.get_replica_context().all_reduce("sum", x)
+    out = self._strategy.run(add, args=(tf.constant(seen),))
+    return self._strategy.experimental_local_results(out)[0].numpy().tolist()
 
 
 def expected_last_step(step: int, train_steps: int, max_minutes: float,
@@ -225,277 +389,25 @@ class _Progress:
       self._bar.update(start)
     self._quiet = quiet
 
-  def update(self, step: int, logs: Dict[str, float],
-             minutes: float = 0.0) -> None:
-    shown = [(k.split("/")[-1], v) for k, v in logs.items()
+  def update(self, step: int, minutes: float) -> None:
+    """Moves the bar (no values: those need a device sync, see `show`)."""
+    if self._bar is None:
+      return
+    if self._max_minutes and step > self._start:
+      pace = (time.time() - self._began) / 60 / (step - self._start)
+      self._bar.target = expected_last_step(
+          step, self._total, self._max_minutes, minutes, pace)
+    self._bar.update(step, finalize=False)
+
+  def show(self, step: int, values: Dict[str, float]) -> None:
+    """The losses, on the bar or in a log line."""
+    shown = [(k.split("/")[-1], v) for k, v in values.items()
              if k.startswith("loss/") and k != "loss/pmse"]
     if self._bar is not None:
-      if self._max_minutes and step > self._start:
-        pace = (time.time() - self._began) / 60 / (step - self._start)
-        self._bar.target = expected_last_step(
-            step, self._total, self._max_minutes, minutes, pace)
       self._bar.update(step, values=shown, finalize=False)
     elif not self._quiet and step % self._every == 0:
       logging.info("step %d: %s", step,
                    ", ".join(f"{k} {v:.4f}" for k, v in shown))
-
-
-def train(cfg: config_lib.Config,
-          strategy: Optional[tf.distribute.Strategy] = None) -> Dict:
-  """Trains PixelDA (or a baseline) as `cfg` says; returns the results dict.
-
-  Args:
-    cfg: the experiment.
-    strategy: an already created strategy; by default `runtime.setup` makes
-      one from `cfg.runtime` (which must then run before TensorFlow starts).
-
-  Raises:
-    pixelda.NonFiniteLossError: a loss became NaN/inf (the last good
-      checkpoint is kept).
-    config_lib.ConfigError: model_dir holds a run with other settings.
-    runlock.LockedError: another process trains in model_dir.
-    Interrupted: SIGINT or SIGTERM arrived; the step in flight finished and
-      a checkpoint and results.json (marked interrupted) were written.
-  """
-  started = time.time()
-  strategy = strategy or runtime.setup(cfg.runtime)
-  chief = runtime.is_chief(strategy)
-  tf.io.gfile.makedirs(cfg.train.model_dir)
-  # One trainer per model_dir (the chief: the other workers write elsewhere).
-  with (runlock.RunLock(cfg.train.model_dir) if chief
-        else contextlib.nullcontext()):
-    return _train(cfg, strategy, chief, started)
-
-
-def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
-           chief: bool, started: float) -> Dict:
-  """`train`, holding the model_dir's lock."""
-  t, model_dir = cfg.train, cfg.train.model_dir
-  config_path = os.path.join(model_dir, pixelda.CONFIG_FILE)
-  if tf.io.gfile.exists(config_path):
-    _check_same_run(cfg, model_dir)
-
-  # Data first: a missing data set should fail before minutes of tracing,
-  # and before anything is written into model_dir.
-  sources, fingerprints = {}, {}
-  unscored = {}  # split -> origin, for target splits with no labels
-  for role, split in (("source", "train"), ("target", "train"),
-                      ("target", "val"), ("target", "test")):
-    dom = data.load_domain(cfg.data, role, split)
-    sources[f"{role}/{split}"] = dom.origin
-    fingerprints[f"{role}/{split}"] = _data_fingerprint(dom)
-    logging.info("%s %s: %s, %d examples", role, split, dom.origin,
-                 len(dom.images))
-    if role == "source":
-      _check_num_classes(dom, cfg)
-    elif split != "train" and dom.labels is None:
-      unscored[split] = dom.origin
-    elif dom.labels is None and t.mode == "target_only":
-      raise config_lib.ConfigError(
-          f"--mode=target_only trains on target labels and {dom.origin} has "
-          "none: give a labelled target (one subfolder per class) or another "
-          "--mode")
-  if chief and not tf.io.gfile.exists(config_path):
-    _write_json(config_path, cfg.to_dict())
-  _check_same_data(sources, fingerprints, model_dir, chief)
-  if "val" in unscored:
-    logging.info("no labelled target validation data (%s): validation is "
-                 "skipped and the latest checkpoint is kept (give "
-                 "--target_val_dir=FOLDER to keep the best-by-validation one)",
-                 unscored["val"])
-
-  model = pixelda.PixelDA(cfg, strategy)
-  # Every worker saves (saving may involve collectives), but only the chief
-  # into model_dir; the others into a scratch folder they remove at the end.
-  ckpt_root = model_dir if chief else tempfile.mkdtemp(prefix="pixelda_worker")
-  manager = tf.train.CheckpointManager(
-      model.checkpoint, os.path.join(ckpt_root, pixelda.CHECKPOINT_DIR),
-      # At least 2: a damaged newest checkpoint has an intact one behind it.
-      max_to_keep=max(t.keep_checkpoints, 2))
-  best_manager = tf.train.CheckpointManager(
-      model.checkpoint, os.path.join(ckpt_root, pixelda.BEST_DIR),
-      max_to_keep=2)
-  if tf.train.latest_checkpoint(os.path.join(model_dir,
-                                             pixelda.CHECKPOINT_DIR)):
-    # The newest checkpoint that reads: a damaged one (a full disk, a copy cut
-    # short) is skipped with a warning, and its steps are trained again.
-    restore_from = pixelda.restore_newest_intact(
-        model.checkpoint, pixelda.checkpoint_candidates(model_dir, "latest"))
-    logging.info("resumed from %s at step %d", restore_from,
-                 int(model.step.numpy()))
-  best_path = os.path.join(model_dir, pixelda.BEST_DIR, BEST_FILE)
-  best = _read_json(best_path, {"val_accuracy": -1.0, "step": -1})
-
-  start_step = int(model.step.numpy())
-  dataset = data.train_dataset(cfg.data, t.batch_size, start_step=start_step,
-                               shuffle_seed=t.seed)
-  batches = iter(strategy.experimental_distribute_dataset(dataset))
-  # An unlabelled split is never scored (nor held in memory twice).
-  val_data = (None if "val" in unscored
-              else data.eval_dataset(cfg.data, "target", "val", EVAL_BATCH))
-  writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train"))
-            if chief else tf.summary.create_noop_writer())
-  grid_batch = next(iter(data.train_dataset(cfg.data, GRID_ROWS)))
-
-  test_data = (None if "test" in unscored
-               else data.eval_dataset(cfg.data, "target", "test", EVAL_BATCH))
-  progress = _Progress(t.train_steps, start_step, t.quiet, t.summary_every,
-                       t.max_minutes)
-  # The evaluation history survives resumes; minutes count across them.
-  history_path = os.path.join(model_dir, HISTORY_FILE)
-  history = [h for h in _read_json(history_path, [])
-             if h["step"] <= start_step]
-  # Training minutes before this process, as of the checkpoint it resumed:
-  # the time budget and the history's clock run across resumes.
-  progress_path = os.path.join(model_dir, PROGRESS_FILE)
-  prior_minutes = _prior_minutes(_read_json(progress_path, {}), history,
-                                 start_step)
-
-  def minutes():
-    return prior_minutes + (time.time() - started) / 60
-
-  def save(step):
-    _save(manager, step)
-    if chief:
-      # Minutes at each kept checkpoint, so a resume from any of them
-      # continues the clock from there.
-      kept = {p.rsplit("-", 1)[-1] for p in manager.checkpoints}
-      done = {k: v for k, v in _read_json(progress_path, {}).items()
-              if k in kept}
-      _write_json(progress_path, {**done, str(step): minutes()})
-  step, saved_step, stopped = start_step, start_step, "train_steps"
-  window_start, window_steps = time.time(), 0
-  stop_signals = _StopSignals()
-  with stop_signals, writer.as_default():
-    while step < t.train_steps:
-      # Every worker asks (with or without a budget or a signal of its own).
-      out_of_time = bool(t.max_minutes) and minutes() >= t.max_minutes
-      if _any_worker(strategy, cfg.runtime,
-                     out_of_time or stop_signals.signum is not None):
-        stopped = ("max_minutes" if stop_signals.signum is None
-                   else stop_signals.name)
-        break
-      logs = {k: float(v) for k, v in model.train_step(next(batches)).items()}
-      step += 1
-      window_steps += 1
-      pixelda.check_finite(logs, step)
-      progress.update(step, logs, minutes())
-
-      if t.summary_every and step % t.summary_every == 0:
-        elapsed = time.time() - window_start
-        logs["perf/step_time_s"] = elapsed / window_steps
-        logs["perf/images_per_s"] = window_steps * t.batch_size / elapsed
-        for name, value in logs.items():
-          tf.summary.scalar(name, value, step=step)
-        window_start, window_steps = time.time(), 0
-      if t.image_every and step % t.image_every == 0:
-        _image_summary(model, grid_batch, step)
-      if t.eval_every and step % t.eval_every == 0 and len(unscored) < 2:
-        acc = (None if "val" in unscored
-               else _evaluate(model, val_data, cfg)["accuracy"])
-        # Test accuracy too, for accuracy-vs-time curves; checkpoints are
-        # chosen on validation only.
-        test_acc = (None if "test" in unscored
-                    else _evaluate(model, test_data, cfg)["accuracy"])
-        for name, value in (("val", acc), ("test", test_acc)):
-          if value is not None:
-            tf.summary.scalar(f"accuracy/target_{name}", value, step=step)
-        history.append({"step": step, "val_accuracy": acc,
-                        "test_accuracy": test_acc,
-                        "minutes": minutes()})
-        if model.average is not None and test_acc is not None:
-          # The raw weights' score too: what the average smooths.
-          history[-1]["test_accuracy_raw"] = _evaluate(
-              model, test_data, cfg, averaged=False)["accuracy"]
-        if chief:
-          _write_json(history_path, history)
-        logging.info("step %d: target accuracy: validation %s, test %s",
-                     step, _percent(acc), _percent(test_acc))
-        if acc is not None and acc > best["val_accuracy"]:
-          best = {"val_accuracy": acc, "step": step}
-          _save(best_manager, step)
-          if chief:
-            _write_json(best_path, best)
-      if step % t.checkpoint_every == 0:
-        save(step)
-        saved_step = step
-    interrupted = stop_signals.signum is not None
-    if interrupted:
-      stopped = stop_signals.name  # also when it came during the last step
-      logging.warning("%s: stopping at step %d; saving a checkpoint and "
-                      "results first (further signals are ignored)",
-                      stopped, step)
-    # Still under the signal handlers: a second Ctrl-C cannot cut this save.
-    if saved_step != step:
-      save(step)
-
-  results = {
-      "config": cfg.to_dict(), "data_sources": sources, "steps": step,
-      "stopped_by": stopped, "wall_time_s": 60 * minutes(),
-      "mode": t.mode, "val_history": history}
-  if interrupted:
-    # No evaluation: a preempted job has seconds left. The handlers stay
-    # installed (see _StopSignals), so this write is not cut either.
-    if chief:
-      _write_json(os.path.join(model_dir, RESULTS_FILE), {
-          **results, "interrupted": True,
-          "final": {"step": step, **_unscored_summary(
-              f"interrupted by {stopped} at step {step}: rerun the same "
-              "command to resume", prefix="")},
-          "weights_sha256": _fingerprint(model)})
-    else:
-      tf.io.gfile.rmtree(ckpt_root)
-    raise Interrupted(stop_signals.signum, step,
-                      manager.latest_checkpoint or "no checkpoint yet")
-
-  # The final report, on the target test split.
-  results["final"] = {"step": step, **(
-      _unscored_summary(unscored["test"]) if "test" in unscored
-      else _summary(_evaluate(model, test_data, cfg)))}
-  if "val" in unscored:
-    results["checkpoint_kept"] = (
-        "latest: no labelled target validation data, so no best-by-"
-        "validation checkpoint (give --target_val_dir=FOLDER for one)")
-  results["weights_sha256"] = _fingerprint(model)
-  if best["step"] >= 0 and "test" in unscored:
-    # Labelled validation (e.g. --target_val_dir) but no labelled test split.
-    results["best"] = {**best, **_unscored_summary(unscored["test"])}
-  elif best["step"] >= 0:
-    try:
-      pixelda.restore_newest_intact(
-          model.checkpoint, list(reversed(best_manager.checkpoints)))
-      results["best"] = {**best, **_summary(_evaluate(model, test_data, cfg))}
-    except pixelda.CheckpointError as e:
-      logging.warning("best-by-validation checkpoint not scored: %s", e)
-    model.checkpoint.restore(manager.latest_checkpoint).expect_partial()
-  if chief:
-    _write_json(os.path.join(model_dir, RESULTS_FILE), results)
-  else:
-    tf.io.gfile.rmtree(ckpt_root)
-  if "test" in unscored:
-    logging.info("target test accuracy: none (%s)", results["final"]["reason"])
-  else:
-    logging.info("target test accuracy: final %.4f%s",
-                 results["final"]["accuracy"],
-                 f", best-by-validation {results['best']['accuracy']:.4f} "
-                 f"(step {results['best']['step']})" if "best" in results
-                 else "")
-  return results
-
-
-def _save(manager: tf.train.CheckpointManager, step: int) -> None:
-  """manager.save, with an error naming the file when the write fails (a
-  full disk, a lost mount). TensorFlow writes into a temporary name and
-  renames at the end, so the checkpoints before it stay intact."""
-  try:
-    manager.save(checkpoint_number=step)
-  except (tf.errors.OpError, OSError) as e:
-    path = os.path.join(manager.directory, f"ckpt-{step}")
-    kept = manager.latest_checkpoint or "no earlier checkpoint"
-    raise pixelda.CheckpointError(
-        f"could not write checkpoint {path}: {e}. {kept} is kept: free "
-        "space (or fix the folder) and rerun the same command to resume from "
-        "it") from e
 
 
 def _fingerprint(model: pixelda.PixelDA) -> str:
@@ -506,16 +418,6 @@ def _fingerprint(model: pixelda.PixelDA) -> str:
   for v in [*model.checkpoint_variables(), *averages]:
     digest.update(np.ascontiguousarray(v.numpy()).tobytes())
   return digest.hexdigest()
-
-
-def _evaluate(model: pixelda.PixelDA, dataset, cfg: config_lib.Config,
-              averaged: bool = True) -> Dict:
-  """The classifier's report on `dataset`, with its averaged weights when the
-  run keeps an average (`--ema_decay`) and `averaged`."""
-  with (model.average.applied() if averaged and model.average is not None
-        else contextlib.nullcontext()):
-    return evaluation.evaluate(model.nets.classifier, dataset,
-                               cfg.classifier.num_classes)
 
 
 def _check_num_classes(source, cfg: config_lib.Config) -> None:
@@ -537,24 +439,3 @@ def _unscored_summary(origin: str,
   """The accuracy fields of an unscored split: null, with the reason."""
   return {"accuracy": None, "per_class_accuracy": None, "num_examples": 0,
           "reason": prefix + origin}
-
-
-def _summary(rep: Dict) -> Dict:
-  return {"accuracy": rep["accuracy"],
-          "per_class_accuracy": rep["per_class_accuracy"],
-          "num_examples": rep["num_examples"]}
-
-
-def _image_summary(model: pixelda.PixelDA, batch, step: int) -> None:
-  """source | G(source, z) for several z | target, one row per example."""
-  if not model.pixelda:
-    return
-  xs = np.asarray(batch["source_images"][:GRID_ROWS])
-  with (model.average.applied() if model.average is not None
-        else contextlib.nullcontext()):
-    adapted = evaluation.adapted_columns(model.nets.generator, xs,
-                                         GRID_NOISE_SAMPLES)
-  columns = [xs, *adapted,
-             batch["target_images"][:GRID_ROWS]]
-  grid = evaluation.image_grid(columns, GRID_ROWS)
-  tf.summary.image("source|adapted|target", grid[None], step=step)

@@ -33,3 +33,19 @@ def fake(tmp_path_factory):
   out = tmp_path_factory.mktemp("fake")
   make_fake_data.main(str(out))
   return out
+
+
+@pytest.fixture
+def offline_data(monkeypatch):
+  """No network, and no data set cached in memory from another test's files
+  (`pytestmark = pytest.mark.usefixtures("offline_data")`)."""
+  from pixelda_tf.data import domains  # pylint: disable=g-import-not-at-top
+  from pixelda_tf.data import net  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv(net.OFFLINE_ENV, "1")
+  domains._full.cache_clear()  # pylint: disable=protected-access
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "slow: trains, exports or starts processes (seconds to a "
+      "minute each); `pytest -m 'not slow'` runs the quick unit tier")

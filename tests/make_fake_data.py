@@ -19,7 +19,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
-import io
 import os
 import pickle
 import sys

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from pixelda_tf import averaging
 from pixelda_tf import pixelda
+from pixelda_tf import rundir
 from tests import tiny
 
 
@@ -41,6 +42,7 @@ def test_bad_decay_refused(decay):
     averaging.WeightAverage([tf.Variable(1.0)], decay=decay)
 
 
+@pytest.mark.slow
 def test_training_keeps_an_average_that_restore_loads(tmp_path):
   cfg = tiny.tiny_config(train=dict(ema_decay=0.5,
                                     model_dir=str(tmp_path / "run")))
@@ -52,12 +54,12 @@ def test_training_keeps_an_average_that_restore_loads(tmp_path):
   # The average lags the weights: it differs from them after a few steps.
   assert any(not np.array_equal(a, w) for a, w in zip(averaged, raw))
   manager = tf.train.CheckpointManager(
-      model.checkpoint, str(tmp_path / "run" / pixelda.CHECKPOINT_DIR), 1)
+      model.checkpoint, str(tmp_path / "run" / rundir.CHECKPOINT_DIR), 1)
   manager.save(checkpoint_number=3)
-  with open(tmp_path / "run" / pixelda.CONFIG_FILE, "w") as f:
+  with open(tmp_path / "run" / rundir.CONFIG_FILE, "w") as f:
     f.write(cfg.to_json())
-  restored = pixelda.restore(str(tmp_path / "run"))
-  kept = pixelda.restore(str(tmp_path / "run"), averaged=False)
+  restored = rundir.restore(str(tmp_path / "run"))
+  kept = rundir.restore(str(tmp_path / "run"), averaged=False)
   for mine, theirs, a in zip(model.average._variables,
                              restored.average._variables, averaged):
     np.testing.assert_array_equal(theirs.numpy(), a)

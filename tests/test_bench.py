@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import tensorflow as tf
 
 from pixelda_tf import bench
@@ -33,6 +34,7 @@ def _in_process(cfg, mode, steps, warmup, matmul_size):
                        matmul_size)
 
 
+@pytest.mark.slow
 def test_run_all_reports_every_field_and_writes_json(tmp_path, capsys):
   results = bench.run_all({"tiny": tiny.tiny_config()}, ["plain"], steps=2,
                           warmup=0, matmul_size=64, load_warn=0.1,
@@ -95,6 +97,7 @@ def test_precisions_run_side_by_side_and_show_in_the_table():
   assert calls == [("plain", "auto")]
 
 
+@pytest.mark.slow
 def test_a_bf16_row_reports_its_precision():
   (r,) = bench.run_all({"tiny": tiny.tiny_config()}, ["plain"], steps=1,
                        warmup=0, matmul_size=64, load_warn=1.0,

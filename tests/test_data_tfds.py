@@ -1,6 +1,5 @@
 """The USPS TFDS builder, on fake LIBSVM files."""
 
-import os
 import tempfile
 
 import numpy as np

@@ -18,15 +18,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pixelda_tf import adapting
 from pixelda_tf import classifiers
 from pixelda_tf import config as config_lib
 from pixelda_tf import data
-from pixelda_tf import pixelda
-from pixelda_tf import runs
+from pixelda_tf import evaluation
+from pixelda_tf import rundir
 from pixelda_tf import training
 from pixelda_tf.data import folders
 from tests import make_fake_data
 from tests import tiny
+
+
+# Trains, exports or starts processes: not in the quick tier.
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MNIST_TEST = make_fake_data.N_TEST     # fake MNIST test labels are i % 10
@@ -60,7 +65,7 @@ def _read_png(path):
 
 def test_evaluate_writes_consistent_report(run):
   model_dir, _ = run
-  res = runs.evaluate_model_dir(model_dir, {})
+  res = evaluation.evaluate_model_dir(model_dir, {})
   confusion = np.array(res["confusion_matrix"])
   assert confusion.shape == (10, 10)
   assert confusion.sum() == res["num_examples"] == MNIST_M_TEST
@@ -89,7 +94,7 @@ def _digit_folder(fake, tmp_path):
 def test_evaluate_on_labelled_folder(run, tmp_path):
   model_dir, fake = run
   folder = _digit_folder(fake, tmp_path)
-  res = runs.evaluate_model_dir(
+  res = evaluation.evaluate_model_dir(
       model_dir, {"target": "folder", "target_dir": folder, "test_size": 4},
       out_dir=str(tmp_path / "eval"))
   # No test/ subfolder: the test split is a stratified --test_size slice,
@@ -101,24 +106,24 @@ def test_evaluate_on_labelled_folder(run, tmp_path):
   assert folder in res["data_origin"] and "stratified" in res["data_origin"]
   assert os.path.exists(res["files"]["confusion_png"])
   with pytest.raises(data.DataError, match=r"\['a', 'b'\].*source has"):
-    runs.evaluate_model_dir(model_dir, {
+    evaluation.evaluate_model_dir(model_dir, {
         "target": "folder",
         "target_dir": os.path.join(fake, "source_folder")})
 
 
 def test_override_data_rules():
   base = tiny.tiny_config()
-  cfg = runs.override_data(base, {"mnist_m_dir": "/x"})
+  cfg = config_lib.override_data(base, {"mnist_m_dir": "/x"})
   assert cfg.data.mnist_m_variant == "released"
   with pytest.raises(config_lib.ConfigError, match="trained at 16"):
-    runs.override_data(base, {"image_size": 32})
+    config_lib.override_data(base, {"image_size": 32})
   with pytest.raises(config_lib.ConfigError, match="target_dir"):
-    runs.override_data(base, {"target": "folder"})
+    config_lib.override_data(base, {"target": "folder"})
 
 
 def test_evaluate_unlabelled_target_has_nothing_to_score(run, tmp_path):
   model_dir, fake = run
-  res = runs.evaluate_model_dir(model_dir, {
+  res = evaluation.evaluate_model_dir(model_dir, {
       "target": "folder", "target_dir": os.path.join(fake, "target_flat")},
                                 out_dir=str(tmp_path))
   assert res["accuracy"] is None and res["confusion_matrix"] is None
@@ -132,11 +137,11 @@ def test_evaluate_unlabelled_target_has_nothing_to_score(run, tmp_path):
 
 def test_evaluate_without_checkpoint(run, tmp_path):
   model_dir, _ = run
-  shutil.copy(os.path.join(model_dir, pixelda.CONFIG_FILE), tmp_path)
+  shutil.copy(os.path.join(model_dir, rundir.CONFIG_FILE), tmp_path)
   with pytest.raises(FileNotFoundError, match="train first"):
-    runs.evaluate_model_dir(str(tmp_path), {})
+    evaluation.evaluate_model_dir(str(tmp_path), {})
   with pytest.raises(FileNotFoundError, match="not a pixelda-tf model_dir"):
-    runs.evaluate_model_dir(str(tmp_path / "nothing"), {})
+    evaluation.evaluate_model_dir(str(tmp_path / "nothing"), {})
 
 
 def _cli(*args):
@@ -163,7 +168,7 @@ def test_evaluate_binary_overrides_only_given_flags(run, tmp_path):
 
 def test_evaluate_binary_error_is_one_line(run, tmp_path):
   model_dir, _ = run
-  shutil.copy(os.path.join(model_dir, pixelda.CONFIG_FILE), tmp_path)
+  shutil.copy(os.path.join(model_dir, rundir.CONFIG_FILE), tmp_path)
   proc = _cli("pixelda_tf.evaluate", f"--model_dir={tmp_path}")
   assert proc.returncode == 1
   assert "Traceback" not in proc.stderr
@@ -177,20 +182,20 @@ def adapted(run, tmp_path_factory):
   model_dir, _ = run
   root = tmp_path_factory.mktemp("adapted")
   out = {}
-  for fmt in runs.FORMATS:
+  for fmt in adapting.FORMATS:
     path = str(root / fmt)
-    out[fmt] = path, runs.adapt_dataset(
+    out[fmt] = path, adapting.adapt_dataset(
         model_dir, path, {}, samples_per_image=2, fmt=fmt, split="test",
         max_images=5, seed=1, batch_size=3)
   return out
 
 
-@pytest.mark.parametrize("fmt", runs.FORMATS)
+@pytest.mark.parametrize("fmt", adapting.FORMATS)
 def test_adapt_writes_k_samples_with_source_labels(adapted, fmt):
   path, manifest = adapted[fmt]
   assert manifest["num_examples"] == 10 and manifest["num_images"] == 5
   assert not [n for n in os.listdir(os.path.dirname(path)) if "partial" in n]
-  ds, reread = runs.load_adapted(path)
+  ds, reread = adapting.load_adapted(path)
   assert reread == manifest
   images, labels = zip(*[(x.numpy(), int(y)) for x, y in ds])
   assert np.stack(images).shape == (10, 16, 16, 3)
@@ -212,26 +217,26 @@ def test_adapted_png_folder_reads_as_source_folder(run, tmp_path):
   # --source=folder refuses empty class folders, so adapt all ten classes.
   model_dir, _ = run
   path = str(tmp_path / "all")
-  runs.adapt_dataset(model_dir, path, {}, fmt="png", split="test",
+  adapting.adapt_dataset(model_dir, path, {}, fmt="png", split="test",
                      max_images=10)
   x, y, names = folders.read_folder(path, 16, True, "source_dir")
-  assert x.shape == (10, 16, 16, 3) and names == runs.class_dir_names(10)
+  assert x.shape == (10, 16, 16, 3) and names == adapting.class_dir_names(10)
   assert sorted(y.tolist()) == list(range(10))
 
 def test_adapt_z_depends_only_on_seed_and_index(run, adapted, tmp_path):
   model_dir, _ = run
   path, _ = adapted["tfrecord"]
-  one = runs.adapt_dataset(model_dir, str(tmp_path / "k1"), {},
+  one = adapting.adapt_dataset(model_dir, str(tmp_path / "k1"), {},
                            samples_per_image=1, split="test", max_images=3,
                            seed=1, batch_size=2)
   assert one["num_examples"] == 3
-  first = [x.numpy() for x, _ in runs.load_adapted(str(tmp_path / "k1"))[0]]
-  both = [x.numpy() for x, _ in runs.load_adapted(path)[0]]
+  first = [x.numpy() for x, _ in adapting.load_adapted(str(tmp_path / "k1"))[0]]
+  both = [x.numpy() for x, _ in adapting.load_adapted(path)[0]]
   # Records are image-major; sample 0 of images 0..2 is the same whatever K
   # and the batch size.
   np.testing.assert_array_equal(np.stack(first), np.stack(both[0:6:2]))
   with pytest.raises(FileExistsError):
-    runs.adapt_dataset(model_dir, path, {})
+    adapting.adapt_dataset(model_dir, path, {})
 
 
 @pytest.mark.parametrize("arch", classifiers.ARCHS)

@@ -19,8 +19,14 @@ import pytest
 import tensorflow as tf
 
 from pixelda_tf import config
-from pixelda_tf import export
+from pixelda_tf import exporting
 from pixelda_tf import pixelda
+from pixelda_tf import rundir
+from tests import tiny
+
+
+# Trains, exports or starts processes: not in the quick tier.
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE, NOISE, CLASSES = 16, 4, 10
@@ -31,15 +37,12 @@ ATOL = 1e-5
 
 
 def tiny_config(**generator) -> config.Config:
-  return config.Config(
-      data=config.DataConfig(image_size=SIZE),
-      generator=config.GeneratorConfig(
-          **{"filters": 8, "num_blocks": 1, "noise_dim": NOISE, **generator}),
-      discriminator=config.DiscriminatorConfig(filters=8, max_filters=16),
-      # Trained with the CPU speed layers: the export must still write
-      # stock-layer .keras files that load without pixelda_tf.
-      runtime=config.RuntimeConfig(jit_compile=False, fused_batch_norm=True,
-                                   split_conv_grad=True))
+  """tiny's config with a 4-dim z, trained with the CPU speed layers: the
+  export must still write stock-layer .keras files that load without
+  pixelda_tf."""
+  return tiny.tiny_config(
+      generator={"noise_dim": NOISE, **generator},
+      runtime=dict(fused_batch_norm=True, split_conv_grad=True))
 
 
 def make_model_dir(model_dir: str, cfg: config.Config,
@@ -58,11 +61,11 @@ def make_model_dir(model_dir: str, cfg: config.Config,
     elif "moving_variance" in v.path:
       v.assign(rng.uniform(0.2, 3.0, v.shape).astype(np.float32))
   os.makedirs(model_dir, exist_ok=True)
-  with open(os.path.join(model_dir, pixelda.CONFIG_FILE), "w") as f:
+  with open(os.path.join(model_dir, rundir.CONFIG_FILE), "w") as f:
     f.write(cfg.to_json())
   if checkpoint:
     tf.train.CheckpointManager(
-        model.checkpoint, os.path.join(model_dir, pixelda.CHECKPOINT_DIR),
+        model.checkpoint, os.path.join(model_dir, rundir.CHECKPOINT_DIR),
         max_to_keep=3).save()
   return model
 
@@ -164,7 +167,7 @@ def run(tmp_path_factory):
                  capture_output=True, timeout=300)
 
   # The in-memory reference: the same servable code on the same weights.
-  servables = export.build_servables(model.nets, cfg)
+  servables = exporting.build_servables(model.nets, cfg)
   rng = np.random.default_rng(1)
   cases, expected = {}, {}
   for name, module in servables.items():
@@ -196,7 +199,7 @@ def run(tmp_path_factory):
       cwd=str(tmp), env=child_env(False), stdout=subprocess.PIPE,
       stderr=subprocess.PIPE, text=True)}
   cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-  for name in (export.GENERATOR, export.CLASSIFIER):
+  for name in (exporting.GENERATOR, exporting.CLASSIFIER):
     procs[name] = subprocess.Popen(
         [cli, "show", "--all", "--dir", os.path.join(out_dir, name, "1")],
         env=child_env(False), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -224,12 +227,12 @@ def test_fresh_process_never_imported_pixelda_tf(run):
 
 def test_layout(run):
   out = run["out_dir"]
-  for name in (export.GENERATOR, export.CLASSIFIER, export.COMBINED):
+  for name in (exporting.GENERATOR, exporting.CLASSIFIER, exporting.COMBINED):
     assert sorted(os.listdir(os.path.join(out, name))) == ["1"]
     assert os.path.exists(os.path.join(out, name, "1", "saved_model.pb"))
-  assert sorted(os.listdir(os.path.join(out, export.KERAS_DIR))) == ["1"]
-  assert sorted(os.listdir(os.path.join(out, export.KERAS_DIR, "1"))) == [
-      "classifier.keras", "generator.keras", export.CONTRACT_FILE]
+  assert sorted(os.listdir(os.path.join(out, exporting.KERAS_DIR))) == ["1"]
+  assert sorted(os.listdir(os.path.join(out, exporting.KERAS_DIR, "1"))) == [
+      "classifier.keras", "generator.keras", exporting.CONTRACT_FILE]
 
 
 def test_every_signature_reproduces_in_memory_outputs(run):
@@ -290,7 +293,7 @@ def test_saved_model_cli_lists_signatures(run):
   image = "-1,-1,-1,-1"
   adapted = {"adapted": ("DT_FLOAT", f"-1,{SIZE},{SIZE},3"),
              "adapted_uint8": ("DT_UINT8", f"-1,{SIZE},{SIZE},3")}
-  gen = _signature_blocks(run["cli"][export.GENERATOR])
+  gen = _signature_blocks(run["cli"][exporting.GENERATOR])
   for prefix, dtype in (("", "DT_FLOAT"), ("uint8_", "DT_UINT8")):
     default = "serving_default" if not prefix else "uint8"
     assert gen[default]["inputs"] == {"image": (dtype, image)}
@@ -300,7 +303,7 @@ def test_saved_model_cli_lists_signatures(run):
         "image": (dtype, image), "z": ("DT_FLOAT", f"-1,{NOISE}")}
     for signature in (default, prefix + "seed", prefix + "z"):
       assert gen[signature]["outputs"] == adapted
-  cls = _signature_blocks(run["cli"][export.CLASSIFIER])
+  cls = _signature_blocks(run["cli"][exporting.CLASSIFIER])
   assert set(cls) == {"serving_default", "uint8", "__saved_model_init_op"}
   assert cls["uint8"]["inputs"] == {"image": ("DT_UINT8", image)}
   assert cls["serving_default"]["outputs"] == {
@@ -311,7 +314,7 @@ def test_saved_model_cli_lists_signatures(run):
 
 def test_contract(run):
   with open(os.path.join(run["out_dir"], "keras", "1",
-                         export.CONTRACT_FILE)) as f:
+                         exporting.CONTRACT_FILE)) as f:
     c = json.load(f)
   assert c["image_size"] == SIZE and c["value_range"] == [-1.0, 1.0]
   assert c["classifier"]["label_names"] == [str(i) for i in range(10)]
@@ -323,12 +326,12 @@ def test_contract(run):
 # The servable code, in memory.
 
 def test_serving_matches_the_networks_in_inference_mode(run):
-  nets, gen = run["model"].nets, run["servables"][export.GENERATOR]
+  nets, gen = run["model"].nets, run["servables"][exporting.GENERATOR]
   rng = np.random.default_rng(2)
   image = rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype(np.float32)
   seed = np.array([0, 5, 5], np.int64)
   out = gen.seed(image=image, seed=seed)
-  z = export.noise_from_seeds(tf.constant(seed), NOISE).numpy()
+  z = exporting.noise_from_seeds(tf.constant(seed), NOISE).numpy()
   np.testing.assert_array_equal(z[1], z[2])  # Per-example, batch-independent.
   assert np.abs(z).max() <= 1.0
   want = nets.generator([image, z], training=False).numpy()
@@ -345,7 +348,7 @@ def test_serving_matches_the_networks_in_inference_mode(run):
 
 
 def test_uint8_grey_and_resize_follow_the_training_preprocessing(run):
-  cls = run["servables"][export.CLASSIFIER]
+  cls = run["servables"][exporting.CLASSIFIER]
   rng = np.random.default_rng(3)
   grey = rng.integers(0, 256, (2, 2 * SIZE, 3 * SIZE, 1)).astype(np.uint8)
   resized = tf.round(tf.clip_by_value(tf.image.resize(
@@ -365,7 +368,7 @@ def test_an_empty_batch_gets_empty_outputs_from_every_signature(run):
   oneDNN's convolutions alone would reject it."""
   rng = np.random.default_rng(5)
   loaded = {name: tf.saved_model.load(os.path.join(run["out_dir"], name, "1"))
-            for name in (export.GENERATOR, export.CLASSIFIER, export.COMBINED)}
+            for name in (exporting.GENERATOR, exporting.CLASSIFIER, exporting.COMBINED)}
   for name, servable in loaded.items():
     for sig_name, fn in servable.signatures.items():
       inputs = case_inputs(sig_name, 1, rng)
@@ -385,17 +388,17 @@ def test_pad_preprocessing_matches_the_data_pipeline():
   rng = np.random.default_rng(4)
   small = rng.integers(0, 256, (2, 13, 11, 1)).astype(np.uint8)
   want = images_lib.pad(small, SIZE).astype(np.float32) / 127.5 - 1.0
-  got = export.preprocess(tf.constant(small), SIZE, smaller="pad").numpy()
+  got = exporting.preprocess(tf.constant(small), SIZE, smaller="pad").numpy()
   np.testing.assert_allclose(got, np.repeat(want, 3, axis=-1), atol=1e-6)
   floats = want * np.ones(3, np.float32)
-  got = export.preprocess(tf.constant(small.astype(np.float32) / 127.5 - 1.0),
+  got = exporting.preprocess(tf.constant(small.astype(np.float32) / 127.5 - 1.0),
                           SIZE, smaller="pad").numpy()
   np.testing.assert_allclose(got, floats, atol=1e-6)  # black = -1, not 0
   # Larger images are still resized.
   big = rng.integers(0, 256, (1, 2 * SIZE, 2 * SIZE, 3)).astype(np.uint8)
   np.testing.assert_array_equal(
-      export.preprocess(tf.constant(big), SIZE, smaller="pad").numpy(),
-      export.preprocess(tf.constant(big), SIZE).numpy())
+      exporting.preprocess(tf.constant(big), SIZE, smaller="pad").numpy(),
+      exporting.preprocess(tf.constant(big), SIZE).numpy())
 
 
 # ----------------------------------------------------------------------------
@@ -437,7 +440,7 @@ _LOADED = {}
 def _loaded_generator(out_dir):
   if out_dir not in _LOADED:
     _LOADED[out_dir] = tf.saved_model.load(
-        os.path.join(out_dir, export.GENERATOR, "1"))
+        os.path.join(out_dir, exporting.GENERATOR, "1"))
   return _LOADED[out_dir]
 
 
@@ -446,7 +449,7 @@ def test_no_checkpoint_is_a_clear_error(tmp_path):
   make_model_dir(model_dir, tiny_config(), checkpoint=False)
   with pytest.raises(FileNotFoundError, match="no latest checkpoint in .*"
                      "train first"):
-    export.export_model_dir(model_dir, str(tmp_path / "out"))
+    exporting.export_model_dir(model_dir, str(tmp_path / "out"))
   assert not os.path.exists(tmp_path / "out")
 
 
@@ -454,16 +457,16 @@ def test_checkpoint_of_other_networks_is_a_clear_error(tmp_path, run):
   model_dir = str(tmp_path / "run")
   make_model_dir(model_dir, tiny_config(filters=16, num_blocks=2))
   # A config that no longer matches the checkpoint's networks.
-  with open(os.path.join(model_dir, pixelda.CONFIG_FILE), "w") as f:
+  with open(os.path.join(model_dir, rundir.CONFIG_FILE), "w") as f:
     f.write(run["cfg"].to_json())
   with pytest.raises(ValueError, match="does not match the networks"):
-    export.export_model_dir(model_dir, str(tmp_path / "out"))
+    exporting.export_model_dir(model_dir, str(tmp_path / "out"))
 
 
 def test_existing_version_is_refused_and_next_version_counts_up(run):
-  assert export.next_version(run["out_dir"]) == 2
-  with pytest.raises(export.ExportError, match="already exists"):
-    export.export_model_dir(run["model_dir"], run["out_dir"], version=1)
+  assert exporting.next_version(run["out_dir"]) == 2
+  with pytest.raises(exporting.ExportError, match="already exists"):
+    exporting.export_model_dir(run["model_dir"], run["out_dir"], version=1)
 
 
 # ----------------------------------------------------------------------------
@@ -475,7 +478,7 @@ def test_existing_version_is_refused_and_next_version_counts_up(run):
 def test_onnx_matches_keras(run, tmp_path):
   import onnxruntime as ort  # pylint: disable=g-import-not-at-top
   nets = run["model"].nets
-  paths = export.save_onnx(nets, run["cfg"], str(tmp_path))
+  paths = exporting.save_onnx(nets, run["cfg"], str(tmp_path))
   rng = np.random.default_rng(4)
   for batch in BATCHES:
     image = rng.uniform(-1, 1, (batch, SIZE, SIZE, 3)).astype(np.float32)
@@ -499,4 +502,4 @@ def test_serving_config_example_parses_and_names_every_servable():
     cfg = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
   names = {c.name: c.base_path for c in cfg.model_config_list.config}
   assert names == {n: f"/models/{n}" for n in
-                   (export.GENERATOR, export.CLASSIFIER, export.COMBINED)}
+                   (exporting.GENERATOR, exporting.CLASSIFIER, exporting.COMBINED)}

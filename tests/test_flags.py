@@ -115,6 +115,7 @@ def test_config_round_trips_through_json():
     (["--mode=fast"], "--mode='fast' is not valid"),
     (["stray"], "unexpected arguments"),
 ])
+@pytest.mark.slow
 def test_binary_fails_before_any_work(argv, message, tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "pixelda_tf.train",

@@ -3,9 +3,17 @@ same model and finish with identical weights."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+
+import pytest
+
+
+# Trains, exports or starts processes: not in the quick tier.
+pytestmark = pytest.mark.slow
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,9 +29,8 @@ def _free_ports(n):
   return ports
 
 
-def _run_workers(fake, tmp_path, extra_flags=((), ())):
-  """Starts two workers (worker i gets extra_flags[i]); returns their last
-  stdout lines as JSON."""
+def _start_workers(fake, tmp_path, extra_flags=((), ())):
+  """Starts two workers (worker i gets extra_flags[i]); returns the Popens."""
   workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
   procs = []
   for index in range(2):
@@ -42,6 +49,12 @@ def _run_workers(fake, tmp_path, extra_flags=((), ())):
          f"--model_dir={tmp_path}/run", *extra_flags[index]],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True))
+  return procs
+
+
+def _run_workers(fake, tmp_path, extra_flags=((), ())):
+  """Runs two workers to the end; returns their last stdout lines as JSON."""
+  procs = _start_workers(fake, tmp_path, extra_flags)
   outputs = []
   for proc in procs:
     out, err = proc.communicate(timeout=300)
@@ -66,3 +79,27 @@ def test_a_worker_out_of_time_stops_every_worker(fake, tmp_path):
   outputs = _run_workers(fake, tmp_path, (["--max_minutes=0.0001"], []))
   assert outputs[0]["steps"] == outputs[1]["steps"] == 0
   assert outputs[0]["stopped_by"] == outputs[1]["stopped_by"] == "max_minutes"
+
+
+def test_a_signal_to_one_worker_stops_every_worker_with_a_checkpoint(
+    fake, tmp_path):
+  # SIGTERM reaches worker 1 only (a preempted machine): both workers take
+  # the interrupted path at the same step, the chief saves it and marks
+  # results.json, and both exit 128 + SIGTERM.
+  procs = _start_workers(fake, tmp_path, (["--train_steps=100000"],
+                                          ["--train_steps=100000"]))
+  marker = tmp_path / "run" / "checkpoints" / "ckpt-3.index"
+  deadline = time.time() + 240
+  while not marker.exists():
+    assert time.time() < deadline and all(p.poll() is None for p in procs)
+    time.sleep(0.05)
+  procs[1].send_signal(signal.SIGTERM)
+  for proc in procs:
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "interrupted: SIGTERM at step" in err
+  with open(tmp_path / "run" / "results.json") as f:
+    results = json.load(f)
+  assert results["interrupted"] and results["stopped_by"] == "SIGTERM"
+  assert os.path.exists(tmp_path / "run" / "checkpoints" /
+                        f"ckpt-{results['steps']}.index")

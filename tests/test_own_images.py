@@ -1,4 +1,4 @@
-"""Your own images (issue 13): splits, layouts, class names, label checks,
+"""Your own images: splits, layouts, class names, label checks,
 image modes, and the folder-writing script. No training here: the story
 (train, evaluate, adapt, export, serve) is tests/test_own_images_story.py.
 """
@@ -25,26 +25,19 @@ from pixelda_tf.data import images
 from pixelda_tf.data import load_domain
 from pixelda_tf.data import mnist
 from pixelda_tf.data import mnist_m
-from pixelda_tf.data import net
 from pixelda_tf.data import splits
 from pixelda_tf.data import usps
 from tests import make_fake_data
+from tests import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-  monkeypatch.setenv(net.OFFLINE_ENV, "1")
-  domains._full.cache_clear()  # pylint: disable=protected-access
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 def cfg_for(tmp_path, fake, **kw):
-  defaults = dict(data_dir=str(tmp_path / "data"),
-                  mnist_dir=str(fake / "mnist"), download=False,
-                  image_size=16)
-  defaults.update(kw)
-  return DataConfig(**defaults)
+  return tiny.data_config(tmp_path, fake, **{"image_size": 16, **kw})
 
 
 def write_class_folder(root, per_class, classes=None, size=12, seed=0,
@@ -263,15 +256,15 @@ def test_class_names_and_num_classes_check(tmp_path, fake):
 
 
 def test_export_label_names_are_the_source_folder_names(tmp_path, fake):
-  from pixelda_tf import export  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import exporting  # pylint: disable=g-import-not-at-top
   cfg = config_lib.Config(
       data=cfg_for(tmp_path, fake, source="folder",
                    source_dir=str(fake / "source_folder"), mnist_dir=None,
                    target="folder", target_dir=str(fake / "target_flat")),
       classifier=config_lib.ClassifierConfig(num_classes=2))
-  assert export.label_names(cfg) == ["a", "b"]
-  assert export.contract(cfg)["classifier"]["label_names"] == ["a", "b"]
-  assert export.label_names(config_lib.Config()) == [str(i) for i in range(10)]
+  assert exporting.label_names(cfg) == ["a", "b"]
+  assert exporting.contract(cfg)["classifier"]["label_names"] == ["a", "b"]
+  assert exporting.label_names(config_lib.Config()) == [str(i) for i in range(10)]
 
 
 # --- labels checked where they are read ---------------------------------------
@@ -414,17 +407,16 @@ def test_folders_from_builtin_match_the_builtin_split(tmp_path, fake):
 
 
 def test_override_drops_the_runs_val_folder_for_another_target():
-  from pixelda_tf import runs  # pylint: disable=g-import-not-at-top
-  from tests import tiny  # pylint: disable=g-import-not-at-top
   base = tiny.tiny_config(data=dict(target_val_dir="/runs/val"))
-  assert runs.override_data(base, {}).data.target_val_dir == "/runs/val"
-  other = runs.override_data(base, {"target": "usps"})
+  assert config_lib.override_data(base, {}).data.target_val_dir == "/runs/val"
+  other = config_lib.override_data(base, {"target": "usps"})
   assert other.data.target_val_dir is None
-  kept = runs.override_data(base, {"target": "usps",
+  kept = config_lib.override_data(base, {"target": "usps",
                                    "target_val_dir": "/v"})
   assert kept.data.target_val_dir == "/v"
 
 
+@pytest.mark.slow
 def test_folders_from_builtin_binary(tmp_path, fake):
   env = dict(os.environ, PIXELDA_OFFLINE="1", PYTHONPATH=ROOT,
              TF_CPP_MIN_LOG_LEVEL="2")

@@ -16,6 +16,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+
+# Trains, exports or starts processes: not in the quick tier.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = [
     "--image_size=16", "--batch_size=8", "--train_steps=4", "--max_minutes=0",

@@ -14,13 +14,17 @@ import pytest
 import tensorflow as tf
 
 from pixelda_tf import config as config_lib
-from pixelda_tf import export
+from pixelda_tf import exporting
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import models
 from pixelda_tf import pixelda
+from pixelda_tf import rundir
 from pixelda_tf import runtime
-from pixelda_tf import training
 from tests import tiny
+
+
+# Trains, exports or starts processes: not in the quick tier.
+pytestmark = pytest.mark.slow
 
 STEPS = 2
 
@@ -133,17 +137,17 @@ def test_bf16_speed_layers_match_the_stock_layers(bf16_run):
 
 
 def _model_dir(path, model):
-  with open(os.path.join(path, pixelda.CONFIG_FILE), "w") as f:
+  with open(os.path.join(path, rundir.CONFIG_FILE), "w") as f:
     f.write(model.cfg.to_json())
   tf.train.CheckpointManager(
-      model.checkpoint, os.path.join(path, pixelda.CHECKPOINT_DIR),
+      model.checkpoint, os.path.join(path, rundir.CHECKPOINT_DIR),
       max_to_keep=1).save()
   return str(path)
 
 
 def test_bf16_checkpoint_restores_into_float32_networks(bf16_run, tmp_path):
   model, _ = bf16_run
-  restored = pixelda.restore(_model_dir(tmp_path, model))
+  restored = rundir.restore(_model_dir(tmp_path, model))
   assert restored.precision == "float32"
   assert set(_compute_dtypes(restored.nets.classifier).values()) == {
       "float32"}
@@ -154,33 +158,35 @@ def test_bf16_checkpoint_restores_into_float32_networks(bf16_run, tmp_path):
   cfg = tiny.tiny_config(runtime=dict(precision="mixed_bfloat16"))
   again = pixelda.PixelDA(cfg, tf.distribute.get_strategy())
   again.checkpoint.restore(tf.train.latest_checkpoint(
-      os.path.join(tmp_path, pixelda.CHECKPOINT_DIR))
+      os.path.join(tmp_path, rundir.CHECKPOINT_DIR))
                           ).assert_existing_objects_matched()
   assert int(again.step.numpy()) == STEPS
 
 
 def test_precision_may_change_on_resume(tmp_path):
   cfg = tiny.tiny_config(train=dict(model_dir=str(tmp_path)))
-  with open(os.path.join(tmp_path, pixelda.CONFIG_FILE), "w") as f:
+  with open(os.path.join(tmp_path, rundir.CONFIG_FILE), "w") as f:
     f.write(cfg.to_json())
-  check = training._check_same_run  # pylint: disable=protected-access
+
+  def check(new):
+    rundir.RunDir(new, chief=True).check_settings()
+
   check(dataclasses.replace(cfg, runtime=dataclasses.replace(
-      cfg.runtime, precision="auto")), str(tmp_path))
+      cfg.runtime, precision="auto")))
   with pytest.raises(config_lib.ConfigError, match="batch_size"):
-    check(tiny.tiny_config(train=dict(model_dir=str(tmp_path), batch_size=4)),
-          str(tmp_path))
+    check(tiny.tiny_config(train=dict(model_dir=str(tmp_path), batch_size=4)))
 
 
 def test_export_of_a_bf16_run_serves_float32(bf16_run, tmp_path):
   model, _ = bf16_run
   os.makedirs(tmp_path / "run")
   model_dir = _model_dir(tmp_path / "run", model)
-  paths = export.export_model_dir(model_dir, str(tmp_path / "out"))
+  paths = exporting.export_model_dir(model_dir, str(tmp_path / "out"))
   x = tiny.batch(7)["target_images"]
   # The float32 reference: float32 networks holding the trained weights.
   ref = pixelda.PixelDA(tiny.tiny_config(), tf.distribute.get_strategy())
   ref.checkpoint.restore(tf.train.latest_checkpoint(
-      os.path.join(model_dir, pixelda.CHECKPOINT_DIR))).expect_partial()
+      os.path.join(model_dir, rundir.CHECKPOINT_DIR))).expect_partial()
   want = ref.nets.classifier(x, training=False).numpy()
   # Freshly trained logits are small: tolerances relative to their size.
   # bfloat16 inference would be off by ~1e-3 of it, float32 by ~1e-7.

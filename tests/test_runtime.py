@@ -14,9 +14,10 @@ import pixelda_tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-pytestmark = pytest.mark.skipif(
+# Each test starts Python processes: not in the quick tier.
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not pixelda_tf.ON_X86,
-    reason="TensorFlow's oneDNN kernels ship in the x86 wheels")
+    reason="TensorFlow's oneDNN kernels ship in the x86 wheels")]
 
 _PROBE = """
 import sys

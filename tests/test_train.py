@@ -19,9 +19,14 @@ import tensorflow as tf
 from pixelda_tf import config as config_lib
 from pixelda_tf import data
 from pixelda_tf import pixelda
+from pixelda_tf import rundir
 from pixelda_tf import runlock
 from pixelda_tf import training
 from tests import tiny
+
+
+# Trains, exports or starts processes: not in the quick tier.
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -124,12 +129,12 @@ def test_resume_on_moved_data_works_and_on_other_data_is_refused(fake,
 def test_time_budget_continues_across_resumes():
   progress = {"4": 1.5, "8": 3.0}
   history = [{"step": 6, "minutes": 2.2}]
-  assert training._prior_minutes(progress, history, 8) == 3.0
+  assert rundir.prior_minutes(progress, history, 8) == 3.0
   # Killed between checkpoint 10 and its progress entry: the latest known
   # clock at or before step 10, never a fresh budget.
-  assert training._prior_minutes(progress, history, 10) == 3.0
-  assert training._prior_minutes({}, history, 7) == 2.2
-  assert training._prior_minutes({}, [], 5) == 0.0
+  assert rundir.prior_minutes(progress, history, 10) == 3.0
+  assert rundir.prior_minutes({}, history, 7) == 2.2
+  assert rundir.prior_minutes({}, [], 5) == 0.0
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(fake,
@@ -140,7 +145,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(fake,
                  checkpoint_every=1, eval_every=0, quiet=True))
   with pytest.raises(pixelda.NonFiniteLossError, match=r"at step \d+"):
     training.train(cfg, strategy=tf.distribute.get_strategy())
-  model = pixelda.restore(str(tmp_path / "run"))
+  model = rundir.restore(str(tmp_path / "run"))
   assert 0 < int(model.step) < 50
   for v in model.nets.generator.variables:
     assert np.all(np.isfinite(v.numpy())), v.path
@@ -160,7 +165,7 @@ def _train_cmd(fake, tmp, model_dir, steps):
 
 
 def _final_weights(model_dir):
-  model = pixelda.restore(model_dir)
+  model = rundir.restore(model_dir)
   return model, tiny.weights(model)
 
 
@@ -203,7 +208,7 @@ def test_a_killed_or_stopped_run_reruns_like_an_unbroken_one(fake, tmp_path,
         break
   _, err = proc.communicate(timeout=120)
   err = "".join(seen) + err
-  stopped_at = int(pixelda.restore(broken).step)
+  stopped_at = int(rundir.restore(broken).step)
   assert 0 < stopped_at < _STEPS, "the run ended before the signal"
   if sig == signal.SIGKILL:
     assert proc.returncode == -signal.SIGKILL
@@ -233,12 +238,12 @@ def test_a_killed_or_stopped_run_reruns_like_an_unbroken_one(fake, tmp_path,
 
 
 def test_seed_summary_reports_mean_and_std():
-  from pixelda_tf import seeds  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import sweeps  # pylint: disable=g-import-not-at-top
   def run(final, best):
     return {"final": {"accuracy": final}, "best": {"accuracy": best},
             "steps": 10, "wall_time_s": 60.0,
             "data_sources": {"target/test": "MNIST-M"}}
-  summary = seeds.summarize({0: run(0.9, 0.92), 1: run(0.8, 0.94)})
+  summary = sweeps.summarize({0: run(0.9, 0.92), 1: run(0.8, 0.94)})
   assert summary["final"]["mean"] == pytest.approx(0.85)
   assert summary["final"]["std"] == pytest.approx(0.0707107)  # ddof=1
   assert summary["best"]["mean"] == pytest.approx(0.93)
@@ -288,24 +293,34 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(
     f.truncate(size // 2)
   # Read-only tools: the previous checkpoint, with a warning naming the file.
   with caplog.at_level("WARNING", logger="absl"):
-    model = pixelda.restore(run)
+    model = rundir.restore(run)
   assert model.restored_from.endswith("ckpt-2") and int(model.step) == 2
   assert any(newest in r.getMessage() and "cannot be read" in r.getMessage()
              for r in caplog.records)
-  # (evaluate, adapt and export restore through pixelda.restore too.)
+  # (evaluate, adapt and export restore through rundir.restore too.)
   # Training: resumes from step 2 and trains steps 3-4 again, exactly.
   again = training.train(cfg, strategy=tf.distribute.get_strategy())
   assert again["steps"] == 4
+  assert again["weights_sha256"] == unbroken["weights_sha256"]
+  # A newest checkpoint whose .index is gone (a copy cut short) is not taken
+  # for "never trained": the previous one is restored, with a warning.
+  os.remove(newest + ".index")
+  caplog.clear()
+  with caplog.at_level("WARNING", logger="absl"):
+    assert rundir.restore(run).restored_from.endswith("ckpt-2")
+  assert any(f"{newest}.index is missing" in r.getMessage()
+             for r in caplog.records)
+  again = training.train(cfg, strategy=tf.distribute.get_strategy())
   assert again["weights_sha256"] == unbroken["weights_sha256"]
   # Nothing readable: one error naming every file, and what to do.
   for name in os.listdir(os.path.join(run, "checkpoints")):
     if ".data-" in name:
       with open(os.path.join(run, "checkpoints", name), "r+b") as f:
         f.truncate(10)
-  with pytest.raises(pixelda.CheckpointError,
+  with pytest.raises(rundir.CheckpointError,
                      match=r"no checkpoint can be read: .*ckpt-4 .*ckpt-2 .*"
                      r"delete them"):
-    pixelda.restore(run)
+    rundir.restore(run)
   proc = subprocess.run(
       [sys.executable, "-m", "pixelda_tf.evaluate", f"--model_dir={run}"],
       cwd=ROOT, env=_ENV, capture_output=True, text=True, timeout=300)
@@ -331,12 +346,12 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(
                   prefix + ".data-00000-of-00001")
 
   monkeypatch.setattr(tf.train.Checkpoint, "_write", disk_full)
-  with pytest.raises(pixelda.CheckpointError,
+  with pytest.raises(rundir.CheckpointError,
                      match=r"could not write checkpoint .*ckpt-4: .*No space "
                      r"left.* .*ckpt-2 is kept"):
     training.train(cfg, strategy=tf.distribute.get_strategy())
   monkeypatch.setattr(tf.train.Checkpoint, "_write", write)
-  model = pixelda.restore(run)
+  model = rundir.restore(run)
   assert int(model.step) == 2 and model.restored_from.endswith("ckpt-2")
   assert training.train(cfg, strategy=tf.distribute.get_strategy())[
       "steps"] == 4
@@ -351,6 +366,35 @@ def test_a_missing_folder_names_its_flag_and_writes_nothing(fake, tmp_path):
                      "folder"):
     training.train(cfg, strategy=tf.distribute.get_strategy())
   assert os.listdir(tmp_path / "run") in ([], ["LOCK"])
+
+
+def test_a_signal_stops_before_that_steps_evaluation(fake, tmp_path,
+                                                     monkeypatch):
+  # A preempted job has seconds left: after the signal, the step in flight
+  # is saved at once, without the evaluation that step was due.
+  cfg = _cfg(fake, str(tmp_path), train_steps=10, eval_every=1,
+             checkpoint_every=100, image_every=0)
+  step_fn = pixelda.PixelDA.train_step
+
+  def step_then_signal(self, batch):
+    logs = step_fn(self, batch)
+    if int(self.step) == 3:
+      os.kill(os.getpid(), signal.SIGTERM)
+    return logs
+
+  monkeypatch.setattr(pixelda.PixelDA, "train_step", step_then_signal)
+  handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    with pytest.raises(training.Interrupted, match="SIGTERM at step 3"):
+      training.train(cfg, strategy=tf.distribute.get_strategy())
+  finally:
+    for s, handler in handlers.items():
+      signal.signal(s, handler)
+  with open(os.path.join(cfg.train.model_dir, "results.json")) as f:
+    results = json.load(f)
+  assert results["interrupted"] and results["steps"] == 3
+  assert [h["step"] for h in results["val_history"]] == [1, 2]
+  assert int(rundir.restore(cfg.train.model_dir).step) == 3
 
 
 def test_the_progress_total_follows_the_budget_that_ends_the_run():

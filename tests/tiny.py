@@ -25,6 +25,14 @@ def tiny_config(**sections) -> config_lib.Config:
   return config_lib.validate(cfg)
 
 
+def data_config(tmp_path, fake, **fields) -> config_lib.DataConfig:
+  """A DataConfig that reads the fake data sets (`fake` fixture) offline into
+  tmp_path/data; `fields` override."""
+  return config_lib.DataConfig(**{
+      "data_dir": str(tmp_path / "data"), "mnist_dir": str(fake / "mnist"),
+      "download": False, **fields})
+
+
 def batch(seed: int = 0, size: int = SIZE, n: int = BATCH) -> dict:
   rng = np.random.default_rng(seed)
   return {

@@ -1,4 +1,4 @@
-"""Datasets and the input pipeline (CONTRACT; the data helper fills this in).
+"""Datasets and the input pipeline.
 
 Public API that the trainer, evaluate, adapt and export use:
 

@@ -4,13 +4,13 @@
   python -m pixelda_tf.data --target=mnist_m --bsds_dir=PATH/BSR/BSDS500/data/images
 """
 
-import sys
 import time
 
 import numpy as np
 from absl import app
 
 from pixelda_tf import flags as pixelda_flags
+from pixelda_tf import usage
 from pixelda_tf.data import domains
 from pixelda_tf.data import errors
 
@@ -43,11 +43,14 @@ def main(argv):
           continue
         print(_describe(role, split, d, time.time() - start), flush=True)
   except errors.DataError as e:
-    # One line with the fix, not a traceback wall.
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return usage.error(e)
   return 0
 
 
-if __name__ == "__main__":
+def run():
+  """The console script's entry point (`pixelda-data`)."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -114,6 +113,3 @@ def fit(images: np.ndarray, size: int, smaller: str = "resize") -> np.ndarray:
     return pad(images, size)
   return resize(images, size)
 
-
-def stack(images: Sequence[np.ndarray]) -> np.ndarray:
-  return np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)

@@ -177,7 +177,7 @@ def read_mnist_pickle(gz_bytes: bytes, where: str) -> Arrays:
       "test_labels": np.asarray(test[1]).astype(np.int64),
   }
   got = hashlib.md5(out["train_images"].tobytes()).hexdigest()
-  if TRAIN_PIXELS_MD5 and got != TRAIN_PIXELS_MD5:
+  if got != TRAIN_PIXELS_MD5:
     raise errors.DataError(
         f"{where}: rebuilt train pixels have md5 {got}, not the canonical "
         f"{TRAIN_PIXELS_MD5}; pass --mnist_dir with the MNIST IDX files")

@@ -1,0 +1,403 @@
+"""A run's folder (`--model_dir`): its layout and everything kept in it.
+
+  <model_dir>/
+    config.json        the Config, written once the data has loaded
+    data_sources.json  each split's origin and the sha256 of its content
+    checkpoints/       ckpt-N, the newest `keep_checkpoints` (at least 2)
+    best/              the best-by-validation checkpoint and best.json
+    history.json       one entry per evaluation (step, minutes, accuracies)
+    progress.json      training minutes at each kept checkpoint
+    results.json       the final report (or the interrupted one)
+    LOCK               held by the trainer for its lifetime (`runlock`)
+    train/             TensorBoard logs
+
+The trainer reads and writes it through `RunDir`; the read-only tools
+(evaluate, adapt, export) through `load_config` and `restore`. Every JSON
+file is written whole or not at all (`write_json`), and checkpoints are
+restored newest first, skipping damaged ones with a warning, so a killed or
+preempted run never leaves a folder that cannot be resumed or read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from pixelda_tf import config as config_lib
+from pixelda_tf import pixelda
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+BEST_DIR = "best"
+BEST_FILE = "best.json"
+RESULTS_FILE = "results.json"
+HISTORY_FILE = "history.json"
+SOURCES_FILE = "data_sources.json"
+PROGRESS_FILE = "progress.json"
+
+# Settings that may change between the first run and a resumed one: budgets,
+# intervals, where things are, and how (not what) the step computes.
+RESUMABLE_CHANGES = {
+    ("train", f) for f in ("train_steps", "max_minutes", "checkpoint_every",
+                           "eval_every", "summary_every", "image_every",
+                           "keep_checkpoints", "quiet", "model_dir")
+} | {("runtime", f) for f in ("strategy", "num_cpu_devices", "jit_compile",
+                              "intra_op_threads", "inter_op_threads",
+                              "fused_batch_norm", "split_conv_grad",
+                              "precision")} | {
+    ("data", f) for f in ("data_dir", "mnist_dir", "bsds_dir", "mnist_m_dir",
+                          "usps_path", "source_dir", "target_dir",
+                          "target_val_dir", "download")}
+
+
+class CheckpointError(Exception):
+  """No checkpoint in a folder can be read, or one cannot be written."""
+
+
+def write_json(path: str, obj) -> None:
+  """Writes JSON atomically: a reader never sees half a file."""
+  tmp = path + ".tmp"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def read_json(path: str, default):
+  """The JSON in `path`, or `default` when there is no such file."""
+  if not tf.io.gfile.exists(path):
+    return default
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def load_config(model_dir: str) -> config_lib.Config:
+  """The Config a run in `model_dir` was trained with (its config.json)."""
+  path = os.path.join(model_dir, CONFIG_FILE)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(
+        f"{path} not found: {model_dir!r} is not a pixelda-tf model_dir "
+        "(train writes config.json there)")
+  return config_lib.Config.from_dict(read_json(path, None))
+
+
+def _kept(folder: str) -> List[str]:
+  """Every checkpoint prefix the folder's `checkpoint` file lists, newest
+  first, whether or not its files are all there."""
+  state = tf.train.get_checkpoint_state(folder)
+  if state is None:
+    return []
+  paths = [*state.all_model_checkpoint_paths, state.model_checkpoint_path]
+  newest_first = []
+  for p in reversed(paths):
+    p = p if os.path.isabs(p) else os.path.join(folder, p)
+    if p and p not in newest_first:
+      newest_first.append(p)
+  return newest_first
+
+
+def checkpoint_candidates(model_dir: str, which: str = "latest") -> List[str]:
+  """The checkpoints `which` may restore, newest first.
+
+  `latest` and `best` list every checkpoint kept in their folder, including
+  ones whose files are missing or cut short (`restore_newest_intact` skips
+  those with a warning): a damaged newest checkpoint has intact ones behind
+  it, and is never mistaken for "not trained yet". Any other `which` is one
+  checkpoint prefix.
+
+  Raises:
+    FileNotFoundError: nothing to restore, with what to run first.
+  """
+  if which not in ("latest", "best"):
+    if not tf.io.gfile.exists(which + ".index"):
+      raise FileNotFoundError(f"no checkpoint at {which!r} (expected "
+                              f"{which}.index); pass latest, best or a prefix")
+    return [which]
+  folder = os.path.join(model_dir, CHECKPOINT_DIR if which == "latest"
+                        else BEST_DIR)
+  paths = _kept(folder)
+  if not paths:
+    raise FileNotFoundError(
+        f"no {which} checkpoint in {folder}: train first with "
+        f"`python -m pixelda_tf.train --model_dir={model_dir}`"
+        + (" (a best checkpoint needs --eval_every > 0)" if which == "best"
+           else ""))
+  return paths
+
+
+def restore_newest_intact(checkpoint: tf.train.Checkpoint, paths: List[str],
+                          networks: str = "these networks") -> str:
+  """Restores the first of `paths` that reads, warning about each that does
+  not (files missing, truncated or corrupt); returns the path restored.
+
+  Raises:
+    CheckpointError: none of them reads; names every file.
+    ValueError: a checkpoint of other networks than `networks` (not damage);
+      names that checkpoint.
+  """
+  damaged = []
+  for path in paths:
+    try:
+      if not tf.io.gfile.exists(path + ".index"):
+        raise FileNotFoundError(f"{path}.index is missing")
+      checkpoint.restore(path).assert_existing_objects_matched()
+      return path
+    except (tf.errors.OpError, IndexError, OSError) as e:
+      reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+      damaged.append(f"{path} ({reason})")
+      logging.warning("checkpoint %s cannot be read: %s%s", path, reason,
+                      "; trying the previous one" if path != paths[-1]
+                      else "")
+    except (AssertionError, ValueError) as e:
+      # AssertionError: objects missing; ValueError: variable shapes differ.
+      raise ValueError(f"checkpoint {path} does not match {networks}: "
+                       f"{e}") from e
+  folder = os.path.dirname(paths[0]) if paths else "the folder"
+  raise CheckpointError(
+      "no checkpoint can be read: " + "; ".join(damaged) + ". The files are "
+      f"damaged or missing (a full disk, a copy cut short?): delete them (or "
+      f"all of {folder}) to train from the start, or restore them from a "
+      "backup")
+
+
+def restore(model_dir: str, which: str = "latest",
+            strategy: Optional[tf.distribute.Strategy] = None,
+            averaged: bool = True) -> pixelda.PixelDA:
+  """Rebuilds a trained PixelDA from `model_dir` and restores its weights.
+
+  Args:
+    model_dir: a training run's folder.
+    which: `latest`, `best` (highest target-validation accuracy) or a
+      checkpoint prefix.
+    strategy: defaults to the default (single-device) strategy.
+    averaged: for a run trained with `ema_decay`, load the averaged weights
+      into G and T (what its evaluations scored); False keeps the raw ones.
+
+  Returns:
+    The model; `model.restored_from` is the checkpoint read (an older one
+    than asked for when the newest is damaged: a warning says so).
+
+  Raises:
+    FileNotFoundError: no config or checkpoint.
+    CheckpointError: no checkpoint of `which` can be read.
+    ValueError: the checkpoint does not match the config's networks.
+  """
+  cfg = load_config(model_dir)
+  # Training-only speed layers are swapped for the plain Keras ones (same
+  # variables), so exported .keras files load without pixelda_tf; networks
+  # trained in mixed precision hold float32 variables and are rebuilt in
+  # float32, so what is evaluated and exported computes as a float32 run.
+  cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(
+      cfg.runtime, fused_batch_norm=False, split_conv_grad=False,
+      precision="float32"))
+  paths = checkpoint_candidates(model_dir, which)
+  model = pixelda.PixelDA(cfg, strategy or tf.distribute.get_strategy())
+  model.restored_from = restore_newest_intact(
+      model.checkpoint, paths,
+      f"the networks in {os.path.join(model_dir, CONFIG_FILE)}")
+  if averaged and model.average is not None:
+    model.average.copy_to_variables()
+  return model
+
+
+def data_fingerprint(domain) -> str:
+  """sha256 of a split's pixels and labels: what it is, not where it lives."""
+  h = hashlib.sha256(np.ascontiguousarray(domain.images).tobytes())
+  if domain.labels is not None:
+    h.update(np.asarray(domain.labels, np.int64).tobytes())
+  return h.hexdigest()
+
+
+def prior_minutes(progress: Dict[str, float], history: list,
+                  start_step: int) -> float:
+  """Training minutes before the checkpoint at start_step.
+
+  From progress.json; if its entry is missing (killed between the checkpoint
+  and the progress write), the latest entry or evaluation at or before
+  start_step, so the budget never restarts.
+  """
+  if str(start_step) in progress:
+    return progress[str(start_step)]
+  known = [(int(k), v) for k, v in progress.items() if int(k) <= start_step]
+  known += [(h["step"], h["minutes"]) for h in history]
+  return max(known)[1] if known else 0.0
+
+
+class RunDir:
+  """The trainer's side of a model_dir.
+
+  In order: `check_settings` (before the data loads: refuse to resume other
+  settings), `record_data` (after: write config.json, refuse other data),
+  `attach` (checkpoint managers for the model; resume from the newest intact
+  checkpoint), then `save`, `record_evaluation` and `write_results` as the
+  run goes. Under MultiWorkerMirroredStrategy every worker saves (saving may
+  involve collectives), but only the chief into model_dir; the others into a
+  scratch folder removed by `write_results`.
+
+  Attributes:
+    path: the model_dir.
+    history: the evaluations so far, across resumes.
+    best: {"val_accuracy", "step"} of the best-by-validation checkpoint.
+    saved_step: the step of the newest checkpoint written or restored.
+  """
+
+  def __init__(self, cfg: config_lib.Config, chief: bool,
+               started: Optional[float] = None):
+    self.cfg, self.chief, self.path = cfg, chief, cfg.train.model_dir
+    self._started = time.time() if started is None else started
+    self._prior_minutes = 0.0
+    self.history: List[Dict] = []
+    self.best = {"val_accuracy": -1.0, "step": -1}
+    self.saved_step = 0
+    self._latest = self._best = self._scratch = None
+
+  def file(self, name: str) -> str:
+    return os.path.join(self.path, name)
+
+  def minutes(self) -> float:
+    """Training minutes, counted across resumes."""
+    return self._prior_minutes + (time.time() - self._started) / 60
+
+  def check_settings(self) -> None:
+    """Refuses to resume a run with other model or training settings."""
+    if not tf.io.gfile.exists(self.file(CONFIG_FILE)):
+      return
+    old, new = load_config(self.path).to_dict(), self.cfg.to_dict()
+    # Named as in config.json (section.field): flag names differ from fields.
+    diffs = [f"{sec}.{field}: {old[sec][field]!r} -> {new[sec][field]!r}"
+             for sec in new for field in new[sec]
+             if (sec, field) not in RESUMABLE_CHANGES
+             and old[sec][field] != new[sec][field]]
+    if diffs:
+      raise config_lib.ConfigError(
+          f"{self.path} holds a run with other settings ({'; '.join(diffs)}; "
+          f"see {CONFIG_FILE} there); use a new --model_dir, or the "
+          "original flags to resume")
+
+  def record_data(self, origins: Dict[str, str],
+                  fingerprints: Dict[str, str]) -> None:
+    """Writes config.json (first run) and refuses to resume on other data.
+
+    Data paths may change between runs (the same files can move, a cache can
+    be rebuilt), and `mnist_m_variant=auto` resolves at run time, so what is
+    compared is each split's content fingerprint; the error names the
+    origins.
+    """
+    if self.chief and not tf.io.gfile.exists(self.file(CONFIG_FILE)):
+      write_json(self.file(CONFIG_FILE), self.cfg.to_dict())
+    first = read_json(self.file(SOURCES_FILE), None)
+    if first is None:
+      if self.chief:
+        write_json(self.file(SOURCES_FILE),
+                   {"origins": origins, "sha256": fingerprints})
+      return
+    old = first.get("sha256", {})
+    diffs = [f"{k}: {first.get('origins', {}).get(k)!r} -> {origins[k]!r}"
+             for k, v in fingerprints.items() if k in old and old[k] != v]
+    if diffs:
+      raise config_lib.ConfigError(
+          f"{self.path} was trained on other data ({'; '.join(diffs)}); pass "
+          "the data flags of the first run (e.g. --bsds_dir) or use a new "
+          "--model_dir")
+
+  def attach(self, model: pixelda.PixelDA) -> int:
+    """Checkpoint managers for `model`; restores the newest intact
+    checkpoint, with the history, best and clock as of it. Returns the step
+    to start from."""
+    root = self.path
+    if not self.chief:
+      root = self._scratch = tempfile.mkdtemp(prefix="pixelda_worker")
+    self._latest = tf.train.CheckpointManager(
+        model.checkpoint, os.path.join(root, CHECKPOINT_DIR),
+        # At least 2: a damaged newest checkpoint has an intact one behind it.
+        max_to_keep=max(self.cfg.train.keep_checkpoints, 2))
+    self._best = tf.train.CheckpointManager(
+        model.checkpoint, os.path.join(root, BEST_DIR), max_to_keep=2)
+    kept = _kept(os.path.join(self.path, CHECKPOINT_DIR))
+    if kept:
+      # A damaged checkpoint (a full disk, a copy cut short) is skipped with
+      # a warning, and its steps are trained again.
+      path = restore_newest_intact(model.checkpoint, kept)
+      logging.info("resumed from %s at step %d", path,
+                   int(model.step.numpy()))
+    start = self.saved_step = int(model.step.numpy())
+    self.best = read_json(self.file(os.path.join(BEST_DIR, BEST_FILE)),
+                          self.best)
+    self.history = [h for h in read_json(self.file(HISTORY_FILE), [])
+                    if h["step"] <= start]
+    self._prior_minutes = prior_minutes(
+        read_json(self.file(PROGRESS_FILE), {}), self.history, start)
+    return start
+
+  @property
+  def latest_checkpoint(self) -> Optional[str]:
+    return self._latest.latest_checkpoint
+
+  def save(self, step: int) -> None:
+    """A checkpoint of step, and the minutes at each kept checkpoint (so a
+    resume from any of them continues the clock from there)."""
+    _save(self._latest, step)
+    self.saved_step = step
+    if self.chief:
+      kept = {p.rsplit("-", 1)[-1] for p in self._latest.checkpoints}
+      done = {k: v for k, v in read_json(self.file(PROGRESS_FILE), {}).items()
+              if k in kept}
+      write_json(self.file(PROGRESS_FILE), {**done, str(step): self.minutes()})
+
+  def record_evaluation(self, entry: Dict) -> None:
+    """Appends an evaluation (step, minutes, val_accuracy, test_accuracy...)
+    to the history; a better validation score also saves the best
+    checkpoint (checkpoints are chosen on validation only)."""
+    self.history.append(entry)
+    if self.chief:
+      write_json(self.file(HISTORY_FILE), self.history)
+    acc = entry["val_accuracy"]
+    if acc is not None and acc > self.best["val_accuracy"]:
+      self.best = {"val_accuracy": acc, "step": entry["step"]}
+      _save(self._best, entry["step"])
+      if self.chief:
+        write_json(self.file(os.path.join(BEST_DIR, BEST_FILE)), self.best)
+
+  def restore_best(self, model: pixelda.PixelDA) -> bool:
+    """Loads the best-by-validation checkpoint into model; False (with a
+    warning) when none of its files reads."""
+    try:
+      restore_newest_intact(model.checkpoint,
+                            list(reversed(self._best.checkpoints)))
+      return True
+    except CheckpointError as e:
+      logging.warning("best-by-validation checkpoint not scored: %s", e)
+      return False
+
+  def restore_latest(self, model: pixelda.PixelDA) -> None:
+    model.checkpoint.restore(self.latest_checkpoint).expect_partial()
+
+  def write_results(self, results: Dict) -> None:
+    """results.json (chief); a worker's scratch checkpoints are removed."""
+    if self.chief:
+      write_json(self.file(RESULTS_FILE), results)
+    elif self._scratch:
+      tf.io.gfile.rmtree(self._scratch)
+
+
+def _save(manager: tf.train.CheckpointManager, step: int) -> None:
+  """manager.save, with an error naming the file when the write fails (a
+  full disk, a lost mount). TensorFlow writes into a temporary name and
+  renames at the end, so the checkpoints before it stay intact."""
+  try:
+    manager.save(checkpoint_number=step)
+  except (tf.errors.OpError, OSError) as e:
+    path = os.path.join(manager.directory, f"ckpt-{step}")
+    kept = manager.latest_checkpoint or "no earlier checkpoint"
+    raise CheckpointError(
+        f"could not write checkpoint {path}: {e}. {kept} is kept: free "
+        "space (or fix the folder) and rerun the same command to resume from "
+        "it") from e
