@@ -237,12 +237,12 @@ class RuntimeConfig:
     intra_op_threads: TensorFlow intra-op threads (0 = TensorFlow's choice).
     inter_op_threads: TensorFlow inter-op threads (0 = TensorFlow's choice).
     fused_batch_norm: run 4-D batch norm in training as one fused op
-      (`models.FusedBatchNormalization`); same numbers, fewer ops. Ignored
+      (`cpu_layers.FusedBatchNormalization`); same numbers, fewer ops. Ignored
       with jit_compile (XLA's lowering of the fused op is ~4x slower) and
       with sync_batch_norm. Training only: restored runs (export, evaluate,
       adapt) use the stock layers, which hold the same variables.
     split_conv_grad: compute the input gradient of D's stride-2 convs as
-      four stride-1 convs (`models.Stride2Conv2D`); same numbers, faster.
+      four stride-1 convs (`cpu_layers.Stride2Conv2D`); same numbers, faster.
       Training only, as fused_batch_norm.
     precision: `float32`, `mixed_bfloat16` or `mixed_float16` (Keras mixed
       precision: layers compute in 16 bits, variables, batch-norm statistics,

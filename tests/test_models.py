@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from pixelda_tf import config as config_lib
+from pixelda_tf import cpu_layers
 from pixelda_tf import models
 
 G_CFG = config_lib.GeneratorConfig(filters=8, num_blocks=2, noise_dim=4)
@@ -89,7 +90,7 @@ def test_fused_batch_norm_matches_keras_batch_norm():
   x = np.random.default_rng(1).normal(2.0, 3.0, (5, 6, 6, 4)).astype("f")
   kwargs = dict(momentum=0.9, epsilon=1e-3, scale=False)
   plain = keras.layers.BatchNormalization(**kwargs)
-  fused = models.FusedBatchNormalization(**kwargs)
+  fused = cpu_layers.FusedBatchNormalization(**kwargs)
   plain.build(x.shape)
   fused.build(x.shape)
   plain.beta.assign(np.arange(4, dtype="f") / 3)
@@ -112,7 +113,7 @@ def test_stride2_conv_matches_conv2d(size):
   kwargs = dict(filters=6, kernel_size=3, strides=2, padding="same",
                 use_bias=False)
   plain = keras.layers.Conv2D(**kwargs)
-  split = models.Stride2Conv2D(**kwargs)
+  split = cpu_layers.Stride2Conv2D(**kwargs)
   plain.build(x.shape)
   split.build(x.shape)
   split.kernel.assign(plain.kernel)
@@ -123,8 +124,8 @@ def test_stride2_conv_matches_conv2d(size):
 def test_speed_layers_are_used_only_when_asked():
   d = models.build_discriminator(16, D_CFG, fused_batch_norm=True,
                                  split_conv_grad=True)
-  assert isinstance(d.get_layer("conv1"), models.Stride2Conv2D)
-  assert isinstance(d.get_layer("conv1_bn"), models.FusedBatchNormalization)
+  assert isinstance(d.get_layer("conv1"), cpu_layers.Stride2Conv2D)
+  assert isinstance(d.get_layer("conv1_bn"), cpu_layers.FusedBatchNormalization)
   d = models.build_discriminator(16, D_CFG)
   assert type(d.get_layer("conv1")) is keras.layers.Conv2D
   assert type(d.get_layer("conv1_bn")) is keras.layers.BatchNormalization
@@ -160,7 +161,7 @@ def test_speed_layers_are_off_under_xla_and_synchronised_bn():
         data=config_lib.DataConfig(image_size=16),
         runtime=config_lib.RuntimeConfig(fused_batch_norm=True, **runtime))
     return type(models.Networks(cfg).generator.get_layer("block0_bn1"))
-  assert bn_type(jit_compile=False) is models.FusedBatchNormalization
+  assert bn_type(jit_compile=False) is cpu_layers.FusedBatchNormalization
   assert bn_type(jit_compile=True) is keras.layers.BatchNormalization
   assert bn_type(jit_compile=False, sync_batch_norm=True) is (
       keras.layers.BatchNormalization)
@@ -172,6 +173,6 @@ def test_speed_layers_round_trip_through_keras_files(tmp_path):
   x = np.random.default_rng(3).uniform(-1, 1, (2, 16, 16, 3)).astype("f")
   d.save(tmp_path / "d.keras")
   loaded = keras.models.load_model(tmp_path / "d.keras")
-  assert isinstance(loaded.get_layer("conv1"), models.Stride2Conv2D)
+  assert isinstance(loaded.get_layer("conv1"), cpu_layers.Stride2Conv2D)
   np.testing.assert_allclose(loaded(x, training=False).numpy(),
                              d(x, training=False).numpy(), rtol=1e-6)
