@@ -305,7 +305,7 @@ def require(ok: bool, message: str) -> None:
 
 def _one_of(value: str, choices: Tuple[str, ...], flag: str) -> None:
   require(value in choices,
-         f"--{flag}={value!r} is not valid; use one of {', '.join(choices)}")
+          f"--{flag}={value!r} is not valid; use one of {', '.join(choices)}")
 
 
 def image_size_ok(image_size: int) -> bool:
@@ -391,63 +391,63 @@ def validate(cfg: Config) -> Config:
   # Keras' LossScaleOptimizer applies only in replica context; the step
   # applies updates once, in cross-replica context, after the all-reduce.
   require(not (r.precision == "mixed_float16" and r.strategy != "default"),
-         f"--precision=mixed_float16 is not supported with "
-         f"--strategy={r.strategy} yet: use --precision=mixed_bfloat16 (no "
-         "loss scaling needed) or float32")
+          f"--precision=mixed_float16 is not supported with "
+          f"--strategy={r.strategy} yet: use --precision=mixed_bfloat16 (no "
+          "loss scaling needed) or float32")
   _one_of(cfg.loss.pmse_mask, ("none", "foreground"), "pmse_mask")
   require(image_size_ok(d.image_size), image_size_error(d.image_size))
   require(d.source != "folder" or d.source_dir,
-         "--source=folder needs --source_dir=PATH (one subfolder per class)")
+          "--source=folder needs --source_dir=PATH (one subfolder per class)")
   require(d.target != "folder" or d.target_dir,
-         "--target=folder needs --target_dir=PATH (a folder of images)")
+          "--target=folder needs --target_dir=PATH (a folder of images)")
   require(d.mnist_m_variant != "released" or d.mnist_m_dir,
-         "--mnist_m_variant=released needs --mnist_m_dir=PATH "
-         "(folder with mnist_m_train/ and mnist_m_train_labels.txt)")
+          "--mnist_m_variant=released needs --mnist_m_dir=PATH "
+          "(folder with mnist_m_train/ and mnist_m_train_labels.txt)")
   for flag, used in paths_read(d).items():
     require(not getattr(d, flag) or used,
             f"--{flag} is set but --source={d.source} --target={d.target} "
             "never read it: drop the flag or change --source/--target")
   require(not (d.bsds_dir and d.mnist_m_variant in ("offline", "released")),
-         f"--bsds_dir contradicts --mnist_m_variant={d.mnist_m_variant}: "
-         "drop one (BSDS500 photos are used by --mnist_m_variant=bsds500)")
+          f"--bsds_dir contradicts --mnist_m_variant={d.mnist_m_variant}: "
+          "drop one (BSDS500 photos are used by --mnist_m_variant=bsds500)")
   require(d.val_size >= 0, f"--val_size={d.val_size}: must be >= 0")
   require(d.test_size >= 0, f"--test_size={d.test_size}: must be >= 0 "
-         "(0 = 10% of the target train split, at most 1,000)")
+          "(0 = 10% of the target train split, at most 1,000)")
   _one_of(d.target_labels, TARGET_LABELS, "target_labels")
   require(t.mode != "target_only" or d.target_labels == "auto",
-         f"--mode=target_only trains on target labels, which "
-         f"--target_labels={d.target_labels} ignores: drop one of the two")
+          f"--mode=target_only trains on target labels, which "
+          f"--target_labels={d.target_labels} ignores: drop one of the two")
   require(d.source != d.target or d.source == "folder",
-         f"--source and --target are both {d.source!r}: adaptation needs two "
-         "domains")
+          f"--source and --target are both {d.source!r}: adaptation needs two "
+          "domains")
   require(t.batch_size > 0, f"--batch_size={t.batch_size}: must be > 0")
   require(t.train_steps >= 0, f"--train_steps={t.train_steps}: must be >= 0")
   require(t.max_minutes >= 0, f"--max_minutes={t.max_minutes}: must be >= 0")
   require(t.checkpoint_every > 0,
-         f"--checkpoint_every={t.checkpoint_every}: must be > 0")
+          f"--checkpoint_every={t.checkpoint_every}: must be > 0")
   require(t.ema_decay == 0.0 or 0.0 < t.ema_decay < 1.0,
-         f"--ema_decay={t.ema_decay}: use 0 (off) or a value in (0, 1), "
-         "e.g. 0.999")
+          f"--ema_decay={t.ema_decay}: use 0 (off) or a value in (0, 1), "
+          "e.g. 0.999")
   require(t.keep_checkpoints > 0,
-         f"--keep_checkpoints={t.keep_checkpoints}: must be > 0")
+          f"--keep_checkpoints={t.keep_checkpoints}: must be > 0")
   for name in ("eval_every", "summary_every", "image_every"):
     require(getattr(t, name) >= 0, f"--{name}: must be >= 0")
   require(cfg.generator.filters > 0 and cfg.generator.num_blocks >= 0,
-         "--g_filters must be > 0 and --g_blocks >= 0")
+          "--g_filters must be > 0 and --g_blocks >= 0")
   require(cfg.generator.noise_dim >= 1, "--noise_dim must be >= 1")
   require(0.0 < cfg.discriminator.dropout_keep_prob <= 1.0,
-         "--d_dropout_keep_prob must be in (0, 1]")
+          "--d_dropout_keep_prob must be in (0, 1]")
   require(cfg.discriminator.noise_stddev >= 0, "--d_noise_stddev must be >= 0")
   require(cfg.classifier.num_classes >= 2, "--num_classes must be >= 2")
   o = cfg.optim
   require(0 < o.learning_rate < math.inf,
-         f"--learning_rate={o.learning_rate}: must be finite and > 0, e.g. "
-         "0.001")
+          f"--learning_rate={o.learning_rate}: must be finite and > 0, e.g. "
+          "0.001")
   require(0 <= o.beta1 < 1, "--beta1 must be in [0, 1)")
   require(o.decay_steps > 0 and 0 < o.decay_rate <= 1,
-         "--lr_decay_steps must be > 0 and --lr_decay_rate in (0, 1]")
+          "--lr_decay_steps must be > 0 and --lr_decay_rate in (0, 1]")
   require(0 <= o.clipnorm < math.inf,
-         f"--clipnorm={o.clipnorm}: must be finite and >= 0 (0 = off)")
+          f"--clipnorm={o.clipnorm}: must be finite and >= 0 (0 = off)")
   for name, value in dataclasses.asdict(cfg.loss).items():
     if name != "pmse_mask":
       # `not (x >= 0)` also catches NaN, which compares false to everything.
@@ -455,10 +455,10 @@ def validate(cfg: Config) -> Config:
              f"loss weight {name}={value} must be finite and >= 0")
   require(r.num_cpu_devices >= 0, "--num_cpu_devices must be >= 0")
   require(not (r.strategy == "default" and r.num_cpu_devices > 1),
-         "--num_cpu_devices > 1 only makes sense with --strategy=mirrored")
+          "--num_cpu_devices > 1 only makes sense with --strategy=mirrored")
   require(not (r.sync_batch_norm and r.strategy == "default"),
-         "--sync_batch_norm needs --strategy=mirrored or multi_worker")
+          "--sync_batch_norm needs --strategy=mirrored or multi_worker")
   require(not (r.sync_batch_norm and r.jit_compile),
-         "--sync_batch_norm synchronises replicas inside the step, which XLA "
-         "cannot compile: add --nojit_compile")
+          "--sync_batch_norm synchronises replicas inside the step, which XLA "
+          "cannot compile: add --nojit_compile")
   return cfg

@@ -263,7 +263,7 @@ def _sample_grid(model, cfg: config_lib.Config,
   """source | adapted (GRID_SAMPLES z) | target rows, or None without source.
 
   The source is only needed for this picture, so a missing source (e.g.
-  evaluating on another machine) costs the grid, not the 
+  evaluating on another machine) costs the grid, not the evaluation.
   """
   try:
     source = data.load_domain(cfg.data, "source", "test")
@@ -277,8 +277,8 @@ def _sample_grid(model, cfg: config_lib.Config,
   xs = np.asarray(data.to_model_range(source.images[:rows]))
   columns = [xs]
   if model.pixelda:
-    columns += adapted_columns(model.nets.generator, xs,
-                                          GRID_SAMPLES, seed=cfg.train.seed)
+    columns += adapted_columns(model.nets.generator, xs, GRID_SAMPLES,
+                               seed=cfg.train.seed)
   columns.append(np.asarray(data.to_model_range(target.images[:rows])))
   return image_grid(columns, rows)
 

@@ -51,6 +51,7 @@ def main(argv):
 
 
 def run():
+  """The console script's entry point (`pixelda-export`)."""
   app.run(main)
 
 

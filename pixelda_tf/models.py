@@ -27,6 +27,7 @@ from typing import Iterator, Optional, Union
 
 import keras
 from keras import layers
+
 from pixelda_tf import config as config_lib
 from pixelda_tf import cpu_layers
 

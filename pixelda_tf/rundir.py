@@ -95,10 +95,10 @@ def _kept(folder: str) -> List[str]:
   state = tf.train.get_checkpoint_state(folder)
   if state is None:
     return []
+  # Already joined to `folder` (relative or not) by get_checkpoint_state.
   paths = [*state.all_model_checkpoint_paths, state.model_checkpoint_path]
   newest_first = []
   for p in reversed(paths):
-    p = p if os.path.isabs(p) else os.path.join(folder, p)
     if p and p not in newest_first:
       newest_first.append(p)
   return newest_first
@@ -325,7 +325,11 @@ class RunDir:
     if kept:
       # A damaged checkpoint (a full disk, a copy cut short) is skipped with
       # a warning, and its steps are trained again.
-      path = restore_newest_intact(model.checkpoint, kept)
+      try:
+        path = restore_newest_intact(model.checkpoint, kept,
+                                     f"the networks of {self.path}'s config")
+      except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from e
       logging.info("resumed from %s at step %d", path,
                    int(model.step.numpy()))
     start = self.saved_step = int(model.step.numpy())

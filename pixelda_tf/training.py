@@ -36,7 +36,6 @@ from pixelda_tf import rundir
 from pixelda_tf import runlock
 from pixelda_tf import runtime
 
-GRID_NOISE_SAMPLES = 3
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -70,16 +69,18 @@ def train(cfg: config_lib.Config,
   """
   started = time.time()
   strategy = strategy or runtime.setup(cfg.runtime)
+  # Once, up front: an interrupted run has seconds left for its results.
+  code = provenance.code_version()
   chief = runtime.is_chief(strategy)
   tf.io.gfile.makedirs(cfg.train.model_dir)
   # One trainer per model_dir (the chief: the other workers write elsewhere).
   with (runlock.RunLock(cfg.train.model_dir) if chief
         else contextlib.nullcontext()):
-    return _train(cfg, strategy, rundir.RunDir(cfg, chief, started))
+    return _train(cfg, strategy, rundir.RunDir(cfg, chief, started), code)
 
 
 def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
-           run: rundir.RunDir) -> Dict:
+           run: rundir.RunDir, code: Dict) -> Dict:
   """`train`, holding the model_dir's lock."""
   t = cfg.train
   run.check_settings()
@@ -118,7 +119,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
       if due["images"]:
         scorer.image_summary(step)
       if due["eval"] and scorer.scores_anything:
-        run.record_evaluation(scorer.evaluate(step, run.minutes()))
+        run.record_evaluation(scorer.evaluate(step, run.minutes))
       if due["checkpoint"]:
         run.save(step)
     if stopped == "max_minutes" and step >= t.train_steps:
@@ -127,18 +128,26 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
       logging.warning("%s: stopping at step %d; saving a checkpoint and "
                       "results first (further signals are ignored)",
                       stopped, step)
-    # Never a checkpoint of non-finite weights; still under the signal
+    # Never a checkpoint after a non-finite loss; still under the signal
     # handlers, so a second Ctrl-C cannot cut the save.
     if not checked:
       _fetch(logs, step)
     if run.saved_step != step:
       run.save(step)
+    if stopped not in stop.SIGNAL_NAMES:
+      # A signal during the last step's evaluation or the save above: the
+      # run stops here as interrupted (every worker asks again).
+      late = stop.check()
+      if late in stop.SIGNAL_NAMES:
+        logging.warning("%s after the last step: step %d is saved; writing "
+                        "results (further signals are ignored)", late, step)
+        stopped = late
 
   results = {
       "config": cfg.to_dict(), "data_sources": origins, "steps": step,
       "stopped_by": stopped or "train_steps", "wall_time_s": 60 * run.minutes(),
       "mode": t.mode, "val_history": run.history,
-      "code": provenance.code_version()}
+      "code": code}
   if stopped in stop.SIGNAL_NAMES:
     # No evaluation: the handlers stay installed (see _Stop), so this write
     # is not cut either.
@@ -149,8 +158,8 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
             "command to resume", prefix="")}})
     raise Interrupted(signal.Signals[stopped], step,
                       run.latest_checkpoint or "no checkpoint yet")
-  results.update(scorer.final_report(run, step))
   results["weights_sha256"] = _fingerprint(model)
+  results.update(scorer.final_report(run, step))
   run.write_results(results)
   _log_final(results)
   return results
@@ -232,11 +241,13 @@ class _Scorer:
     return (self._report(split)["accuracy"] if split in self._data
             else None)
 
-  def evaluate(self, step: int, minutes: float) -> Dict:
+  def evaluate(self, step: int, minutes) -> Dict:
     """A history entry: validation and test accuracy (test too, for
-    accuracy-vs-time curves; checkpoints are chosen on validation only)."""
+    accuracy-vs-time curves; checkpoints are chosen on validation only),
+    and the training clock `minutes()` once they are scored."""
     entry = {"step": step, "val_accuracy": self._accuracy("val"),
-             "test_accuracy": self._accuracy("test"), "minutes": minutes}
+             "test_accuracy": self._accuracy("test")}
+    entry["minutes"] = minutes()
     if self.model.average is not None and "test" in self._data:
       # The raw weights' score too: what the average smooths.
       entry["test_accuracy_raw"] = self._report(
@@ -259,9 +270,12 @@ class _Scorer:
           "validation checkpoint (give --target_val_dir=FOLDER for one)")
     if run.best["step"] >= 0 and "test" in self.unscored:
       out["best"] = {**run.best, **self._test_summary()}
-    elif run.best["step"] >= 0 and run.restore_best(self.model):
-      out["best"] = {**run.best, **self._test_summary()}
-      run.restore_latest(self.model)
+    elif run.best["step"] >= 0:
+      try:
+        if run.restore_best(self.model):
+          out["best"] = {**run.best, **self._test_summary()}
+      finally:
+        run.restore_latest(self.model)
     return out
 
   def _test_summary(self) -> Dict:
@@ -280,7 +294,7 @@ class _Scorer:
     with (model.average.applied() if model.average is not None
           else contextlib.nullcontext()):
       adapted = evaluation.adapted_columns(model.nets.generator, xs,
-                                           GRID_NOISE_SAMPLES)
+                                           evaluation.GRID_SAMPLES)
     grid = evaluation.image_grid(
         [xs, *adapted, self._grid_batch["target_images"][:rows]], rows)
     tf.summary.image("source|adapted|target", grid[None], step=step)
@@ -303,13 +317,15 @@ class _Stop:
   the time budget, or SIGINT/SIGTERM (Ctrl-C, Kubernetes, Slurm,
   preemption).
 
-  On a signal, the step in flight finishes; the loop then saves a checkpoint
-  and results.json and `train` raises `Interrupted`. The handler only
-  records the signal (logging from a handler can re-enter a half-done
-  write); once one arrived it stays installed to the end of the process, so
-  further signals are ignored and nothing is left half written. Signal
-  handlers can only be set from the main thread; elsewhere only the budget
-  stops the run.
+  On a signal, the step in flight finishes (one that arrives during an
+  evaluation or a save lets the next step run first); the loop then saves a
+  checkpoint and results.json and `train` raises `Interrupted`. The handler
+  only records the signal (logging from a handler can re-enter a half-done
+  write). Once the run acts on a signal the handlers stay installed to the
+  end of the process, so further signals are ignored and nothing is left
+  half written; the loop asks once more after its final save, and leaving
+  the block restores the previous handlers. Signal handlers can only be set
+  from the main thread; elsewhere only the budget stops the run.
 
   Under MultiWorkerMirroredStrategy each worker reads its own clock and
   signals, and the workers add up what they saw: a worker that stopped alone
@@ -325,6 +341,7 @@ class _Stop:
     self._multi_worker = cfg.strategy == "multi_worker"
     self._max_minutes, self._minutes = max_minutes, minutes
     self._signum = None
+    self._consumed = False  # check() reported a signal: handlers stay.
     self._previous = {}
 
   def __enter__(self):
@@ -333,10 +350,13 @@ class _Stop:
         self._previous[s] = signal.signal(s, self._handle)
     return self
 
-  def __exit__(self, *exc_info):
-    if self._signum is None:
+  def __exit__(self, exc_type, *exc_info):
+    if not self._consumed:
       for s, handler in self._previous.items():
         signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+      if self._signum is not None and exc_type is None:
+        # Recorded after the last check: act on it as if it came now.
+        signal.raise_signal(self._signum)
     return False
 
   def _handle(self, signum, frame):
@@ -353,6 +373,7 @@ class _Stop:
       seen = self._sum_over_workers(seen)
     for s, count in zip(_SIGNALS, seen[1:]):
       if count > 0:
+        self._consumed = True
         return s.name
     return "max_minutes" if seen[0] > 0 else None
 
@@ -385,8 +406,9 @@ class _Progress:
     self._total, self._start, self._max_minutes = total, start, max_minutes
     self._began = time.time()
     if not quiet and sys.stdout.isatty():
-      self._bar = keras.utils.Progbar(total, stateful_metrics=None)
-      self._bar.update(start)
+      # Counted from this process's first step: Progbar's pace (and ETA)
+      # divides the time since it started by the steps it was shown.
+      self._bar = keras.utils.Progbar(total - start, stateful_metrics=None)
     self._quiet = quiet
 
   def update(self, step: int, minutes: float) -> None:
@@ -396,15 +418,15 @@ class _Progress:
     if self._max_minutes and step > self._start:
       pace = (time.time() - self._began) / 60 / (step - self._start)
       self._bar.target = expected_last_step(
-          step, self._total, self._max_minutes, minutes, pace)
-    self._bar.update(step, finalize=False)
+          step, self._total, self._max_minutes, minutes, pace) - self._start
+    self._bar.update(step - self._start, finalize=False)
 
   def show(self, step: int, values: Dict[str, float]) -> None:
     """The losses, on the bar or in a log line."""
     shown = [(k.split("/")[-1], v) for k, v in values.items()
              if k.startswith("loss/") and k != "loss/pmse"]
     if self._bar is not None:
-      self._bar.update(step, values=shown, finalize=False)
+      self._bar.update(step - self._start, values=shown, finalize=False)
     elif not self._quiet and step % self._every == 0:
       logging.info("step %d: %s", step,
                    ", ".join(f"{k} {v:.4f}" for k, v in shown))

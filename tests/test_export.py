@@ -368,7 +368,8 @@ def test_an_empty_batch_gets_empty_outputs_from_every_signature(run):
   oneDNN's convolutions alone would reject it."""
   rng = np.random.default_rng(5)
   loaded = {name: tf.saved_model.load(os.path.join(run["out_dir"], name, "1"))
-            for name in (exporting.GENERATOR, exporting.CLASSIFIER, exporting.COMBINED)}
+            for name in (exporting.GENERATOR, exporting.CLASSIFIER,
+                         exporting.COMBINED)}
   for name, servable in loaded.items():
     for sig_name, fn in servable.signatures.items():
       inputs = case_inputs(sig_name, 1, rng)
@@ -391,8 +392,9 @@ def test_pad_preprocessing_matches_the_data_pipeline():
   got = exporting.preprocess(tf.constant(small), SIZE, smaller="pad").numpy()
   np.testing.assert_allclose(got, np.repeat(want, 3, axis=-1), atol=1e-6)
   floats = want * np.ones(3, np.float32)
-  got = exporting.preprocess(tf.constant(small.astype(np.float32) / 127.5 - 1.0),
-                          SIZE, smaller="pad").numpy()
+  got = exporting.preprocess(
+      tf.constant(small.astype(np.float32) / 127.5 - 1.0), SIZE,
+      smaller="pad").numpy()
   np.testing.assert_allclose(got, floats, atol=1e-6)  # black = -1, not 0
   # Larger images are still resized.
   big = rng.integers(0, 256, (1, 2 * SIZE, 2 * SIZE, 3)).astype(np.uint8)
@@ -502,4 +504,5 @@ def test_serving_config_example_parses_and_names_every_servable():
     cfg = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
   names = {c.name: c.base_path for c in cfg.model_config_list.config}
   assert names == {n: f"/models/{n}" for n in
-                   (exporting.GENERATOR, exporting.CLASSIFIER, exporting.COMBINED)}
+                   (exporting.GENERATOR, exporting.CLASSIFIER,
+                    exporting.COMBINED)}

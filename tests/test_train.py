@@ -4,6 +4,7 @@ import dataclasses
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -149,6 +150,46 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(fake,
   assert 0 < int(model.step) < 50
   for v in model.nets.generator.variables:
     assert np.all(np.isfinite(v.numpy())), v.path
+
+
+def test_non_finite_loss_between_fetches_writes_no_bad_checkpoint(fake,
+                                                                  tmp_path):
+  # Logs are fetched only at summary, evaluation and checkpoint steps (and
+  # before the final save): the NaN check still runs before every save.
+  cfg = tiny.tiny_config(
+      data=_data(fake, str(tmp_path)), optim=dict(learning_rate=1e30),
+      train=dict(model_dir=str(tmp_path / "run"), train_steps=50,
+                 checkpoint_every=3, summary_every=0, eval_every=0,
+                 image_every=0, quiet=True))
+  with pytest.raises(pixelda.NonFiniteLossError) as raised:
+    training.train(cfg, strategy=tf.distribute.get_strategy())
+  # Found at the first fetch after it went wrong: a checkpoint step.
+  assert int(re.search(r"at step (\d+)", str(raised.value))[1]) % 3 == 0
+  folder = tmp_path / "run" / "checkpoints"
+  for path in (tf.train.get_checkpoint_state(str(folder)).
+               all_model_checkpoint_paths if folder.exists() else []):
+    reader = tf.train.load_checkpoint(path)
+    for name in reader.get_variable_to_shape_map():
+      value = reader.get_tensor(name)
+      if np.issubdtype(np.asarray(value).dtype, np.floating):
+        assert np.all(np.isfinite(value)), (path, name)
+
+
+def test_a_relative_model_dir_resumes_and_restores(fake, tmp_path,
+                                                   monkeypatch):
+  # What every README command and preset does: --model_dir=runs/...
+  monkeypatch.chdir(tmp_path)
+  cfg = _cfg(fake, str(tmp_path), eval_every=0, image_every=0)
+  cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+      cfg.train, model_dir=os.path.join("runs", "rel")))
+  half = dataclasses.replace(cfg, train=dataclasses.replace(
+      cfg.train, train_steps=2))
+  training.train(half, strategy=tf.distribute.get_strategy())
+  again = training.train(cfg, strategy=tf.distribute.get_strategy())
+  assert again["steps"] == 4
+  model = rundir.restore(os.path.join("runs", "rel"))
+  assert int(model.step) == 4
+  assert model.restored_from.endswith("ckpt-4")
 
 
 def _train_cmd(fake, tmp, model_dir, steps):
@@ -395,6 +436,41 @@ def test_a_signal_stops_before_that_steps_evaluation(fake, tmp_path,
   assert results["interrupted"] and results["steps"] == 3
   assert [h["step"] for h in results["val_history"]] == [1, 2]
   assert int(rundir.restore(cfg.train.model_dir).step) == 3
+
+
+def test_a_signal_during_the_last_evaluation_still_stops_as_interrupted(
+    fake, tmp_path, monkeypatch):
+  cfg = _cfg(fake, str(tmp_path), train_steps=4, eval_every=4,
+             checkpoint_every=100, image_every=0)
+  evaluate = training._Scorer.evaluate  # pylint: disable=protected-access
+
+  def evaluate_then_signal(self, step, minutes):
+    entry = evaluate(self, step, minutes)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return entry
+
+  monkeypatch.setattr(training._Scorer, "evaluate", evaluate_then_signal)  # pylint: disable=protected-access
+  handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    with pytest.raises(training.Interrupted, match="SIGTERM at step 4"):
+      training.train(cfg, strategy=tf.distribute.get_strategy())
+  finally:
+    for s, handler in handlers.items():
+      signal.signal(s, handler)
+  with open(os.path.join(cfg.train.model_dir, "results.json")) as f:
+    results = json.load(f)
+  assert results["interrupted"] and results["stopped_by"] == "SIGTERM"
+  assert int(rundir.restore(cfg.train.model_dir).step) == 4
+
+
+def test_the_progress_bar_counts_from_the_resumed_step(monkeypatch):
+  # Progbar's pace is time over the steps it was shown: a resumed run's bar
+  # counts this process's steps, so its ETA is not 10x too short.
+  monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+  progress = training._Progress(100, 90, quiet=False, every=1)  # pylint: disable=protected-access
+  progress.update(95, 1.0)
+  assert progress._bar.target == 10  # pylint: disable=protected-access
+  assert progress._bar._seen_so_far == 5  # pylint: disable=protected-access
 
 
 def test_the_progress_total_follows_the_budget_that_ends_the_run():

@@ -112,4 +112,3 @@ def fit(images: np.ndarray, size: int, smaller: str = "resize") -> np.ndarray:
   if smaller == "pad" and max(images.shape[1:3]) <= size:
     return pad(images, size)
   return resize(images, size)
-
