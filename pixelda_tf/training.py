@@ -146,23 +146,27 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
   results = {
       "config": cfg.to_dict(), "data_sources": origins, "steps": step,
       "stopped_by": stopped or "train_steps", "wall_time_s": 60 * run.minutes(),
-      "mode": t.mode, "val_history": run.history,
-      "code": code}
+      "mode": t.mode, "val_history": run.history, "code": code,
+      "weights_sha256": _fingerprint(model)}
   if stopped in stop.SIGNAL_NAMES:
-    # No evaluation: the handlers stay installed (see _Stop), so this write
-    # is not cut either.
-    run.write_results({
-        **results, "interrupted": True, "weights_sha256": _fingerprint(model),
-        "final": {"step": step, **_unscored_summary(
-            f"interrupted by {stopped} at step {step}: rerun the same "
-            "command to resume", prefix="")}})
-    raise Interrupted(signal.Signals[stopped], step,
-                      run.latest_checkpoint or "no checkpoint yet")
-  results["weights_sha256"] = _fingerprint(model)
+    _stop_interrupted(run, results, stopped)
   results.update(scorer.final_report(run, step))
   run.write_results(results)
   _log_final(results)
   return results
+
+
+def _stop_interrupted(run: rundir.RunDir, results: Dict, stopped: str):
+  """Writes results.json marked interrupted, without an evaluation (a
+  preempted job has seconds left; the signal handlers stay installed, see
+  _Stop, so this write is not cut either), and raises Interrupted."""
+  step = results["steps"]
+  run.write_results({**results, "interrupted": True, "final": {
+      "step": step, **_unscored_summary(
+          f"interrupted by {stopped} at step {step}: rerun the same command "
+          "to resume", prefix="")}})
+  raise Interrupted(signal.Signals[stopped], step,
+                    run.latest_checkpoint or "no checkpoint yet")
 
 
 def _load_data(cfg: config_lib.Config, run: rundir.RunDir):
