@@ -409,6 +409,21 @@ def test_a_missing_folder_names_its_flag_and_writes_nothing(fake, tmp_path):
   assert os.listdir(tmp_path / "run") in ([], ["LOCK"])
 
 
+def _interrupted_in_process(cfg, step):
+  """Trains in this process until the SIGTERM a patched hook sends; returns
+  results.json. The trainer keeps its handlers after a signal (by design),
+  so pytest's are put back."""
+  handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    with pytest.raises(training.Interrupted, match=f"SIGTERM at step {step}"):
+      training.train(cfg, strategy=tf.distribute.get_strategy())
+  finally:
+    for s, handler in handlers.items():
+      signal.signal(s, handler)
+  with open(os.path.join(cfg.train.model_dir, "results.json")) as f:
+    return json.load(f)
+
+
 def test_a_signal_stops_before_that_steps_evaluation(fake, tmp_path,
                                                      monkeypatch):
   # A preempted job has seconds left: after the signal, the step in flight
@@ -424,15 +439,7 @@ def test_a_signal_stops_before_that_steps_evaluation(fake, tmp_path,
     return logs
 
   monkeypatch.setattr(pixelda.PixelDA, "train_step", step_then_signal)
-  handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-  try:
-    with pytest.raises(training.Interrupted, match="SIGTERM at step 3"):
-      training.train(cfg, strategy=tf.distribute.get_strategy())
-  finally:
-    for s, handler in handlers.items():
-      signal.signal(s, handler)
-  with open(os.path.join(cfg.train.model_dir, "results.json")) as f:
-    results = json.load(f)
+  results = _interrupted_in_process(cfg, 3)
   assert results["interrupted"] and results["steps"] == 3
   assert [h["step"] for h in results["val_history"]] == [1, 2]
   assert int(rundir.restore(cfg.train.model_dir).step) == 3
@@ -450,15 +457,7 @@ def test_a_signal_during_the_last_evaluation_still_stops_as_interrupted(
     return entry
 
   monkeypatch.setattr(training._Scorer, "evaluate", evaluate_then_signal)  # pylint: disable=protected-access
-  handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-  try:
-    with pytest.raises(training.Interrupted, match="SIGTERM at step 4"):
-      training.train(cfg, strategy=tf.distribute.get_strategy())
-  finally:
-    for s, handler in handlers.items():
-      signal.signal(s, handler)
-  with open(os.path.join(cfg.train.model_dir, "results.json")) as f:
-    results = json.load(f)
+  results = _interrupted_in_process(cfg, 4)
   assert results["interrupted"] and results["stopped_by"] == "SIGTERM"
   assert int(rundir.restore(cfg.train.model_dir).step) == 4
 
