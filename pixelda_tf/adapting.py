@@ -157,10 +157,7 @@ def _example(png: bytes, label: int, index: int, sample: int) -> bytes:
 
 def read_manifest(path: str) -> Dict:
   """The manifest of an adapted dataset, or {} for a plain class folder."""
-  file = os.path.join(path, MANIFEST)
-  if not tf.io.gfile.exists(file):
-    return {}
-  return rundir.read_json(file, {})
+  return rundir.read_json(os.path.join(path, MANIFEST), {})
 
 
 def load_adapted(path: str) -> Tuple[tf.data.Dataset, Dict]:

@@ -518,7 +518,7 @@ def export_model_dir(model_dir: str, export_dir: str,
     ValueError: the checkpoint does not match the config's networks.
     ExportError: the version exists or is invalid.
   """
-  rundir.load_config(model_dir)  # The missing-config error comes first.
+  # restore reads config.json first: a missing one is the first error.
   model = rundir.restore(model_dir, which)
   # restored_from: an older checkpoint than asked for if the newest is damaged.
   return export(model, export_dir, version, checkpoint=model.restored_from,
