@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from pixelda_tf import config as config_lib
 from pixelda_tf import data
+from pixelda_tf.data import folders
 from pixelda_tf import evaluation
 from pixelda_tf import provenance
 from pixelda_tf import rundir
@@ -180,10 +181,8 @@ def load_adapted(path: str) -> Tuple[tf.data.Dataset, Dict]:
       return tf.io.decode_png(ex["image/encoded"], channels=3), ex["label"]
     ds = tf.data.TFRecordDataset(os.path.join(path, TFRECORD)).map(parse)
     return ds, manifest
-  classes = sorted(n for n in tf.io.gfile.listdir(path)
-                   if tf.io.gfile.isdir(os.path.join(path, n.rstrip("/"))))
   files, labels = [], []
-  for label, name in enumerate(c.rstrip("/") for c in classes):
+  for label, name in enumerate(folders.subfolders(path)):
     members = sorted(tf.io.gfile.glob(os.path.join(path, name, "*.png")))
     files += members
     labels += [label] * len(members)

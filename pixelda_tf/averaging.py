@@ -39,6 +39,11 @@ class WeightAverage(tf.Module):
                       name="average")
           for v in self._variables]
 
+  @property
+  def sources(self) -> List[tf.Variable]:
+    """The averaged variables, in the order of `averages`."""
+    return list(self._variables)
+
   def update(self, num_updates: tf.Tensor) -> None:
     """Moves every average towards its variable; `num_updates` counts this
     update (1 for the first)."""

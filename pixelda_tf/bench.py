@@ -148,6 +148,9 @@ def step_flops(nets, cfg: config_lib.Config) -> Dict[str, float]:
     return {"classifier": _call_flops(t, b, 1, 1, 0)}
   gen_trained = (cfg.loss.style or cfg.loss.task_in_g * cfg.loss.task_adapted
                  or cfg.loss.pmse)
+  # T(target), when a refinement term is weighted: t_loss only.
+  refine = (_call_flops(t, b, 1, 1, 0)
+            if cfg.loss.target_entropy or cfg.loss.pseudo_label else 0)
   return {
       # G's backward, for g_loss: every layer's filter and input gradient
       # (the first conv's input carries the noise channel).
@@ -161,7 +164,7 @@ def step_flops(nets, cfg: config_lib.Config) -> Dict[str, float]:
       # T(source): t_loss. T(adapted): t_loss, and g_loss through T into G.
       "classifier": (_call_flops(ts, b, 1, 1, 0)
                      + _call_flops(t, b, 1, 2 if gen_trained else 1,
-                                   1 if gen_trained else 0)),
+                                   1 if gen_trained else 0) + refine),
   }
 
 

@@ -157,6 +157,16 @@ class LossConfig:
       not background black).
     target_entropy: weight, in the T step, of the conditional entropy of T's
       predictions on target images (a refinement beyond the paper; 0 = off).
+    pseudo_label: weight, in the T step, of the cross-entropy of T's
+      predictions on target images against their own argmax, counted only
+      where T's top probability is at least `pseudo_label_threshold`
+      (self-training, a refinement beyond the paper; 0 = off).
+    pseudo_label_threshold: the confidence a target prediction needs to
+      count as a pseudo-label, in (0, 1].
+    refine_start_step: the step from which `target_entropy` and
+      `pseudo_label` count (0 = from the start): a late refinement stage,
+      once T is good enough on target images for its own predictions to
+      teach it.
   """
   domain: float = 0.135603587834
   style: float = 0.0113173311334
@@ -166,6 +176,13 @@ class LossConfig:
   pmse: float = 0.0
   pmse_mask: str = "none"
   target_entropy: float = 0.0
+  pseudo_label: float = 0.0
+  pseudo_label_threshold: float = 0.95
+  refine_start_step: int = 0
+
+
+# LossConfig fields that are not loss weights.
+_LOSS_SETTINGS = ("pmse_mask", "pseudo_label_threshold", "refine_start_step")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -449,10 +466,25 @@ def validate(cfg: Config) -> Config:
   require(0 <= o.clipnorm < math.inf,
           f"--clipnorm={o.clipnorm}: must be finite and >= 0 (0 = off)")
   for name, value in dataclasses.asdict(cfg.loss).items():
-    if name != "pmse_mask":
+    if name not in _LOSS_SETTINGS:
       # `not (x >= 0)` also catches NaN, which compares false to everything.
+      # Every weight's flag is its field's name + "_weight".
       require(0 <= value < math.inf,
-             f"loss weight {name}={value} must be finite and >= 0")
+              f"--{name}_weight={value}: a loss weight must be finite and "
+              ">= 0")
+  w = cfg.loss
+  require(0 < w.pseudo_label_threshold <= 1,
+          f"--pseudo_label_threshold={w.pseudo_label_threshold}: must be in "
+          "(0, 1], e.g. 0.95")
+  require(w.refine_start_step >= 0,
+          f"--refine_start_step={w.refine_start_step}: must be >= 0")
+  require(t.mode == "pixelda" or not (w.target_entropy or w.pseudo_label),
+          f"--target_entropy_weight and --pseudo_label_weight refine PixelDA's "
+          f"classifier; --mode={t.mode} trains without target images' "
+          "predictions: drop them or use --mode=pixelda")
+  require(not w.refine_start_step or w.target_entropy or w.pseudo_label,
+          f"--refine_start_step={w.refine_start_step} starts nothing: set "
+          "--pseudo_label_weight and/or --target_entropy_weight, or drop it")
   require(r.num_cpu_devices >= 0, "--num_cpu_devices must be >= 0")
   require(not (r.strategy == "default" and r.num_cpu_devices > 1),
           "--num_cpu_devices > 1 only makes sense with --strategy=mirrored")

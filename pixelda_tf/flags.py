@@ -91,6 +91,16 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
     "target_entropy_weight": ("loss", "target_entropy",
                               "Conditional entropy of T on target images, in "
                               "T's loss (beyond the paper; 0 = off)."),
+    "pseudo_label_weight": ("loss", "pseudo_label",
+                            "Self-training on T's confident target "
+                            "predictions, in T's loss (beyond the paper; "
+                            "0 = off)."),
+    "pseudo_label_threshold": ("loss", "pseudo_label_threshold",
+                               "Top probability, in (0, 1], a target "
+                               "prediction needs to be a pseudo-label."),
+    "refine_start_step": ("loss", "refine_start_step",
+                          "Step from which the target entropy and "
+                          "pseudo-label terms count (0 = from the start)."),
     # Optimisation.
     "learning_rate": ("optim", "learning_rate", "Adam learning rate."),
     "beta1": ("optim", "beta1", "Adam beta1."),

@@ -80,6 +80,27 @@ def conditional_entropy(logits: tf.Tensor) -> tf.Tensor:
   return -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
 
 
+def pseudo_label_loss(logits: tf.Tensor, threshold: float):
+  """Self-training: cross-entropy of T's logits against their own argmax,
+  kept only where T's top probability is at least `threshold`.
+
+  L_i = -log softmax(logits_i)[argmax_c logits_ic] * [max_c p_ic >= threshold].
+  The pseudo-labels and the mask are constants (no gradient flows through
+  the choice of label), as in self-training's usual form.
+
+  Args:
+    logits: (B, C) class scores on unlabelled target images.
+    threshold: in (0, 1].
+
+  Returns:
+    ((B,) float32 masked losses, (B,) float32 mask in {0, 1}).
+  """
+  probs = tf.stop_gradient(tf.nn.softmax(logits))
+  labels = tf.argmax(probs, axis=-1, output_type=tf.int32)
+  confident = tf.cast(tf.reduce_max(probs, axis=-1) >= threshold, tf.float32)
+  return task_loss(labels, logits) * confident, confident
+
+
 def foreground_mask(source_images: tf.Tensor,
                     background: float = -1.0,
                     tolerance: float = 1e-3) -> tf.Tensor:

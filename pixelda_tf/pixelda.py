@@ -36,7 +36,8 @@ UPDATE_ORDER = ("discriminator", "classifier", "generator")
 
 
 class NonFiniteLossError(RuntimeError):
-  """A loss became NaN or inf; the message names the step and the losses."""
+  """A loss, or a weight the update left, became NaN or inf; the message
+  names the step and the values."""
 
 
 class PixelDA:
@@ -128,6 +129,28 @@ class PixelDA:
                       if cfg.runtime.jit_compile else self._replica_grads)
     self._step_fn = tf.function(self._distributed_step, autograph=False)
     self._gradients_fn = None
+    self._finite_fn = None
+
+  def nonfinite_variables(self) -> List[str]:
+    """Paths of the checkpointed float variables (weights, batch-norm
+    statistics, optimizer slots, weight averages) that hold NaN or inf."""
+    if self._finite_fn is None:
+      held = [(v, v.path) for v in self.checkpoint_variables()]
+      held += [(v, v.path) for o in self.optimizers.values()
+               for v in o.variables]
+      if self.average is not None:
+        # The averages are plain tf.Variables, all named "average".
+        held += [(a, f"average of {v.path}") for a, v in zip(
+            self.average.averages, self.average.sources)]
+      held = [(v, name) for v, name in held
+              if tf.as_dtype(v.dtype).is_floating]
+      checked = [v for v, _ in held]
+      self._checked_names = [name for _, name in held]
+      self._finite_fn = tf.function(lambda: tf.stack(
+          [tf.reduce_all(tf.math.is_finite(v)) for v in checked]),
+                                    autograph=False)
+    finite = self._finite_fn().numpy()
+    return [n for n, ok in zip(self._checked_names, finite) if not ok]
 
   def _trained(self) -> List[str]:
     return list(UPDATE_ORDER) if self.pixelda else ["classifier"]
@@ -151,7 +174,7 @@ class PixelDA:
   # CPU devices (XLA places it on CPU:0, the variable lives on CPU:1).
   # `loss_scales` (mixed_float16 only): network name -> its loss scale.
   def _replica_grads(self, values: List[tf.Tensor], batch: Dict[str, tf.Tensor],
-                     z: tf.Tensor, seeds: tf.Tensor,
+                     z: tf.Tensor, seeds: tf.Tensor, step: tf.Tensor,
                      loss_scales: Optional[Dict[str, tf.Tensor]] = None):
     call = StatelessCalls(self._all_vars, values, self._seed_index, seeds)
     params = {name: call.values_of(self.variables(name))
@@ -168,7 +191,7 @@ class PixelDA:
       tape.watch(tf.nest.flatten(params))
       if self.pixelda:
         net_losses, logs = pixelda_losses(call, self.nets, batch, z,
-                                          self.cfg.loss, mean)
+                                          self.cfg.loss, mean, step)
       else:
         net_losses, logs = baseline_losses(call, self.nets, batch,
                                            self.cfg.train.mode, mean)
@@ -214,7 +237,7 @@ class PixelDA:
                 or None)
       logs, grads, states = self._grads_fn(
           [v.value for v in self._all_vars], batch, z, self._layer_seeds(step),
-          scales)
+          step, scales)
       # One packed all-reduce per kind, in replica context: this form works
       # for one device, MirroredStrategy and MultiWorkerMirroredStrategy.
       ctx = tf.distribute.get_replica_context()
@@ -313,7 +336,8 @@ class StatelessCalls:
 
 
 def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
-                   z: tf.Tensor, w: config_lib.LossConfig, mean):
+                   z: tf.Tensor, w: config_lib.LossConfig, mean,
+                   step: tf.Tensor):
   """The PixelDA objective of one batch: each network's loss, and the logs.
 
   alpha * L_d(D, G) + beta * L_t(G, T) + gamma * L_c(G) (Bousmalis et al.,
@@ -329,6 +353,8 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
     z: (B, noise_dim) in [-1, 1].
     w: the loss weights.
     mean: per-example losses (B,) -> the scalar this replica contributes.
+    step: int64 scalar, the steps completed before this one (for the
+      refinement terms' `refine_start_step`).
 
   Returns:
     ({"discriminator", "classifier", "generator": scalar loss}, logs).
@@ -347,16 +373,27 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
   style = mean(losses.generator_adversarial_loss(d_fake))
   task_source = mean(losses.task_loss(ys, t_source))
   task_adapted = mean(losses.task_loss(ys, t_adapted))
-  entropy = (mean(losses.conditional_entropy(call(nets.classifier, xt)))
-             if w.target_entropy else tf.constant(0.0))
+  # Optional refinements on unlabelled target images (beyond the paper).
+  # Before refine_start_step they are computed and logged but weighted 0.
+  refine, refine_logs = tf.constant(0.0), {}
+  if w.target_entropy or w.pseudo_label:
+    t_target = call(nets.classifier, xt)
+    entropy = mean(losses.conditional_entropy(t_target))
+    per_example, confident = losses.pseudo_label_loss(
+        t_target, w.pseudo_label_threshold)
+    pseudo = mean(per_example)
+    started = (tf.cast(step >= w.refine_start_step, tf.float32)
+               if w.refine_start_step else 1.0)
+    refine = started * (w.target_entropy * entropy + w.pseudo_label * pseudo)
+    refine_logs = {"loss/target_entropy": entropy, "loss/pseudo_label": pseudo,
+                   "accuracy/pseudo_labelled": mean(confident)}
   pmse = tf.constant(0.0)
   if w.pmse:
     mask = losses.foreground_mask(xs) if w.pmse_mask == "foreground" else None
     pmse = mean(losses.pmse_loss(xs, adapted, mask))
 
   d_loss = w.domain * domain
-  t_loss = (w.task_source * task_source + w.task_adapted * task_adapted
-            + w.target_entropy * entropy)
+  t_loss = w.task_source * task_source + w.task_adapted * task_adapted + refine
   # As the official code: the adapted-image task loss, at its own weight,
   # scaled again by task-in-G.
   g_loss = (w.style * style + w.task_in_g * w.task_adapted * task_adapted
@@ -365,11 +402,12 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
       "loss/discriminator": d_loss, "loss/classifier": t_loss,
       "loss/generator": g_loss, "loss/domain": domain, "loss/style": style,
       "loss/task_source": task_source, "loss/task_adapted": task_adapted,
-      "loss/pmse": pmse, "loss/target_entropy": entropy,
+      "loss/pmse": pmse,
       "accuracy/source": mean(losses.accuracy(ys, t_source)),
       "accuracy/adapted": mean(losses.accuracy(ys, t_adapted)),
       "accuracy/d_real": mean(losses.binary_accuracy(d_real, 1.0)),
       "accuracy/d_fake": mean(losses.binary_accuracy(d_fake, 0.0)),
+      **refine_logs,
   }
   return ({"discriminator": d_loss, "classifier": t_loss,
            "generator": g_loss}, logs)

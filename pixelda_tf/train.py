@@ -13,7 +13,6 @@ import signal
 import sys
 
 from absl import app
-from absl import logging
 
 from pixelda_tf import config as config_lib
 from pixelda_tf import flags as pixelda_flags
@@ -37,7 +36,7 @@ def main(argv):
           runlock.LockedError) as e:
     return usage.error(e)
   except training.Interrupted as e:
-    logging.warning("%s", e)
+    # Printed only: absl's log handler would write it to stderr a second time.
     print(f"interrupted: {e}", file=sys.stderr)
     return 128 + e.signum
   except KeyboardInterrupt:

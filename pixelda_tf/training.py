@@ -59,8 +59,8 @@ def train(cfg: config_lib.Config,
       one from `cfg.runtime` (which must then run before TensorFlow starts).
 
   Raises:
-    pixelda.NonFiniteLossError: a loss became NaN/inf (the last good
-      checkpoint is kept).
+    pixelda.NonFiniteLossError: a loss or a weight became NaN/inf (the last
+      good checkpoint is kept).
     config_lib.ConfigError: model_dir holds a run with other settings.
     runlock.LockedError: another process trains in model_dir.
     rundir.CheckpointError: no checkpoint can be read, or one not written.
@@ -111,7 +111,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
           ("eval", t.eval_every), ("checkpoint", t.checkpoint_every))}
       if due["summary"] or due["eval"] or due["checkpoint"]:
         # Logs stay tensors until here: fetching them syncs with the device.
-        values, checked = _fetch(logs, step), True
+        values, checked = _fetch(logs, step, model), True
         progress.show(step, values)
       if due["summary"]:
         _write_summaries(values, step, window, t.batch_size)
@@ -131,7 +131,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
     # Never a checkpoint after a non-finite loss; still under the signal
     # handlers, so a second Ctrl-C cannot cut the save.
     if not checked:
-      _fetch(logs, step)
+      _fetch(logs, step, model)
     if run.saved_step != step:
       run.save(step)
     if stopped not in stop.SIGNAL_NAMES:
@@ -199,10 +199,19 @@ def _load_data(cfg: config_lib.Config, run: rundir.RunDir):
   return origins, unscored
 
 
-def _fetch(logs: Dict[str, tf.Tensor], step: int) -> Dict[str, float]:
-  """The step's logs as Python floats; raises on NaN or inf."""
+def _fetch(logs: Dict[str, tf.Tensor], step: int,
+           model: pixelda.PixelDA) -> Dict[str, float]:
+  """The step's logs as Python floats; raises on NaN or inf in them or in
+  the weights the step left (the logs are losses of the weights before the
+  update, so an update that itself overflows shows only in the weights)."""
   values = {k: float(v) for k, v in logs.items()}
   pixelda.check_finite(values, step)
+  bad = model.nonfinite_variables()
+  if bad:
+    raise pixelda.NonFiniteLossError(
+        f"non-finite weights at step {step}, after its update: "
+        f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; the last good "
+        "checkpoint is kept. Lower --learning_rate or check the input data")
   return values
 
 

@@ -6,11 +6,10 @@ with the trainer's flags) can import it.
 
 import sys
 
-from absl import logging
-
 
 def error(e: Exception) -> int:
-  """Writes `error: <e>` to stderr (and the log); returns the exit status."""
-  logging.error("%s", e)
-  print(f"error: {e}", file=sys.stderr)
+  """Writes `error: <e>` to stderr, once (absl's log handler writes to
+  stderr too, so logging it as well printed it twice); returns the exit
+  status."""
+  print(f"error: {e}", file=sys.stderr, flush=True)
   return 1

@@ -113,3 +113,5 @@ def test_cli_prints_one_line_per_split(tmp_path, fake):
                        cwd=os.path.dirname(os.path.dirname(__file__)))
   assert bad.returncode == 1 and "Traceback" not in bad.stderr
   assert "error: --usps_path=/nonexistent.h5 does not exist" in bad.stderr
+  # Once: not also as a log line.
+  assert bad.stderr.count("/nonexistent.h5 does not exist") == 1, bad.stderr

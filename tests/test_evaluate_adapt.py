@@ -174,6 +174,7 @@ def test_evaluate_binary_error_is_one_line(run, tmp_path):
   assert "Traceback" not in proc.stderr
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
   assert len(errors) == 1 and "train first" in errors[0]
+  assert proc.stderr.count("train first") == 1, proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +255,16 @@ def test_fresh_classifier_trains_on_adapted_data(run, adapted):
   assert res["num_train"] == 10
   assert np.array(res["confusion_matrix"]).sum() == MNIST_M_TEST
   assert 0.0 <= res["accuracy"] <= 1.0
+
+
+def test_load_adapted_takes_classes_from_sorted_visible_subfolders(tmp_path):
+  # The rule own-image folders follow (data/folders.subfolders): a hidden
+  # folder such as .ipynb_checkpoints is not a class.
+  png = tf.io.encode_png(tf.zeros([4, 4, 3], tf.uint8))
+  for name, count in (("b", 2), ("a", 1), (".ipynb_checkpoints", 3)):
+    os.makedirs(tmp_path / name)
+    for i in range(count):
+      tf.io.write_file(str(tmp_path / name / f"{i}.png"), png)
+  ds, manifest = adapting.load_adapted(str(tmp_path))
+  assert sorted(int(label) for _, label in ds) == [0, 1, 1]
+  assert manifest == {}

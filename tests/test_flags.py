@@ -89,10 +89,22 @@ def test_command_line_overrides_the_flagfile_and_seeds_are_separate():
     (["--batch_size=0"], "--batch_size=0"),
     (["--learning_rate=inf"], "--learning_rate=inf: must be finite"),
     (["--learning_rate=0"], "--learning_rate=0.0: must be finite and > 0"),
-    (["--style_weight=nan"], "loss weight style=nan must be finite"),
-    (["--domain_weight=-1"], "loss weight domain=-1.0 must be"),
+    (["--style_weight=nan"], "--style_weight=nan: a loss weight must be "
+     "finite"),
+    (["--domain_weight=-1"], "--domain_weight=-1.0: a loss weight must be"),
     (["--ema_decay=1"], "--ema_decay=1.0: use 0 \\(off\\)"),
     (["--smaller_images=crop"], "--smaller_images='crop' is not valid"),
+    (["--pseudo_label_threshold=0"], "--pseudo_label_threshold=0.0: must be "
+     "in \\(0, 1\\]"),
+    (["--pseudo_label_threshold=1.5"], "--pseudo_label_threshold=1.5"),
+    (["--pseudo_label_weight=-1"], "--pseudo_label_weight=-1.0: a loss "
+     "weight"),
+    (["--pseudo_label_weight=1", "--mode=source_only"],
+     "--mode=source_only trains without"),
+    (["--refine_start_step=-2", "--pseudo_label_weight=1"],
+     "--refine_start_step=-2: must be >= 0"),
+    (["--refine_start_step=100"], "--refine_start_step=100 starts nothing: "
+     "set --pseudo_label_weight"),
     (["--strategy=mirrored", "--precision=mixed_float16"],
      "--precision=mixed_float16 is not supported with --strategy=mirrored"),
 ])

@@ -102,6 +102,28 @@ def test_binary_accuracy(label, expected):
       expected)
 
 
+def test_pseudo_label_loss_matches_numpy():
+  logits = np.array([[4.0, 0.0, 0.0], [0.2, 0.1, 0.0], [0.0, 0.0, 9.0]],
+                    np.float32)
+  p = np.exp(logits - logits.max(axis=1, keepdims=True))
+  p /= p.sum(axis=1, keepdims=True)
+  mask = (p.max(axis=1) >= 0.9).astype(np.float32)
+  expected = -np.log(p[np.arange(3), p.argmax(axis=1)]) * mask
+  got, got_mask = losses.pseudo_label_loss(logits, 0.9)
+  np.testing.assert_array_equal(got_mask.numpy(), [1.0, 0.0, 1.0])
+  np.testing.assert_array_equal(got_mask.numpy(), mask)
+  np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-7)
+  # The label is a constant: the gradient is that of the cross-entropy with a
+  # fixed one-hot target, p - onehot, on kept rows only.
+  x = tf.constant(logits)
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    loss = tf.reduce_sum(losses.pseudo_label_loss(x, 0.9)[0])
+  onehot = np.eye(3, dtype=np.float32)[p.argmax(axis=1)]
+  np.testing.assert_allclose(tape.gradient(loss, x).numpy(),
+                             (p - onehot) * mask[:, None], atol=1e-6)
+
+
 def test_conditional_entropy_matches_numpy():
   logits = np.array([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0], [50.0, 0.0, 0.0]],
                     np.float32)

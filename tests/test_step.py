@@ -77,6 +77,63 @@ def test_pmse_term_reaches_the_generator():
   assert _changed(before, after, "generator")
 
 
+def _gradients_at(cfg, step):
+  """`_gradients` of a model whose step counter reads `step`."""
+  model = pixelda.PixelDA(cfg, tf.distribute.get_strategy())
+  model.step.assign(step)
+  logs, grads = model.gradients(next(iter(
+      tf.data.Dataset.from_tensors(tiny.batch(0)))))
+  return ({k: float(v) for k, v in logs.items()},
+          {k: [g.numpy() for g in v] for k, v in grads.items()})
+
+
+def _refine_config(runtime=None, **loss):
+  # threshold 0.05: with 10 classes every top probability is >= 0.1, so every
+  # target image is pseudo-labelled once the refinement stage has begun.
+  return tiny.tiny_config(
+      loss=dict(pseudo_label=1.0, target_entropy=0.5,
+                pseudo_label_threshold=0.05, **loss),
+      discriminator=dict(dropout_keep_prob=1.0, noise_stddev=0.0),
+      runtime=runtime or {})
+
+
+@pytest.mark.slow
+def test_refinement_terms_count_from_their_start_step():
+  plain = _gradients_at(_no_noise(), 1)
+  before = _gradients_at(_refine_config(refine_start_step=2), 1)
+  at = _gradients_at(_refine_config(refine_start_step=1), 1)
+  always = _gradients_at(_refine_config(), 1)
+  assert "loss/pseudo_label" not in plain[0]  # off: not even logged
+  # Before its start step the terms are logged but do not reach T's loss.
+  assert before[0]["accuracy/pseudo_labelled"] == 1.0
+  assert before[0]["loss/pseudo_label"] > 0
+  assert before[0]["loss/classifier"] == plain[0]["loss/classifier"]
+  for a, b in zip(plain[1]["classifier"], before[1]["classifier"]):
+    np.testing.assert_array_equal(a, b)
+  # From it on they count, at their weights, in T's loss only.
+  _assert_same(at, always, rtol=1e-6)
+  assert at[0]["loss/classifier"] == pytest.approx(
+      plain[0]["loss/classifier"] + at[0]["loss/pseudo_label"]
+      + 0.5 * at[0]["loss/target_entropy"], rel=1e-5)
+  assert any(not np.allclose(a, b) for a, b in
+             zip(plain[1]["classifier"], at[1]["classifier"]))
+  for net in ("generator", "discriminator"):
+    for a, b in zip(plain[1][net], at[1][net]):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  # A threshold no prediction of this untrained T reaches keeps nothing.
+  none = _gradients_at(tiny.tiny_config(loss=dict(
+      pseudo_label=1.0, pseudo_label_threshold=1.0)), 0)
+  assert none[0]["accuracy/pseudo_labelled"] == 0.0
+  assert none[0]["loss/pseudo_label"] == 0.0
+
+
+@pytest.mark.slow
+def test_refinement_under_xla_matches_plain():
+  _assert_same(_gradients_at(_refine_config(refine_start_step=1), 1),
+               _gradients_at(_refine_config(dict(jit_compile=True),
+                                            refine_start_step=1), 1))
+
+
 @pytest.mark.parametrize("mode,moved", [("source_only", "source_images"),
                                         ("target_only", "target_images")])
 def test_baseline_modes_train_only_the_classifier(mode, moved):

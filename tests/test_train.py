@@ -175,6 +175,28 @@ def test_non_finite_loss_between_fetches_writes_no_bad_checkpoint(fake,
         assert np.all(np.isfinite(value)), (path, name)
 
 
+def test_weights_made_non_finite_by_the_update_are_caught_before_a_save():
+  # The logs are the losses of the weights before the update; an update that
+  # overflows shows only in the weights it leaves, which the fetch checks.
+  model = pixelda.PixelDA(tiny.tiny_config(train=dict(ema_decay=0.9)),
+                          tf.distribute.get_strategy())
+  logs = {"loss/generator": tf.constant(0.5)}
+  assert training._fetch(logs, 7, model) == {"loss/generator": 0.5}
+  kernel = model.nets.generator.get_layer("conv_in").kernel
+  kernel.assign(tf.fill(kernel.shape, np.inf))
+  slot = [v for v in model.optimizers["discriminator"].variables
+          if v.path.endswith("_velocity")][-1]
+  slot.assign(tf.fill(slot.shape, np.nan))
+  average = model.average.averages[0]
+  average.assign(tf.fill(average.shape, np.nan))
+  with pytest.raises(pixelda.NonFiniteLossError,
+                     match=r"at step 7, after its update: .*conv_in/kernel"
+                     ) as raised:
+    training._fetch(logs, 7, model)
+  assert slot.path in str(raised.value)
+  assert f"average of {model.average.sources[0].path}" in str(raised.value)
+
+
 def test_a_relative_model_dir_resumes_and_restores(fake, tmp_path,
                                                    monkeypatch):
   # What every README command and preset does: --model_dir=runs/...

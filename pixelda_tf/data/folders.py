@@ -15,6 +15,7 @@ import os
 from typing import List, Optional, Tuple
 
 import numpy as np
+import tensorflow as tf
 
 from pixelda_tf.data import errors
 from pixelda_tf.data import images
@@ -30,9 +31,14 @@ def _image_files(folder: str) -> List[str]:
 
 
 def subfolders(folder: str) -> List[str]:
-  return sorted(n for n in os.listdir(folder)
-                if os.path.isdir(os.path.join(folder, n))
-                and not n.startswith("."))
+  """The one rule for class ids, here and for adapted datasets
+  (`adapting.load_adapted`): a folder's subfolders, hidden ones skipped, in
+  sorted order. Through tf.io.gfile, so adapted datasets on gs:// or any
+  other TensorFlow file system list as local folders do (own-image folders
+  are read from local disk)."""
+  names = (n.rstrip("/") for n in tf.io.gfile.listdir(folder))
+  return sorted(n for n in names if not n.startswith(".")
+                and tf.io.gfile.isdir(os.path.join(folder, n)))
 
 
 def has_splits(folder: str) -> bool:
