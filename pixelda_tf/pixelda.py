@@ -425,10 +425,17 @@ def baseline_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
       "accuracy/train": mean(losses.accuracy(labels, logits))}
 
 
-def check_finite(logs: Dict[str, float], step: int) -> None:
-  """Raises NonFiniteLossError naming the step and every non-finite value."""
+def check_finite(logs: Dict[str, float], step: int,
+                 bad_variables: List[str] = ()) -> None:
+  """Raises NonFiniteLossError naming the step and every non-finite log
+  value, or else every non-finite variable (`nonfinite_variables()`)."""
   bad = {k: v for k, v in logs.items() if not math.isfinite(float(v))}
+  fix = ("the last good checkpoint is kept. Lower --learning_rate or check "
+         "the input data")
   if bad:
+    raise NonFiniteLossError(f"non-finite values at step {step}: {bad}; {fix}")
+  if bad_variables:
+    more = " ..." if len(bad_variables) > 5 else ""
     raise NonFiniteLossError(
-        f"non-finite values at step {step}: {bad}; the last good checkpoint is "
-        "kept. Lower --learning_rate or check the input data")
+        f"non-finite weights at step {step}, after its update: "
+        f"{', '.join(bad_variables[:5])}{more}; {fix}")

@@ -205,13 +205,7 @@ def _fetch(logs: Dict[str, tf.Tensor], step: int,
   the weights the step left (the logs are losses of the weights before the
   update, so an update that itself overflows shows only in the weights)."""
   values = {k: float(v) for k, v in logs.items()}
-  pixelda.check_finite(values, step)
-  bad = model.nonfinite_variables()
-  if bad:
-    raise pixelda.NonFiniteLossError(
-        f"non-finite weights at step {step}, after its update: "
-        f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; the last good "
-        "checkpoint is kept. Lower --learning_rate or check the input data")
+  pixelda.check_finite(values, step, model.nonfinite_variables())
   return values
 
 
