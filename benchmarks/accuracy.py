@@ -12,10 +12,13 @@ accuracy against training minutes to <root>/<name>/accuracy_vs_time.png
 
   python benchmarks/accuracy.py --history=RUN/history.json
   python benchmarks/accuracy.py --summarize=A/results.json,B/results.json,...
+  python benchmarks/accuracy.py --compare=A/history.json,B/history.json
 
 train nothing: the first prints a finished run's curve statistics (minutes
 to 95%, the swing of its last third), the second the mean and sample std of
-several runs' final and best-validation accuracy (e.g. one per seed).
+several runs' final and best-validation accuracy (e.g. one per seed), the
+third several runs' test accuracy side by side at equal steps and at equal
+minutes (e.g. float32 against bfloat16).
 """
 
 import json
@@ -34,6 +37,13 @@ MODES = flags.DEFINE_list("modes", ["pixelda", "source_only", "target_only"],
 HISTORY = flags.DEFINE_string(
     "history", None, "Train nothing: print the curve statistics (minutes to "
     "95%, swing) of a finished run's history.json or results.json.")
+COMPARE = flags.DEFINE_list(
+    "compare", None, "Train nothing: print the target test accuracy of these "
+    "runs (history.json or results.json files) side by side at equal steps "
+    "(every --compare_every) and at equal minutes (every 10), e.g. a float32 "
+    "and a bfloat16 run of one seed.")
+COMPARE_EVERY = flags.DEFINE_integer("compare_every", 2500,
+                                     "Steps between --compare rows.")
 SUMMARIZE = flags.DEFINE_list(
     "summarize", None, "Train nothing: print the mean and std over runs "
     "(e.g. seeds) of these results.json files' final and best accuracy.")
@@ -85,13 +95,61 @@ def curve_stats(history: list, threshold: float = 0.95) -> dict:
   return out
 
 
+def read_history(path: str) -> list:
+  """The evaluations of a run's history.json or results.json."""
+  with open(path) as f:
+    history = json.load(f)
+  if isinstance(history, dict):  # results.json
+    history = history.get("val_history", [])
+  return history
+
+
+def compare(histories: list, every: int, minutes_every: float = 10) -> dict:
+  """Test accuracy of several runs at the steps all of them evaluated (every
+  `every`, and the last shared one) and at each `minutes_every` minutes up
+  to the shortest run's end, rounded (the last evaluation at or before
+  it)."""
+  by_step = [{h["step"]: h["test_accuracy"] for h in hist}
+             for hist in histories]
+  shared = sorted(set.intersection(*(set(s) for s in by_step)))
+  steps = [s for s in shared if s % every == 0]
+  if shared and shared[-1] not in steps:
+    steps.append(shared[-1])
+  # A budget's last evaluation comes a little before its end (60 min).
+  end = min(hist[-1]["minutes"] for hist in histories)
+  marks = [minutes_every * k
+           for k in range(1, int(round(end / minutes_every)) + 1)]
+  at_minutes = []
+  for mark in marks:
+    row = {"minutes": mark}
+    for i, hist in enumerate(histories):
+      done = [h for h in hist if h["minutes"] <= mark + 1e-9]
+      row[i] = ({"step": done[-1]["step"],
+                 "test_accuracy": done[-1]["test_accuracy"]}
+                if done else None)
+    at_minutes.append(row)
+  return {"at_steps": [{"step": s, **{i: b[s] for i, b in enumerate(by_step)}}
+                       for s in steps],
+          "at_minutes": at_minutes}
+
+
 def main(argv):
   if HISTORY.value:
-    with open(HISTORY.value) as f:
-      history = json.load(f)
-    if isinstance(history, dict):  # results.json
-      history = history.get("val_history", [])
-    print(json.dumps(curve_stats(history), indent=2))
+    print(json.dumps(curve_stats(read_history(HISTORY.value)), indent=2))
+    return 0
+  if COMPARE.value:
+    table = compare([read_history(p) for p in COMPARE.value],
+                    COMPARE_EVERY.value)
+    print("runs: " + ", ".join(f"[{i}] {p}"
+                               for i, p in enumerate(COMPARE.value)))
+    for row in table["at_steps"]:
+      print(f"step {row['step']:>7,}  " + "  ".join(
+          f"[{i}] {100 * row[i]:.2f}%" for i in range(len(COMPARE.value))))
+    for row in table["at_minutes"]:
+      print(f"{row['minutes']:>5.0f} min  " + "  ".join(
+          f"[{i}] n/a" if row[i] is None else
+          f"[{i}] {100 * row[i]['test_accuracy']:.2f}% (step "
+          f"{row[i]['step']:,})" for i in range(len(COMPARE.value))))
     return 0
   if SUMMARIZE.value:
     results = {}

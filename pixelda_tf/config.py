@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from typing import Any, Dict, Optional, Tuple
 
 SOURCES = ("mnist", "usps", "folder")
@@ -224,6 +225,11 @@ class TrainConfig:
     ema_decay: keep an exponential moving average of the classifier's and
       generator's weights with this decay (0 = off); validation, the best
       checkpoint, test results and export then use the averaged weights.
+    init_from: another run's model_dir (its newest intact checkpoint) or a
+      checkpoint prefix. A run with no checkpoint of its own starts from it:
+      weights, optimizer state, weight averages and step counter, as if
+      resumed, but with this run's losses, budgets and data (a second stage,
+      e.g. a refinement stage). The networks must match.
   """
   mode: str = "pixelda"
   model_dir: str = "runs/mnistm"
@@ -238,6 +244,7 @@ class TrainConfig:
   seed: int = 0
   quiet: bool = False
   ema_decay: float = 0.0
+  init_from: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -445,6 +452,10 @@ def validate(cfg: Config) -> Config:
   require(t.ema_decay == 0.0 or 0.0 < t.ema_decay < 1.0,
           f"--ema_decay={t.ema_decay}: use 0 (off) or a value in (0, 1), "
           "e.g. 0.999")
+  require(not t.init_from or os.path.normpath(t.init_from) != os.path.normpath(
+      t.model_dir), f"--init_from={t.init_from} is this run's own "
+          "--model_dir: rerunning the same command resumes it; to start a "
+          "second stage from it, give the new stage another --model_dir")
   require(t.keep_checkpoints > 0,
           f"--keep_checkpoints={t.keep_checkpoints}: must be > 0")
   for name in ("eval_every", "summary_every", "image_every"):

@@ -49,7 +49,8 @@ PROGRESS_FILE = "progress.json"
 RESUMABLE_CHANGES = {
     ("train", f) for f in ("train_steps", "max_minutes", "checkpoint_every",
                            "eval_every", "summary_every", "image_every",
-                           "keep_checkpoints", "quiet", "model_dir")
+                           "keep_checkpoints", "quiet", "model_dir",
+                           "init_from")
 } | {("runtime", f) for f in ("strategy", "num_cpu_devices", "jit_compile",
                               "intra_op_threads", "inter_op_threads",
                               "fused_batch_norm", "split_conv_grad",
@@ -266,8 +267,27 @@ class RunDir:
     """Training minutes, counted across resumes."""
     return self._prior_minutes + (time.time() - self._started) / 60
 
+  def _init_candidates(self) -> List[str]:
+    """The checkpoints `--init_from` names, newest first (FileNotFoundError
+    when there are none)."""
+    init = self.cfg.train.init_from
+    if tf.io.gfile.exists(init + ".index"):
+      return [init]
+    if not tf.io.gfile.isdir(init):
+      raise FileNotFoundError(
+          f"--init_from={init}: no such run folder or checkpoint prefix "
+          "(give a trained run's --model_dir, or a prefix such as "
+          "RUN/checkpoints/ckpt-1000)")
+    try:
+      return checkpoint_candidates(init, "latest")
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f"--init_from={init}: {e}") from e
+
   def check_settings(self) -> None:
-    """Refuses to resume a run with other model or training settings."""
+    """Refuses to resume a run with other model or training settings, and
+    to start from an `--init_from` that holds no checkpoint."""
+    if self.cfg.train.init_from and not _kept(self.file(CHECKPOINT_DIR)):
+      self._init_candidates()  # Before the data loads: fail at once.
     if not tf.io.gfile.exists(self.file(CONFIG_FILE)):
       return
     old, new = load_config(self.path).to_dict(), self.cfg.to_dict()
@@ -310,8 +330,9 @@ class RunDir:
 
   def attach(self, model: pixelda.PixelDA) -> int:
     """Checkpoint managers for `model`; restores the newest intact
-    checkpoint, with the history, best and clock as of it. Returns the step
-    to start from."""
+    checkpoint, with the history, best and clock as of it (a run with none
+    of its own starts from `--init_from`'s, with an empty history and
+    clock). Returns the step to start from."""
     root = self.path
     if not self.chief:
       root = self._scratch = tempfile.mkdtemp(prefix="pixelda_worker")
@@ -331,6 +352,16 @@ class RunDir:
       except ValueError as e:
         raise config_lib.ConfigError(str(e)) from e
       logging.info("resumed from %s at step %d", path,
+                   int(model.step.numpy()))
+    elif self.cfg.train.init_from:
+      try:
+        path = restore_newest_intact(
+            model.checkpoint, self._init_candidates(),
+            "this run's networks (--init_from needs the same networks, and "
+            "--ema_decay on or off as there)")
+      except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from e
+      logging.info("initialised from %s (--init_from) at step %d", path,
                    int(model.step.numpy()))
     start = self.saved_step = int(model.step.numpy())
     self.best = read_json(self.file(os.path.join(BEST_DIR, BEST_FILE)),

@@ -1,6 +1,9 @@
 """The step benchmark's internals on a tiny config (no timing assertions)."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -8,6 +11,8 @@ import tensorflow as tf
 from pixelda_tf import bench
 from pixelda_tf import models
 from tests import tiny
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_flop_count_matches_a_hand_count():
@@ -117,3 +122,27 @@ def test_cpu_info_reads_model_and_features(tmp_path):
   assert info["features"] == ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
   assert "fpu" in info["flags"]
   assert bench.cpu_info(str(tmp_path / "missing"))["model"] == "unknown"
+
+
+@pytest.mark.slow
+def test_accuracy_compare_lines_runs_up_by_step_and_by_minute(tmp_path):
+  # Run 0 evaluates every 250 steps at 100 steps a minute, run 1 at 200.
+  runs = [[{"step": s, "minutes": s / rate, "test_accuracy": base + s / 1e4}
+           for s in range(250, last + 1, 250)]
+          for rate, base, last in ((100, 0.5, 3000), (200, 0.4, 6000))]
+  paths = [tmp_path / "a_history.json", tmp_path / "results.json"]
+  paths[0].write_text(json.dumps(runs[0]))
+  paths[1].write_text(json.dumps({"val_history": runs[1]}))
+  out = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "benchmarks", "accuracy.py"),
+       f"--compare={paths[0]},{paths[1]}", "--compare_every=1000"],
+      capture_output=True, text=True, check=True, cwd=ROOT).stdout
+  lines = out.splitlines()
+  assert lines[1:4] == ["step   1,000  [0] 60.00%  [1] 50.00%",
+                        "step   2,000  [0] 70.00%  [1] 60.00%",
+                        "step   3,000  [0] 80.00%  [1] 70.00%"]
+  # At equal minutes run 1 is twice as many steps along.
+  assert lines[4:] == [
+      "   10 min  [0] 60.00% (step 1,000)  [1] 60.00% (step 2,000)",
+      "   20 min  [0] 70.00% (step 2,000)  [1] 80.00% (step 4,000)",
+      "   30 min  [0] 80.00% (step 3,000)  [1] 100.00% (step 6,000)"]

@@ -13,6 +13,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from pixelda_tf import config as config_lib
@@ -193,6 +194,51 @@ def test_target_val_dir_is_the_validation_split(tmp_path, fake):
                 target_val_dir=str(tmp_path / "val2"))
   with pytest.raises(DataError, match=r"target_val_dir.*\['z'\].*\['a', 'b'\]"):
     load_domain(bad, "target", "val")
+
+
+def _copy_tree(local, there):
+  """Copies a local folder tree to a tf.io.gfile path."""
+  for root, _, files in os.walk(local):
+    rel = os.path.relpath(root, local)
+    dest = there if rel == "." else f"{there}/{rel}"
+    tf.io.gfile.makedirs(dest)
+    for name in files:
+      tf.io.gfile.copy(os.path.join(root, name), f"{dest}/{name}")
+
+
+def test_own_image_folders_read_through_tf_file_systems(tmp_path, fake):
+  # TensorFlow's in-memory file system stands in for gs://: listing and
+  # reading must go through tf.io.gfile, not os.
+  local = tmp_path / "target"
+  write_flat(local / "train", 7)
+  write_class_folder(local / "test", [2, 3], classes=["3", "7"])
+  there = f"ram://{tmp_path.name}/target"
+  _copy_tree(str(local), there)
+  assert not os.path.exists(there)
+  for split in ("train", "test"):
+    want = load_domain(cfg_for(tmp_path, fake, target="folder",
+                               target_dir=str(local)), "target", split)
+    got = load_domain(cfg_for(tmp_path, fake, target="folder",
+                              target_dir=there), "target", split)
+    np.testing.assert_array_equal(got.images, want.images)
+    assert (got.labels is None) == (want.labels is None)
+    if want.labels is not None:
+      np.testing.assert_array_equal(got.labels, want.labels)
+  assert there in got.origin
+  # A source folder too, and an unreadable file is named.
+  _copy_tree(str(fake / "source_folder"), f"{there}_source")
+  cfg = cfg_for(tmp_path, fake, source="folder", mnist_dir=None,
+                source_dir=f"{there}_source", target="folder",
+                target_dir=there)
+  assert len(load_domain(cfg, "source", "train")) == len(load_domain(
+      cfg_for(tmp_path, fake, source="folder", mnist_dir=None,
+              source_dir=str(fake / "source_folder"), target="folder",
+              target_dir=there), "source", "train"))
+  with tf.io.gfile.GFile(f"{there}/train/9999.png", "wb") as f:
+    f.write(b"not a png")
+  with pytest.raises(DataError, match="9999.png: not a readable image"):
+    load_domain(cfg_for(tmp_path, fake, target="folder", target_dir=there,
+                        image_size=32), "target", "train")
 
 
 def test_missing_folders_name_their_flag(tmp_path, fake):

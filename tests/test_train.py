@@ -214,6 +214,51 @@ def test_a_relative_model_dir_resumes_and_restores(fake, tmp_path,
   assert model.restored_from.endswith("ckpt-4")
 
 
+def test_init_from_starts_a_second_stage_where_the_first_ended(fake,
+                                                                tmp_path):
+  def stage(model_dir, steps, **kw):
+    train = dict(model_dir=str(tmp_path / model_dir), train_steps=steps,
+                 eval_every=0, image_every=0)
+    train.update(kw.pop("train", {}))
+    base = _cfg(fake, str(tmp_path))
+    return dataclasses.replace(
+        base, train=dataclasses.replace(base.train, **train), **kw)
+
+  strategy = tf.distribute.get_strategy()
+  training.train(stage("unbroken", 4), strategy=strategy)
+  training.train(stage("first", 2), strategy=strategy)
+  second = stage("second", 4, train=dict(init_from=str(tmp_path / "first")))
+  assert training.train(second, strategy=strategy)["steps"] == 4
+  # Two steps there and two here are the four steps of an unbroken run.
+  _, want = _final_weights(str(tmp_path / "unbroken"))
+  _, got = _final_weights(str(tmp_path / "second"))
+  for k in want:
+    np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+  # The first stage is left as it was.
+  assert int(rundir.restore(str(tmp_path / "first")).step) == 2
+  # Rerun, the second stage resumes its own checkpoints.
+  assert training.train(second, strategy=strategy)["steps"] == 4
+  # A refinement stage: other losses and budgets, from a checkpoint prefix.
+  refine = stage("refine", 3, train=dict(
+      init_from=str(tmp_path / "first" / "checkpoints" / "ckpt-2")),
+                 loss=dataclasses.replace(second.loss, pseudo_label=1.0))
+  logs = training.train(refine, strategy=strategy)
+  assert logs["steps"] == 3 and logs["config"]["train"]["init_from"]
+  with pytest.raises(FileNotFoundError, match=r"--init_from=.*nope: no such "
+                     "run folder or checkpoint prefix"):
+    training.train(stage("x", 3, train=dict(init_from=str(tmp_path / "nope"))),
+                   strategy=strategy)
+  assert not os.path.exists(tmp_path / "x" / "checkpoints")
+  other = stage("y", 3, train=dict(init_from=str(tmp_path / "first")),
+                generator=dataclasses.replace(second.generator, filters=4))
+  with pytest.raises(config_lib.ConfigError,
+                     match="--init_from needs the same networks"):
+    training.train(other, strategy=strategy)
+  with pytest.raises(config_lib.ConfigError, match="own --model_dir"):
+    config_lib.validate(stage("z", 3, train=dict(
+        init_from=str(tmp_path / "z"))))
+
+
 def _train_cmd(fake, tmp, model_dir, steps):
   fake = str(fake)
   return [sys.executable, "-m", "pixelda_tf.train",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 
 from pixelda_tf.data import errors
@@ -55,12 +56,13 @@ def read(path: str, size: int | None = None, mode: str = "RGB") -> np.ndarray:
   """Reads one image file, optionally resized to (size, size) with PIL.
 
   PIL's bilinear filter widens with the scale factor, so large photos are
-  antialiased rather than aliased when shrunk to 32x32.
+  antialiased rather than aliased when shrunk to 32x32. `path` may be on any
+  file system `tf.io.gfile` reads (gs://, ...).
   """
   try:
-    with open(path, "rb") as f:
+    with tf.io.gfile.GFile(path, "rb") as f:
       data = f.read()
-  except OSError as e:
+  except (OSError, tf.errors.OpError) as e:
     raise errors.DataError(f"{path}: cannot read ({e})") from e
   image = decode(data, path, mode)
   if size is not None and image.shape[:2] != (size, size):

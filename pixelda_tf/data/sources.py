@@ -11,6 +11,7 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from pixelda_tf.config import DataConfig
@@ -99,7 +100,7 @@ def load_mnist_m(cfg: DataConfig) -> Loaded:
 
 def _folder_classes(folder: str, flag: str) -> List[str]:
   """The class subfolders of a labelled folder (of its train/ if split)."""
-  if not os.path.isdir(folder):
+  if not tf.io.gfile.isdir(folder):
     raise errors.DataError(f"--{flag}={folder} is not a folder")
   if folders.has_splits(folder):
     folder = os.path.join(folder, "train")
@@ -151,7 +152,7 @@ def load_folder(folder: str, cfg: DataConfig, flag: str,
   Returns:
     (arrays, origin, num_classes).
   """
-  if not os.path.isdir(folder):
+  if not tf.io.gfile.isdir(folder):
     raise errors.DataError(f"--{flag}={folder} is not a folder")
   arrays = {}
   if folders.has_splits(folder):
