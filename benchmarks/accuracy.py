@@ -109,6 +109,10 @@ def compare(histories: list, every: int, minutes_every: float = 10) -> dict:
   `every`, and the last shared one) and at each `minutes_every` minutes up
   to the shortest run's end, rounded (the last evaluation at or before
   it)."""
+  histories = [[h for h in hist if h.get("test_accuracy") is not None]
+               for hist in histories]
+  if not all(histories):
+    raise ValueError("--compare: a run has no scored evaluations")
   by_step = [{h["step"]: h["test_accuracy"] for h in hist}
              for hist in histories]
   shared = sorted(set.intersection(*(set(s) for s in by_step)))

@@ -248,6 +248,8 @@ class RunDir:
     history: the evaluations so far, across resumes.
     best: {"val_accuracy", "step"} of the best-by-validation checkpoint.
     saved_step: the step of the newest checkpoint written or restored.
+    initialised_from: the `--init_from` checkpoint this run started from,
+      when it had none of its own.
   """
 
   def __init__(self, cfg: config_lib.Config, chief: bool,
@@ -258,6 +260,7 @@ class RunDir:
     self.history: List[Dict] = []
     self.best = {"val_accuracy": -1.0, "step": -1}
     self.saved_step = 0
+    self.initialised_from: Optional[str] = None
     self._latest = self._best = self._scratch = None
 
   def file(self, name: str) -> str:
@@ -351,8 +354,10 @@ class RunDir:
                                      f"the networks of {self.path}'s config")
       except ValueError as e:
         raise config_lib.ConfigError(str(e)) from e
-      logging.info("resumed from %s at step %d", path,
-                   int(model.step.numpy()))
+      logging.info("resumed from %s at step %d%s", path,
+                   int(model.step.numpy()),
+                   " (--init_from is used only by a run with no checkpoint "
+                   "of its own)" if self.cfg.train.init_from else "")
     elif self.cfg.train.init_from:
       try:
         path = restore_newest_intact(
@@ -361,8 +366,15 @@ class RunDir:
             "--ema_decay on or off as there)")
       except ValueError as e:
         raise config_lib.ConfigError(str(e)) from e
-      logging.info("initialised from %s (--init_from) at step %d", path,
-                   int(model.step.numpy()))
+      step = int(model.step.numpy())
+      if step >= self.cfg.train.train_steps:
+        raise config_lib.ConfigError(
+            f"--init_from={self.cfg.train.init_from} starts at step {step}, "
+            f"and --train_steps={self.cfg.train.train_steps} is not past it: "
+            f"steps count from 0, so give --train_steps={step} + the steps "
+            "to train (or a --max_minutes budget and a large --train_steps)")
+      logging.info("initialised from %s (--init_from) at step %d", path, step)
+      self.initialised_from = path
     start = self.saved_step = int(model.step.numpy())
     self.best = read_json(self.file(os.path.join(BEST_DIR, BEST_FILE)),
                           self.best)

@@ -148,6 +148,8 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
       "stopped_by": stopped or "train_steps", "wall_time_s": 60 * run.minutes(),
       "mode": t.mode, "val_history": run.history, "code": code,
       "weights_sha256": _fingerprint(model)}
+  if run.initialised_from:  # the checkpoint --init_from resolved to
+    results["initialised_from"] = run.initialised_from
   if stopped in stop.SIGNAL_NAMES:
     _stop_interrupted(run, results, stopped)
   results.update(scorer.final_report(run, step))

@@ -228,7 +228,12 @@ def test_init_from_starts_a_second_stage_where_the_first_ended(fake,
   training.train(stage("unbroken", 4), strategy=strategy)
   training.train(stage("first", 2), strategy=strategy)
   second = stage("second", 4, train=dict(init_from=str(tmp_path / "first")))
-  assert training.train(second, strategy=strategy)["steps"] == 4
+  results = training.train(second, strategy=strategy)
+  assert results["steps"] == 4 and results["initialised_from"].endswith(
+      os.path.join("first", "checkpoints", "ckpt-2"))
+  # It started at step 2: its own checkpoints begin after it.
+  kept = os.listdir(tmp_path / "second" / "checkpoints")
+  assert "ckpt-4.index" in kept and "ckpt-2.index" not in kept
   # Two steps there and two here are the four steps of an unbroken run.
   _, want = _final_weights(str(tmp_path / "unbroken"))
   _, got = _final_weights(str(tmp_path / "second"))
@@ -248,7 +253,12 @@ def test_init_from_starts_a_second_stage_where_the_first_ended(fake,
                      "run folder or checkpoint prefix"):
     training.train(stage("x", 3, train=dict(init_from=str(tmp_path / "nope"))),
                    strategy=strategy)
-  assert not os.path.exists(tmp_path / "x" / "checkpoints")
+  # Refused before the data loads and anything is written.
+  assert not os.path.exists(tmp_path / "x" / "config.json")
+  with pytest.raises(config_lib.ConfigError, match=r"starts at step 2, and "
+                     r"--train_steps=2 is not past it"):
+    training.train(stage("w", 2, train=dict(init_from=str(tmp_path / "first"))),
+                   strategy=strategy)
   other = stage("y", 3, train=dict(init_from=str(tmp_path / "first")),
                 generator=dataclasses.replace(second.generator, filters=4))
   with pytest.raises(config_lib.ConfigError,

@@ -48,7 +48,10 @@ def subfolders(folder: str) -> List[str]:
   """The one rule for class ids, here and for adapted datasets
   (`adapting.load_adapted`): a folder's subfolders, hidden ones skipped, in
   sorted order. Through tf.io.gfile, as every read of own images."""
-  names = (n.rstrip("/") for n in tf.io.gfile.listdir(folder))
+  names = [n.rstrip("/") for n in tf.io.gfile.listdir(folder)]
+  if "://" in folder:
+    # An image file is no folder: asking would cost a request per image.
+    names = [n for n in names if not n.lower().endswith(EXTENSIONS)]
   return sorted(n for n in names if not n.startswith(".")
                 and tf.io.gfile.isdir(os.path.join(folder, n)))
 
@@ -106,6 +109,9 @@ def read_folder(folder: str, size: int, labelled: Optional[bool],
     raise errors.DataError(
         f"--{flag}={folder} holds no images ({', '.join(EXTENSIONS)}); put "
         "images in it (one subfolder per class if labelled)")
-  with concurrent.futures.ThreadPoolExecutor(_READERS) as pool:
+  pool = concurrent.futures.ThreadPoolExecutor(_READERS)
+  try:
     out = np.stack(list(pool.map(lambda p: images.read(p, size), paths)))
+  finally:
+    pool.shutdown(cancel_futures=True)  # an unreadable file stops the rest
   return out, (np.array(labels, np.int64) if classes else None), classes
