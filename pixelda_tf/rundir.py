@@ -346,36 +346,34 @@ class RunDir:
     self._best = tf.train.CheckpointManager(
         model.checkpoint, os.path.join(root, BEST_DIR), max_to_keep=2)
     kept = _kept(os.path.join(self.path, CHECKPOINT_DIR))
-    if kept:
+    init = self.cfg.train.init_from
+    if kept or init:
+      # A run's own checkpoints win; a run with none starts from --init_from.
       # A damaged checkpoint (a full disk, a copy cut short) is skipped with
       # a warning, and its steps are trained again.
+      paths, networks = (
+          (kept, f"the networks of {self.path}'s config") if kept else
+          (self._init_candidates(), "this run's networks (--init_from needs "
+           "the same networks, and --ema_decay on or off as there)"))
       try:
-        path = restore_newest_intact(model.checkpoint, kept,
-                                     f"the networks of {self.path}'s config")
+        path = restore_newest_intact(model.checkpoint, paths, networks)
       except ValueError as e:
         raise config_lib.ConfigError(str(e)) from e
-      logging.info("resumed from %s at step %d%s", path,
-                   int(model.step.numpy()),
+    step = int(model.step.numpy())
+    if kept:
+      logging.info("resumed from %s at step %d%s", path, step,
                    " (--init_from is used only by a run with no checkpoint "
-                   "of its own)" if self.cfg.train.init_from else "")
-    elif self.cfg.train.init_from:
-      try:
-        path = restore_newest_intact(
-            model.checkpoint, self._init_candidates(),
-            "this run's networks (--init_from needs the same networks, and "
-            "--ema_decay on or off as there)")
-      except ValueError as e:
-        raise config_lib.ConfigError(str(e)) from e
-      step = int(model.step.numpy())
+                   "of its own)" if init else "")
+    elif init:
       if step >= self.cfg.train.train_steps:
         raise config_lib.ConfigError(
-            f"--init_from={self.cfg.train.init_from} starts at step {step}, "
+            f"--init_from={init} starts at step {step}, "
             f"and --train_steps={self.cfg.train.train_steps} is not past it: "
             f"steps count from 0, so give --train_steps={step} + the steps "
             "to train (or a --max_minutes budget and a large --train_steps)")
       logging.info("initialised from %s (--init_from) at step %d", path, step)
       self.initialised_from = path
-    start = self.saved_step = int(model.step.numpy())
+    start = self.saved_step = step
     self.best = read_json(self.file(os.path.join(BEST_DIR, BEST_FILE)),
                           self.best)
     self.history = [h for h in read_json(self.file(HISTORY_FILE), [])

@@ -33,13 +33,19 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff",
 _READERS = 16
 
 
+def _is_image(name: str) -> bool:
+  return name.lower().endswith(EXTENSIONS)
+
+
+def _on_object_store(folder: str) -> bool:
+  """gs:// and the like: a "subfolder" lists with a trailing "/", which no
+  image name ends with, and asking about each name costs a request."""
+  return "://" in folder
+
+
 def _image_files(folder: str) -> List[str]:
-  names = [n for n in tf.io.gfile.listdir(folder)
-           if n.lower().endswith(EXTENSIONS)]
-  if "://" in folder:
-    # Object stores list a "subfolder" with a trailing "/", which no image
-    # name ends with; asking each file whether it is a folder costs a
-    # request per file.
+  names = [n for n in tf.io.gfile.listdir(folder) if _is_image(n)]
+  if _on_object_store(folder):
     return sorted(names)
   return sorted(n for n in names if os.path.isfile(os.path.join(folder, n)))
 
@@ -49,9 +55,8 @@ def subfolders(folder: str) -> List[str]:
   (`adapting.load_adapted`): a folder's subfolders, hidden ones skipped, in
   sorted order. Through tf.io.gfile, as every read of own images."""
   names = [n.rstrip("/") for n in tf.io.gfile.listdir(folder)]
-  if "://" in folder:
-    # An image file is no folder: asking would cost a request per image.
-    names = [n for n in names if not n.lower().endswith(EXTENSIONS)]
+  if _on_object_store(folder):
+    names = [n for n in names if not _is_image(n)]
   return sorted(n for n in names if not n.startswith(".")
                 and tf.io.gfile.isdir(os.path.join(folder, n)))
 
