@@ -225,11 +225,12 @@ class TrainConfig:
     ema_decay: keep an exponential moving average of the classifier's and
       generator's weights with this decay (0 = off); validation, the best
       checkpoint, test results and export then use the averaged weights.
-    init_from: another run's model_dir (its newest intact checkpoint) or a
-      checkpoint prefix. A run with no checkpoint of its own starts from it:
-      weights, optimizer state, weight averages and step counter, as if
-      resumed, but with this run's losses, budgets and data (a second stage,
-      e.g. a refinement stage). The networks must match.
+    init_from: another run's model_dir (its newest intact checkpoint), its
+      checkpoints/ or best/ folder, or a checkpoint prefix. A run with no
+      checkpoint of its own starts from it: weights, optimizer state,
+      weight averages and step counter, as if resumed, but with this run's
+      losses, budgets and data (a second stage, e.g. a refinement stage).
+      The networks must match.
   """
   mode: str = "pixelda"
   model_dir: str = "runs/mnistm"

@@ -123,9 +123,10 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
                   "G's and T's weights that evaluation and export use "
                   "(0 = off)."),
     "init_from": ("train", "init_from", "Start a run that has no "
-                  "checkpoint yet from another run's model_dir (or a "
-                  "checkpoint prefix): weights, optimizer state, averages "
-                  "and step, with this run's losses, budgets and data."),
+                  "checkpoint yet from another run's model_dir (or its "
+                  "checkpoints/ or best/ folder, or a checkpoint "
+                  "prefix): weights, optimizer state, averages and step, "
+                  "with this run's losses, budgets and data."),
     # Runtime.
     "strategy": ("runtime", "strategy", "default, mirrored or multi_worker."),
     "num_cpu_devices": ("runtime", "num_cpu_devices",

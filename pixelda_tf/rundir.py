@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from pixelda_tf import config as config_lib
 from pixelda_tf import pixelda
+from pixelda_tf import runlock
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -135,9 +136,11 @@ def checkpoint_candidates(model_dir: str, which: str = "latest") -> List[str]:
 
 
 def restore_newest_intact(checkpoint: tf.train.Checkpoint, paths: List[str],
-                          networks: str = "these networks") -> str:
+                          networks: str = "these networks",
+                          advice: Optional[str] = None) -> str:
   """Restores the first of `paths` that reads, warning about each that does
   not (files missing, truncated or corrupt); returns the path restored.
+  `advice` replaces the error's default (delete or restore the files).
 
   Raises:
     CheckpointError: none of them reads; names every file.
@@ -164,9 +167,9 @@ def restore_newest_intact(checkpoint: tf.train.Checkpoint, paths: List[str],
   folder = os.path.dirname(paths[0]) if paths else "the folder"
   raise CheckpointError(
       "no checkpoint can be read: " + "; ".join(damaged) + ". The files are "
-      f"damaged or missing (a full disk, a copy cut short?): delete them (or "
-      f"all of {folder}) to train from the start, or restore them from a "
-      "backup")
+      "damaged or missing (a full disk, a copy cut short?): " + (
+          advice or f"delete them (or all of {folder}) to train from the "
+          "start, or restore them from a backup"))
 
 
 def restore(model_dir: str, which: str = "latest",
@@ -279,8 +282,15 @@ class RunDir:
     if not tf.io.gfile.isdir(init):
       raise FileNotFoundError(
           f"--init_from={init}: no such run folder or checkpoint prefix "
-          "(give a trained run's --model_dir, or a prefix such as "
-          "RUN/checkpoints/ckpt-1000)")
+          "(give a trained run's --model_dir, its checkpoints/ or best/ "
+          "folder, or a prefix such as RUN/checkpoints/ckpt-1000)")
+    kept = _kept(init)
+    if kept:  # RUN/checkpoints or RUN/best itself.
+      return kept
+    if os.path.basename(os.path.normpath(init)) in (CHECKPOINT_DIR, BEST_DIR):
+      raise FileNotFoundError(
+          f"--init_from={init}: no checkpoint is listed there (no "
+          "`checkpoint` file): train that run first, or name another run")
     try:
       return checkpoint_candidates(init, "latest")
     except FileNotFoundError as e:
@@ -288,9 +298,22 @@ class RunDir:
 
   def check_settings(self) -> None:
     """Refuses to resume a run with other model or training settings, and
-    to start from an `--init_from` that holds no checkpoint."""
-    if self.cfg.train.init_from and not _kept(self.file(CHECKPOINT_DIR)):
-      self._init_candidates()  # Before the data loads: fail at once.
+    to start from an `--init_from` that holds no checkpoint; warns when the
+    `--init_from` run may still be training."""
+    init = self.cfg.train.init_from
+    if init and not _kept(self.file(CHECKPOINT_DIR)):
+      paths = self._init_candidates()  # Before the data loads: fail at once.
+      folder = os.path.dirname(paths[0])
+      trainer = (self.chief and os.path.basename(folder) in (
+          CHECKPOINT_DIR, BEST_DIR) and runlock.holder(os.path.dirname(folder)))
+      if trainer:
+        logging.warning(
+            "--init_from=%s: %s may still be training (%s); %s", init,
+            os.path.abspath(os.path.dirname(folder)), trainer,
+            f"it deletes old checkpoints as it saves: copy {paths[0]} first"
+            if tf.io.gfile.exists(init + ".index") else
+            "this run starts from the newest checkpoint there when it "
+            f"restores (now {paths[0]})")
     if not tf.io.gfile.exists(self.file(CONFIG_FILE)):
       return
     old, new = load_config(self.path).to_dict(), self.cfg.to_dict()
@@ -356,7 +379,11 @@ class RunDir:
           (self._init_candidates(), "this run's networks (--init_from needs "
            "the same networks, and --ema_decay on or off as there)"))
       try:
-        path = restore_newest_intact(model.checkpoint, paths, networks)
+        path = restore_newest_intact(
+            model.checkpoint, paths, networks, advice=None if kept else (
+                f"--init_from={init}: point it at an intact run, its best/ "
+                "folder or a checkpoint prefix, or leave it out to train "
+                "from the start"))
       except ValueError as e:
         raise config_lib.ConfigError(str(e)) from e
     step = int(model.step.numpy())

@@ -100,6 +100,40 @@ class RunLock:
     return False
 
 
+def holder(model_dir: str) -> Optional[str]:
+  """Who may be training in `model_dir` now, or None.
+
+  Read from the LOCK file without locking it (a probe that locked, even
+  briefly, could refuse a trainer starting at that instant): a LOCK that
+  names a holder is a run that has not ended cleanly. On this host the
+  holder is checked to be alive (its PID); on another host it cannot be,
+  and the answer says so. None for folders that are not local, or have no
+  LOCK, an empty one, or one naming a dead process here.
+  """
+  path = os.path.join(model_dir, LOCK_FILE)
+  if fcntl is None or "://" in model_dir:
+    return None  # No RunLock there (and os.kill would end a Windows PID).
+  try:
+    with open(path, "r", encoding="utf-8") as f:
+      named = _read(f)
+  except OSError:
+    return None
+  if not named or "unreadable" in named:
+    return None
+  if named.get("host") != socket.gethostname():
+    return _describe(named) + " (another host: not checked)"
+  try:
+    pid = int(named.get("pid"))
+    if pid <= 0:
+      return None
+    os.kill(pid, 0)  # Signal 0: only asks whether it exists.
+  except PermissionError:
+    pass  # Alive, another user's.
+  except (OSError, TypeError, ValueError):
+    return None
+  return _describe(named)
+
+
 def _read(f) -> Optional[dict]:
   f.seek(0)
   text = f.read().strip()

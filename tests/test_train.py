@@ -214,8 +214,8 @@ def test_a_relative_model_dir_resumes_and_restores(fake, tmp_path,
   assert model.restored_from.endswith("ckpt-4")
 
 
-def test_init_from_starts_a_second_stage_where_the_first_ended(fake,
-                                                                tmp_path):
+def test_init_from_starts_a_second_stage_where_the_first_ended(fake, tmp_path,
+                                                                caplog):
   def stage(model_dir, steps, **kw):
     train = dict(model_dir=str(tmp_path / model_dir), train_steps=steps,
                  eval_every=0, image_every=0)
@@ -247,8 +247,35 @@ def test_init_from_starts_a_second_stage_where_the_first_ended(fake,
   refine = stage("refine", 3, train=dict(
       init_from=str(tmp_path / "first" / "checkpoints" / "ckpt-2")),
                  loss=dataclasses.replace(second.loss, pseudo_label=1.0))
-  logs = training.train(refine, strategy=strategy)
+  with caplog.at_level("WARNING", logger="absl"):
+    logs = training.train(refine, strategy=strategy)
   assert logs["steps"] == 3 and logs["config"]["train"]["init_from"]
+  assert not any("still training" in r.getMessage() for r in caplog.records)
+  # The checkpoints folder itself, of a run still training: it goes ahead
+  # from the newest checkpoint and says the source may still be moving.
+  with runlock.RunLock(str(tmp_path / "first")), caplog.at_level(
+      "WARNING", logger="absl"):
+    held = training.train(stage("held", 3, train=dict(
+        init_from=str(tmp_path / "first" / "checkpoints"))), strategy=strategy)
+  assert held["initialised_from"].endswith("ckpt-2")
+  assert any(f"may still be training (PID {os.getpid()}" in r.getMessage()
+             for r in caplog.records)
+  os.makedirs(tmp_path / "empty" / "checkpoints")
+  with pytest.raises(FileNotFoundError, match=r"empty.checkpoints: no "
+                     "checkpoint is listed there"):
+    training.train(stage("u", 3, train=dict(
+        init_from=str(tmp_path / "empty" / "checkpoints"))), strategy=strategy)
+  # A source whose checkpoints are all damaged: the advice is about
+  # --init_from, not about deleting this run's files.
+  shutil.copytree(tmp_path / "first", tmp_path / "broken")
+  for name in os.listdir(tmp_path / "broken" / "checkpoints"):
+    if ".data-" in name:
+      with open(tmp_path / "broken" / "checkpoints" / name, "r+b") as f:
+        f.truncate(10)
+  with pytest.raises(rundir.CheckpointError, match=r"--init_from=.*broken: "
+                     "point it at an intact run"):
+    training.train(stage("v", 3, train=dict(
+        init_from=str(tmp_path / "broken"))), strategy=strategy)
   with pytest.raises(FileNotFoundError, match=r"--init_from=.*nope: no such "
                      "run folder or checkpoint prefix"):
     training.train(stage("x", 3, train=dict(init_from=str(tmp_path / "nope"))),
@@ -386,6 +413,21 @@ def test_a_second_trainer_is_refused_naming_the_holder(fake, tmp_path):
       "steps"] == 1
   with open(os.path.join(cfg.train.model_dir, "LOCK")) as f:
     assert not f.read()
+
+
+def test_holder_names_a_live_trainer_only(tmp_path):
+  assert runlock.holder(str(tmp_path)) is None  # No LOCK.
+  with runlock.RunLock(str(tmp_path)):
+    assert runlock.holder(str(tmp_path)).startswith(f"PID {os.getpid()} ")
+  assert runlock.holder(str(tmp_path)) is None  # Emptied at the end.
+  lock = tmp_path / "LOCK"
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True)
+  lock.write_text(json.dumps({"host": socket.gethostname(),
+                              "pid": int(dead.stdout)}))
+  assert runlock.holder(str(tmp_path)) is None  # Died without releasing.
+  lock.write_text(json.dumps({"host": "elsewhere", "pid": 7}))
+  assert runlock.holder(str(tmp_path)).endswith("(another host: not checked)")
 
 
 def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path, caplog):
