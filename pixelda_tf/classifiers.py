@@ -87,20 +87,25 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
                        arch: str = "small_resnet", epochs: int = 5,
                        batch_size: int = 64, learning_rate: float = 1e-3,
                        seed: int = 0, max_examples: int = 0,
-                       eval_split: str = "test") -> Dict:
+                       eval_split: str = "test",
+                       with_source: bool = False) -> Dict:
   """Trains `arch` with model.fit on an adapted dataset; tests on the target.
 
   Args:
     train_dir: an adapted dataset (pixelda_tf.adapt --out) or any folder
       with one PNG subfolder per class.
-    cfg: its `data` names the target to test on; `classifier.num_classes`
-      and `data.image_size` size the network.
+    cfg: its `data` names the target to test on (and the source, for
+      `with_source`); `classifier.num_classes` and `data.image_size` size
+      the network.
     max_examples: train on the first N examples only (0 = all).
+    with_source: also train on labelled source images, as many as there
+      are adapted examples (or all of the source's train split if fewer),
+      as PixelDA's task tower trains on both.
 
   Returns:
-    dict with arch, num_params, num_train, epochs, train_accuracy (last
-    epoch), the target report (`evaluation.report` keys), target_origin,
-    wall_time_s.
+    dict with arch, num_params, num_train (adapted + source), num_source,
+    epochs, train_accuracy (last epoch), the target report
+    (`evaluation.report` keys), target_origin, wall_time_s.
   """
   ds, _ = adapting.load_adapted(train_dir)
   size, num_classes = cfg.data.image_size, cfg.classifier.num_classes
@@ -108,10 +113,22 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
     ds = ds.take(max_examples)
   # Load once into memory (adapted sets are small next to RAM), so the
   # shuffle is over the whole set and epochs do not re-decode PNGs.
-  ds = ds.map(lambda x, y: (data.to_model_range(x, size), y)).cache()
+  ds = ds.map(lambda x, y: (data.to_model_range(x, size),
+                            tf.cast(y, tf.int64))).cache()
   num_train = int(ds.reduce(0, lambda n, _: n + 1))
   if num_train == 0:
     raise data.DataError(f"{train_dir}: no training examples")
+  num_source = 0
+  if with_source:
+    source = data.load_domain(cfg.data, "source", "train")
+    if source.labels is None:
+      raise data.DataError(f"{source.origin} has no labels to train on")
+    num_source = min(num_train, len(source.labels))
+    ds = ds.concatenate(tf.data.Dataset.from_tensor_slices(
+        (source.images[:num_source], source.labels[:num_source].astype(
+            "int64"))).map(lambda x, y: (data.to_model_range(x, size), y))
+                        .cache())
+    num_train += num_source
   # A known length, so Keras counts the steps of an epoch (and does not warn
   # that the input "ran out of data" at the end of each).
   ds = ds.apply(tf.data.experimental.assert_cardinality(num_train))
@@ -135,7 +152,8 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
       num_classes)
   return {
       "arch": arch, "num_params": int(model.count_params()),
-      "train_dir": train_dir, "num_train": num_train, "epochs": epochs,
+      "train_dir": train_dir, "num_train": num_train,
+      "num_source": num_source, "epochs": epochs,
       "batch_size": batch_size, "seed": seed,
       "train_accuracy": float(history.history["accuracy"][-1]),
       "target": cfg.data.target, "eval_split": eval_split,

@@ -31,6 +31,9 @@ ARCH = flags.DEFINE_enum("arch", "small_resnet", list(classifiers.ARCHS),
 EPOCHS = flags.DEFINE_integer("epochs", 5, "Passes over the adapted data.")
 MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0,
                                     "Train on the first N examples (0 = all).")
+WITH_SOURCE = flags.DEFINE_bool(
+    "with_source", False, "Also train on the labelled source images (as "
+    "many as adapted examples), as PixelDA's task tower does.")
 OUT = flags.DEFINE_string("out", None, "Result JSON path.")
 
 
@@ -49,16 +52,18 @@ def main(argv):
         TRAIN_DIR.value, cfg, arch=ARCH.value, epochs=EPOCHS.value,
         batch_size=pixelda_flags.HOLDERS["batch_size"].value,
         learning_rate=pixelda_flags.HOLDERS["learning_rate"].value,
-        seed=pixelda_flags.SEED.value, max_examples=MAX_EXAMPLES.value)
+        seed=pixelda_flags.SEED.value, max_examples=MAX_EXAMPLES.value,
+        with_source=WITH_SOURCE.value)
   except (config_lib.ConfigError, DataError, FileNotFoundError,
           ValueError) as e:
     return usage.error(e)
+  suffix = "_with_source" if WITH_SOURCE.value else ""
   out = OUT.value or os.path.join(TRAIN_DIR.value,
-                                  f"classify_{ARCH.value}.json")
+                                  f"classify_{ARCH.value}{suffix}.json")
   rundir.write_json(out, {**results, "code": provenance.code_version()})
   print(json.dumps({k: results[k] for k in (
-      "arch", "num_train", "train_accuracy", "accuracy", "num_examples",
-      "target_origin")} | {"out": out}))
+      "arch", "num_train", "num_source", "train_accuracy", "accuracy",
+      "num_examples", "target_origin")} | {"out": out}))
   return 0
 
 

@@ -252,9 +252,13 @@ def test_fresh_classifier_trains_on_adapted_data(run, adapted):
   cfg = config_lib.Config.from_dict(manifest["config"])
   res = classifiers.train_and_evaluate(path, cfg, arch="wide_cnn", epochs=1,
                                        batch_size=4)
-  assert res["num_train"] == 10
+  assert res["num_train"] == 10 and res["num_source"] == 0
   assert np.array(res["confusion_matrix"]).sum() == MNIST_M_TEST
   assert 0.0 <= res["accuracy"] <= 1.0
+  # With the labelled source beside it, as many source images as adapted.
+  both = classifiers.train_and_evaluate(path, cfg, arch="wide_cnn", epochs=1,
+                                        batch_size=4, with_source=True)
+  assert both["num_source"] == 10 and both["num_train"] == 20
 
 
 def test_load_adapted_takes_classes_from_sorted_visible_subfolders(tmp_path):
