@@ -88,7 +88,8 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
                        batch_size: int = 64, learning_rate: float = 1e-3,
                        seed: int = 0, max_examples: int = 0,
                        eval_split: str = "test",
-                       with_source: bool = False) -> Dict:
+                       with_source: bool = False,
+                       adapt_bn: int = 0) -> Dict:
   """Trains `arch` with model.fit on an adapted dataset; tests on the target.
 
   Args:
@@ -101,12 +102,20 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
     with_source: also train on labelled source images, as many as there
       are adapted examples (or all of the source's train split if fewer),
       as PixelDA's task tower trains on both.
+    adapt_bn: after training, re-estimate the batch-norm statistics on up
+      to this many unlabelled target train images (AdaBN; 0 = off); the
+      result then also holds `accuracy_before_adapt_bn`.
 
   Returns:
     dict with arch, num_params, num_train (adapted + source), num_source,
     epochs, train_accuracy (last epoch), the target report
     (`evaluation.report` keys), target_origin, wall_time_s.
   """
+  config_lib.require(adapt_bn >= 0, "--adapt_bn must be >= 0 (0 = off)")
+  config_lib.require(
+      not adapt_bn or arch == "small_resnet",
+      f"--adapt_bn re-estimates batch-norm statistics, and {arch} has no "
+      "batch norm: use --arch=small_resnet")
   ds, _ = adapting.load_adapted(train_dir)
   size, num_classes = cfg.data.image_size, cfg.classifier.num_classes
   if max_examples:
@@ -147,9 +156,15 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
   target = data.load_domain(cfg.data, "target", eval_split)
   if target.labels is None:
     raise data.DataError(f"{target.origin} has no labels to test on")
-  rep = evaluation.evaluate(
-      model, data.eval_dataset(cfg.data, "target", eval_split, 500),
-      num_classes)
+  def score():
+    return evaluation.evaluate(
+        model, data.eval_dataset(cfg.data, "target", eval_split, 500),
+        num_classes)
+  extra = {}
+  if adapt_bn:
+    extra = {"accuracy_before_adapt_bn": score()["accuracy"],
+             "adapt_bn_images": _adapt_batch_norm(model, cfg, adapt_bn)}
+  rep = score()
   return {
       "arch": arch, "num_params": int(model.count_params()),
       "train_dir": train_dir, "num_train": num_train,
@@ -157,6 +172,37 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
       "batch_size": batch_size, "seed": seed,
       "train_accuracy": float(history.history["accuracy"][-1]),
       "target": cfg.data.target, "eval_split": eval_split,
-      "target_origin": target.origin, **rep,
+      "target_origin": target.origin, **rep, **extra,
       "wall_time_s": time.time() - started,
   }
+
+
+def _adapt_batch_norm(model: keras.Model, cfg: config_lib.Config,
+                      max_images: int, batch_size: int = 500) -> int:
+  """AdaBN (Li et al. 2016): every batch-norm layer's moving mean and
+  variance become the average of their batch statistics over up to
+  `max_images` target train images (labels unused). Weights are unchanged.
+  Returns the number of images used."""
+  bns = [layer for layer in model.layers
+         if isinstance(layer, keras.layers.BatchNormalization)]
+  momenta = [bn.momentum for bn in bns]
+  seen = 0
+  try:
+    for i, (images, _) in enumerate(data.eval_dataset(
+        cfg.data, "target", "train", batch_size)):
+      images = images[:max_images - seen]
+      # moving <- moving * m + batch * (1 - m), with m = i / (i + 1): after
+      # batch i the moving value is the mean of batches 0..i.
+      for bn in bns:
+        bn.momentum = i / (i + 1)
+      model(images, training=True)
+      seen += int(images.shape[0])
+      if seen >= max_images:
+        break
+  finally:
+    for bn, m in zip(bns, momenta):
+      bn.momentum = m
+  if not seen:
+    raise data.DataError("no target train images to re-estimate batch-norm "
+                         "statistics on")
+  return seen

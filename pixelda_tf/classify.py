@@ -34,6 +34,9 @@ MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0,
 WITH_SOURCE = flags.DEFINE_bool(
     "with_source", False, "Also train on the labelled source images (as "
     "many as adapted examples), as PixelDA's task tower does.")
+ADAPT_BN = flags.DEFINE_integer(
+    "adapt_bn", 0, "After training, re-estimate batch-norm statistics on up "
+    "to N unlabelled target train images (AdaBN; small_resnet; 0 = off).")
 OUT = flags.DEFINE_string("out", None, "Result JSON path.")
 
 
@@ -53,17 +56,20 @@ def main(argv):
         batch_size=pixelda_flags.HOLDERS["batch_size"].value,
         learning_rate=pixelda_flags.HOLDERS["learning_rate"].value,
         seed=pixelda_flags.SEED.value, max_examples=MAX_EXAMPLES.value,
-        with_source=WITH_SOURCE.value)
+        with_source=WITH_SOURCE.value, adapt_bn=ADAPT_BN.value)
   except (config_lib.ConfigError, DataError, FileNotFoundError,
           ValueError) as e:
     return usage.error(e)
-  suffix = "_with_source" if WITH_SOURCE.value else ""
+  suffix = ("_with_source" if WITH_SOURCE.value else "") + (
+      "_adapt_bn" if ADAPT_BN.value else "")
   out = OUT.value or os.path.join(TRAIN_DIR.value,
                                   f"classify_{ARCH.value}{suffix}.json")
   rundir.write_json(out, {**results, "code": provenance.code_version()})
   print(json.dumps({k: results[k] for k in (
       "arch", "num_train", "num_source", "train_accuracy", "accuracy",
-      "num_examples", "target_origin")} | {"out": out}))
+      "num_examples", "target_origin")}
+                   | {k: results[k] for k in ("accuracy_before_adapt_bn",)
+                      if k in results} | {"out": out}))
   return 0
 
 

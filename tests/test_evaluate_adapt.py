@@ -261,6 +261,27 @@ def test_fresh_classifier_trains_on_adapted_data(run, adapted):
   assert both["num_source"] == 10 and both["num_train"] == 20
 
 
+def test_adapt_bn_sets_batch_norm_statistics_from_target_images(run, adapted):
+  _, manifest = adapted["png"]
+  cfg = config_lib.Config.from_dict(manifest["config"])
+  model = classifiers.build("small_resnet", cfg.data.image_size, 10)
+  assert classifiers._adapt_batch_norm(model, cfg, 7, batch_size=3) == 7
+  images = np.concatenate([x for x, _ in data.eval_dataset(
+      cfg.data, "target", "train", 100)])[:7]
+  stem = keras.Model(model.inputs, model.get_layer("stem").output)
+  feats = stem(images).numpy()
+  # Batches of 3, 3 and 1: the moving mean is the mean of the batch means.
+  want = np.mean([feats[a:b].mean((0, 1, 2)) for a, b in
+                  ((0, 3), (3, 6), (6, 7))], axis=0)
+  bn = model.get_layer("stage0_bn1")
+  np.testing.assert_allclose(bn.moving_mean.numpy(), want, rtol=1e-4,
+                             atol=1e-6)
+  assert bn.momentum == 0.99  # Restored.
+  with pytest.raises(config_lib.ConfigError, match="wide_cnn has no batch"):
+    classifiers.train_and_evaluate("unused", cfg, arch="wide_cnn",
+                                   adapt_bn=10)
+
+
 def test_load_adapted_takes_classes_from_sorted_visible_subfolders(tmp_path):
   # The rule own-image folders follow (data/folders.subfolders): a hidden
   # folder such as .ipynb_checkpoints is not a class.
