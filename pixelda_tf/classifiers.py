@@ -156,15 +156,13 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
   target = data.load_domain(cfg.data, "target", eval_split)
   if target.labels is None:
     raise data.DataError(f"{target.origin} has no labels to test on")
-  def score():
-    return evaluation.evaluate(
-        model, data.eval_dataset(cfg.data, "target", eval_split, 500),
-        num_classes)
+  test = data.eval_dataset(cfg.data, "target", eval_split, 500)
   extra = {}
   if adapt_bn:
-    extra = {"accuracy_before_adapt_bn": score()["accuracy"],
+    extra = {"accuracy_before_adapt_bn": evaluation.evaluate(
+                 model, test, num_classes)["accuracy"],
              "adapt_bn_images": _adapt_batch_norm(model, cfg, adapt_bn)}
-  rep = score()
+  rep = evaluation.evaluate(model, test, num_classes)
   return {
       "arch": arch, "num_params": int(model.count_params()),
       "train_dir": train_dir, "num_train": num_train,
