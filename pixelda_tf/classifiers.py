@@ -1,9 +1,12 @@
 """Fresh classifiers trained on an adapted dataset: the decoupling check.
 
 PixelDA's claim is that G, once trained, makes labelled target-like data that
-any classifier can learn from. So these architectures are deliberately NOT the
-task tower T (conv32-pool-conv48-pool-fc100-fc100): a small ResNet with batch
-norm and global pooling, and a wider plain CNN with dropout.
+any classifier can learn from. So the first two architectures are
+deliberately NOT the task tower T (conv32-pool-conv48-pool-fc100-fc100): a
+small ResNet with batch norm and global pooling, and a wider plain CNN with
+dropout. The third, `task_tower`, is T's architecture trained fresh (one
+first layer for all images), the control: what T reaches when it learns from
+the final G's images alone rather than from G's images as G trains.
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ from typing import Dict
 
 import keras
 from keras import layers
+import numpy as np
 import tensorflow as tf
 
 from pixelda_tf import adapting
 from pixelda_tf import config as config_lib
 from pixelda_tf import data
 from pixelda_tf import evaluation
+from pixelda_tf import models
 
-ARCHS = ("small_resnet", "wide_cnn")
+ARCHS = ("small_resnet", "wide_cnn", "task_tower")
+# Images per domain that `pixel_statistics` summarises in a classify result.
+STATS_IMAGES = 1000
 
 
 def build_small_resnet(image_size: int, num_classes: int,
@@ -74,13 +81,32 @@ def build_wide_cnn(image_size: int, num_classes: int,
                      name=name)
 
 
-def build(arch: str, image_size: int, num_classes: int) -> keras.Model:
+def build(arch: str, image_size: int, num_classes: int,
+          seed: int = 0) -> keras.Model:
+  """`arch`'s network; `seed` draws task_tower's initial weights (the other
+  two draw theirs from Keras' global seed)."""
   if arch == "small_resnet":
     return build_small_resnet(image_size, num_classes)
   if arch == "wide_cnn":
     return build_wide_cnn(image_size, num_classes)
+  if arch == "task_tower":
+    return models.build_classifier(image_size, num_classes, seed=seed,
+                                   name=arch)
   raise config_lib.ConfigError(f"--arch={arch!r}: use one of "
                                f"{', '.join(ARCHS)}")
+
+
+def pixel_statistics(images: tf.data.Dataset, n: int, total: int) -> Dict:
+  """Summarises about `n` images spread evenly over a dataset of `total`
+  unbatched (image, label) in [-1, 1] (every (total // n)-th: a PNG
+  adapted set is stored class by class): the mean and std over all their
+  values, and the mean of each image's own std over its pixels and
+  channels (its contrast)."""
+  every = max(total // n, 1)
+  x = np.stack([image.numpy() for image, _ in
+                images.shard(every, 0).take(n)])
+  return {"images": len(x), "mean": float(x.mean()), "std": float(x.std()),
+          "per_image_std": float(x.reshape(len(x), -1).std(axis=1).mean())}
 
 
 def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
@@ -109,7 +135,8 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
   Returns:
     dict with arch, num_params, num_train (adapted + source), num_source,
     epochs, train_accuracy (last epoch), the target report
-    (`evaluation.report` keys), target_origin, wall_time_s.
+    (`evaluation.report` keys), target_origin, pixel_statistics of the
+    first adapted and target test images, wall_time_s.
   """
   config_lib.require(adapt_bn >= 0, "--adapt_bn must be >= 0 (0 = off)")
   config_lib.require(
@@ -127,6 +154,7 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
   num_train = int(ds.reduce(0, lambda n, _: n + 1))
   if num_train == 0:
     raise data.DataError(f"{train_dir}: no training examples")
+  stats = {"adapted": pixel_statistics(ds, STATS_IMAGES, num_train)}
   num_source = 0
   if with_source:
     source = data.load_domain(cfg.data, "source", "train")
@@ -145,7 +173,7 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
   # Keras draws initial weights and dropout masks from its global seed.
   keras.utils.set_random_seed(seed)
-  model = build(arch, size, num_classes)
+  model = build(arch, size, num_classes, seed)
   model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                 loss=keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True),
@@ -157,6 +185,8 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
   if target.labels is None:
     raise data.DataError(f"{target.origin} has no labels to test on")
   test = data.eval_dataset(cfg.data, "target", eval_split, 500)
+  stats["target_" + eval_split] = pixel_statistics(
+      test.unbatch(), STATS_IMAGES, len(target.labels))
   extra = {}
   if adapt_bn:
     extra = {"accuracy_before_adapt_bn": evaluation.evaluate(
@@ -171,6 +201,7 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
       "train_accuracy": float(history.history["accuracy"][-1]),
       "target": cfg.data.target, "eval_split": eval_split,
       "target_origin": target.origin, **rep, **extra,
+      "pixel_statistics": stats,
       "wall_time_s": time.time() - started,
   }
 

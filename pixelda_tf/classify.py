@@ -3,7 +3,8 @@ r"""Trains a fresh classifier on an adapted dataset; reports target accuracy.
   python -m pixelda_tf.classify --train_dir=adapted/mnistm --arch=small_resnet
 
 The paper's decoupling check: G is trained once, then a classifier of another
-architecture learns from its output alone. The target to test on defaults to
+architecture learns from its output alone (`--arch=task_tower`, T's own
+architecture trained fresh, is the control). The target to test on defaults to
 the one in the adapted set's manifest (the run it came from); data flags
 (--target, --mnist_m_dir, --target_dir, ...) override it. Writes the result
 to --out (default <train_dir>/classify_<arch>.json) and prints it.
@@ -27,7 +28,8 @@ from pixelda_tf.data import DataError
 
 TRAIN_DIR = flags.DEFINE_string("train_dir", None, "Adapted dataset folder.")
 ARCH = flags.DEFINE_enum("arch", "small_resnet", list(classifiers.ARCHS),
-                         "Classifier architecture (not the task tower).")
+                         "Classifier architecture (task_tower: T's own, "
+                         "trained fresh, as a control).")
 EPOCHS = flags.DEFINE_integer("epochs", 5, "Passes over the adapted data.")
 MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0,
                                     "Train on the first N examples (0 = all).")

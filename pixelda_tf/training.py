@@ -87,7 +87,8 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
   # Data before anything is written: a missing data set fails at once.
   origins, unscored = _load_data(cfg, run)
   model = pixelda.PixelDA(cfg, strategy)
-  step = run.attach(model)
+  step = (_attach_on_every_worker(run, model, strategy, t)
+          if cfg.runtime.strategy == "multi_worker" else run.attach(model))
   batches = iter(strategy.experimental_distribute_dataset(data.train_dataset(
       cfg.data, t.batch_size, start_step=step, shuffle_seed=t.seed)))
   scorer = _Scorer(model, cfg, unscored)
@@ -387,10 +388,60 @@ class _Stop:
     return "max_minutes" if seen[0] > 0 else None
 
   def _sum_over_workers(self, seen):
-    def add(x):
-      return tf.distribute.get_replica_context().all_reduce("sum", x)
-    out = self._strategy.run(add, args=(tf.constant(seen),))
-    return self._strategy.experimental_local_results(out)[0].numpy().tolist()
+    return _sum_over_workers(self._strategy, seen, tf.float32)
+
+
+def _sum_over_workers(strategy: tf.distribute.Strategy, values,
+                      dtype: tf.DType) -> list:
+  """`values` added up over every replica of every worker (a collective:
+  every worker must call it at the same point)."""
+  def add(x):
+    return tf.distribute.get_replica_context().all_reduce("sum", x)
+  out = strategy.run(add, args=(tf.constant(values, dtype),))
+  return strategy.experimental_local_results(out)[0].numpy().tolist()
+
+
+def _attach_on_every_worker(run: rundir.RunDir, model: pixelda.PixelDA,
+                            strategy: tf.distribute.Strategy,
+                            t: config_lib.TrainConfig) -> int:
+  """`run.attach` under MultiWorkerMirroredStrategy: every worker restores,
+  then all of them go on only if every worker restored, and the same step.
+
+  Each worker resolves the newest checkpoint itself, so they can disagree:
+  when model_dir is not one folder that all of them read (seen on resume),
+  or when the `--init_from` run saved a new checkpoint while they restored.
+  A worker that stopped alone would leave the others waiting in a
+  collective, so the workers first add up who failed and who restored which
+  step, then who differs from the mean step: every worker reaches the same
+  verdict, and all of them stop together.
+  """
+  try:
+    step, error = run.attach(model), None
+  except (config_lib.ConfigError, rundir.CheckpointError,
+          FileNotFoundError) as e:
+    step, error = -1, e
+  failed, n, total = _sum_over_workers(
+      strategy, [float(error is not None), 1.0, float(step)], tf.float64)
+  if error is not None:
+    raise error
+  if failed:
+    raise config_lib.ConfigError(
+        "another worker could not restore its checkpoint (its own error "
+        "names the problem): every worker must read the same --model_dir "
+        "and --init_from (a shared or gs:// folder)")
+  differ, = _sum_over_workers(strategy, [float(step * n != total)],
+                              tf.float64)
+  if differ:
+    raise config_lib.ConfigError(
+        f"the workers restored different checkpoints (this worker: step "
+        f"{step}; the mean over replicas: step {total / n:.1f}): every "
+        "worker must read the same --model_dir (a shared or gs:// folder, "
+        "not one per machine)"
+        + (f", and the --init_from={t.init_from} run must not save while "
+           "they restore: name one checkpoint "
+           "(--init_from=RUN/checkpoints/ckpt-N) or wait until that run ends"
+           if t.init_from else ""))
+  return step
 
 
 def expected_last_step(step: int, train_steps: int, max_minutes: float,

@@ -253,12 +253,34 @@ def test_fresh_classifier_trains_on_adapted_data(run, adapted):
   res = classifiers.train_and_evaluate(path, cfg, arch="wide_cnn", epochs=1,
                                        batch_size=4)
   assert res["num_train"] == 10 and res["num_source"] == 0
+  stats = res["pixel_statistics"]
+  assert stats["adapted"]["images"] == 10
+  assert stats["target_test"]["images"] == MNIST_M_TEST
   assert np.array(res["confusion_matrix"]).sum() == MNIST_M_TEST
   assert 0.0 <= res["accuracy"] <= 1.0
   # With the labelled source beside it, as many source images as adapted.
   both = classifiers.train_and_evaluate(path, cfg, arch="wide_cnn", epochs=1,
                                         batch_size=4, with_source=True)
   assert both["num_source"] == 10 and both["num_train"] == 20
+
+
+def test_pixel_statistics_against_numpy():
+  rng = np.random.default_rng(0)
+  x = rng.uniform(-1, 1, (5, 4, 4, 3)).astype(np.float32)
+  x[0] = 0.25  # A flat image: no contrast.
+  ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(5, np.int64)))
+  got = classifiers.pixel_statistics(ds, 4, 5)
+  want = x[:4]
+  assert got["images"] == 4
+  np.testing.assert_allclose(got["mean"], want.mean(), rtol=1e-5)
+  np.testing.assert_allclose(got["std"], want.std(), rtol=1e-5)
+  np.testing.assert_allclose(
+      got["per_image_std"],
+      np.mean([0.0] + [want[i].std() for i in range(1, 4)]), rtol=1e-5)
+  # Spread over the set: every second image of 5 when 2 are asked for.
+  spread = classifiers.pixel_statistics(ds, 2, 5)
+  assert spread["images"] == 2
+  np.testing.assert_allclose(spread["mean"], x[[0, 2]].mean(), rtol=1e-5)
 
 
 def test_adapt_bn_sets_batch_norm_statistics_from_target_images(run, adapted):

@@ -52,13 +52,31 @@ def _start_workers(fake, tmp_path, extra_flags=((), ())):
   return procs
 
 
+def _finish(procs, timeout=300):
+  """(returncode, stdout, stderr) of each worker; kills every worker left
+  when one hangs (a worker waiting alone in a collective never ends)."""
+  results = []
+  try:
+    for p in procs:
+      out, err = p.communicate(timeout=timeout)
+      results.append((p.returncode, out, err))
+  finally:
+    _kill_left(procs)
+  return results
+
+
+def _kill_left(procs):
+  for p in procs:
+    if p.poll() is None:
+      p.kill()
+      p.communicate()
+
+
 def _run_workers(fake, tmp_path, extra_flags=((), ())):
   """Runs two workers to the end; returns their last stdout lines as JSON."""
-  procs = _start_workers(fake, tmp_path, extra_flags)
   outputs = []
-  for proc in procs:
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-3000:]
+  for code, out, err in _finish(_start_workers(fake, tmp_path, extra_flags)):
+    assert code == 0, err[-3000:]
     outputs.append(json.loads(out.strip().splitlines()[-1]))
   return outputs
 
@@ -90,16 +108,52 @@ def test_a_signal_to_one_worker_stops_every_worker_with_a_checkpoint(
                                           ["--train_steps=100000"]))
   marker = tmp_path / "run" / "checkpoints" / "ckpt-3.index"
   deadline = time.time() + 240
-  while not marker.exists():
-    assert time.time() < deadline and all(p.poll() is None for p in procs)
-    time.sleep(0.05)
-  procs[1].send_signal(signal.SIGTERM)
-  for proc in procs:
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+  try:
+    while not marker.exists():
+      assert time.time() < deadline and all(p.poll() is None for p in procs)
+      time.sleep(0.05)
+    procs[1].send_signal(signal.SIGTERM)
+  except BaseException:
+    _kill_left(procs)  # Workers of 100,000 steps would outlive the test.
+    raise
+  for code, _, err in _finish(procs, timeout=120):
+    assert code == 128 + signal.SIGTERM, err[-3000:]
     assert "interrupted: SIGTERM at step" in err
   with open(tmp_path / "run" / "results.json") as f:
     results = json.load(f)
   assert results["interrupted"] and results["stopped_by"] == "SIGTERM"
   assert os.path.exists(tmp_path / "run" / "checkpoints" /
                         f"ckpt-{results['steps']}.index")
+
+
+def test_workers_stop_together_when_their_restores_differ_or_fail(fake, tmp_path):
+  # Each worker resolves --init_from itself. Told different checkpoints of
+  # one run (as when that run saves a new one while they restore), every
+  # worker must see the disagreement and stop before the first step; told
+  # the same run, they start together from its newest checkpoint.
+  _run_workers(fake, tmp_path)  # run/checkpoints: ckpt-3 and ckpt-5.
+  first = tmp_path / "run" / "checkpoints"
+  stage = [f"--model_dir={tmp_path}/stage", "--train_steps=8"]
+  procs = _start_workers(fake, tmp_path, (
+      [*stage, f"--init_from={first}/ckpt-3"],
+      [*stage, f"--init_from={first}/ckpt-5"]))
+  for code, _, err in _finish(procs):
+    assert code != 0
+    assert "the workers restored different checkpoints" in err, err[-3000:]
+    assert "name one checkpoint" in err
+  assert not list((tmp_path / "stage").glob("checkpoints/ckpt-*"))
+  # One worker's restore fails (its --train_steps is not past step 5): it
+  # names its problem, and the other stops too instead of waiting for it.
+  stage = [f"--model_dir={tmp_path}/stage3", "--train_steps=8",
+           f"--init_from={first}"]
+  procs = _start_workers(fake, tmp_path, (stage, [*stage, "--train_steps=5"]))
+  (code0, _, err0), (code1, _, err1) = _finish(procs)
+  assert code0 != 0 and "another worker could not restore" in err0, err0[-3000:]
+  assert code1 != 0 and "--train_steps=5 is not past it" in err1, err1[-3000:]
+  stage = [f"--model_dir={tmp_path}/stage2", "--train_steps=8",
+           f"--init_from={tmp_path}/run"]
+  outputs = _run_workers(fake, tmp_path, (stage, stage))
+  assert outputs[0]["steps"] == outputs[1]["steps"] == 8
+  assert outputs[0]["weights_sha256"] == outputs[1]["weights_sha256"]
+  with open(tmp_path / "stage2" / "results.json") as f:
+    assert json.load(f)["initialised_from"].endswith("ckpt-5")
