@@ -135,8 +135,8 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
   Returns:
     dict with arch, num_params, num_train (adapted + source), num_source,
     epochs, train_accuracy (last epoch), the target report
-    (`evaluation.report` keys), target_origin, pixel_statistics of the
-    first adapted and target test images, wall_time_s.
+    (`evaluation.report` keys), target_origin, pixel_statistics of up
+    to STATS_IMAGES adapted and target test images, wall_time_s.
   """
   config_lib.require(adapt_bn >= 0, "--adapt_bn must be >= 0 (0 = off)")
   config_lib.require(
