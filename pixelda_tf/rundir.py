@@ -244,7 +244,8 @@ class RunDir:
   checkpoint), then `save`, `record_evaluation` and `write_results` as the
   run goes. Under MultiWorkerMirroredStrategy every worker saves (saving may
   involve collectives), but only the chief into model_dir; the others into a
-  scratch folder removed by `write_results`.
+  scratch folder, removed by `remove_scratch` when the run ends or fails (a
+  SIGKILL leaves it behind).
 
   Attributes:
     path: the model_dir.
@@ -413,6 +414,15 @@ class RunDir:
   def latest_checkpoint(self) -> Optional[str]:
     return self._latest.latest_checkpoint
 
+  @property
+  def kept_checkpoint(self) -> Optional[str]:
+    """The newest checkpoint as the run keeps it, to name to the user: the
+    chief's in model_dir (a non-chief worker's own copy is scratch)."""
+    latest = self.latest_checkpoint
+    if latest is None or self.chief:
+      return latest
+    return self.file(os.path.join(CHECKPOINT_DIR, os.path.basename(latest)))
+
   def save(self, step: int) -> None:
     """A checkpoint of step, and the minutes at each kept checkpoint (so a
     resume from any of them continues the clock from there)."""
@@ -453,11 +463,21 @@ class RunDir:
     model.checkpoint.restore(self.latest_checkpoint).expect_partial()
 
   def write_results(self, results: Dict) -> None:
-    """results.json (chief); a worker's scratch checkpoints are removed."""
+    """results.json (the chief's; the other workers write none)."""
     if self.chief:
       write_json(self.file(RESULTS_FILE), results)
-    elif self._scratch:
-      tf.io.gfile.rmtree(self._scratch)
+
+  def remove_scratch(self) -> None:
+    """Removes a non-chief worker's scratch checkpoints, when the run ends
+    or fails after `attach`; a failure to remove them is only a warning (it
+    must not hide the error that ended the run)."""
+    if self._scratch:
+      try:
+        tf.io.gfile.rmtree(self._scratch)
+      except (OSError, tf.errors.OpError) as e:
+        logging.warning("could not remove the worker's scratch checkpoints "
+                        "%s: %s", self._scratch, e)
+      self._scratch = None
 
 
 def _save(manager: tf.train.CheckpointManager, step: int) -> None:

@@ -61,7 +61,9 @@ def train(cfg: config_lib.Config,
   Raises:
     pixelda.NonFiniteLossError: a loss or a weight became NaN/inf (the last
       good checkpoint is kept).
-    config_lib.ConfigError: model_dir holds a run with other settings.
+    config_lib.ConfigError: model_dir holds a run with other settings; or,
+      under MultiWorkerMirroredStrategy, another worker could not load its
+      data or restore, or the workers restored different steps.
     runlock.LockedError: another process trains in model_dir.
     rundir.CheckpointError: no checkpoint can be read, or one not written.
     Interrupted: SIGINT or SIGTERM arrived; the step in flight finished and
@@ -74,20 +76,29 @@ def train(cfg: config_lib.Config,
   chief = runtime.is_chief(strategy)
   tf.io.gfile.makedirs(cfg.train.model_dir)
   # One trainer per model_dir (the chief: the other workers write elsewhere).
+  run = rundir.RunDir(cfg, chief, started)
   with (runlock.RunLock(cfg.train.model_dir) if chief
         else contextlib.nullcontext()):
-    return _train(cfg, strategy, rundir.RunDir(cfg, chief, started), code)
+    try:
+      return _train(cfg, strategy, run, code)
+    finally:
+      run.remove_scratch()
 
 
 def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
            run: rundir.RunDir, code: Dict) -> Dict:
   """`train`, holding the model_dir's lock."""
   t = cfg.train
-  run.check_settings()
-  # Data before anything is written: a missing data set fails at once.
-  origins, unscored = _load_data(cfg, run)
+  with _together(strategy, cfg.runtime, "check its settings or load its data",
+                 "every worker must be given the same flags and read the "
+                 "same data"):
+    run.check_settings()
+    # Data before anything is written (the chief writes config.json in
+    # _load_data, before it hears from the others): a missing data set fails
+    # at once.
+    origins, unscored = _load_data(cfg, run)
   model = pixelda.PixelDA(cfg, strategy)
-  step = (_attach_on_every_worker(run, model, strategy, t)
+  step = (_attach_on_every_worker(run, model, strategy, cfg)
           if cfg.runtime.strategy == "multi_worker" else run.attach(model))
   batches = iter(strategy.experimental_distribute_dataset(data.train_dataset(
       cfg.data, t.batch_size, start_step=step, shuffle_seed=t.seed)))
@@ -169,7 +180,7 @@ def _stop_interrupted(run: rundir.RunDir, results: Dict, stopped: str):
           f"interrupted by {stopped} at step {step}: rerun the same command "
           "to resume", prefix="")}})
   raise Interrupted(signal.Signals[stopped], step,
-                    run.latest_checkpoint or "no checkpoint yet")
+                    run.kept_checkpoint or "no checkpoint yet")
 
 
 def _load_data(cfg: config_lib.Config, run: rundir.RunDir):
@@ -401,34 +412,52 @@ def _sum_over_workers(strategy: tf.distribute.Strategy, values,
   return strategy.experimental_local_results(out)[0].numpy().tolist()
 
 
+@contextlib.contextmanager
+def _together(strategy: tf.distribute.Strategy,
+              cfg: config_lib.RuntimeConfig, what: str, advice: str):
+  """Under MultiWorkerMirroredStrategy, every worker leaves the block only
+  when all of them got through it: one that failed raises its own error,
+  the others a ConfigError saying that another worker could not `what`.
+
+  A worker that stopped alone would leave the others waiting in their next
+  collective (building the model, restoring, the first step), so every
+  worker adds up who failed at the end of the block, a collective all of
+  them reach. Outside multi-worker runs the block just runs.
+  """
+  if cfg.strategy != "multi_worker":
+    yield
+    return
+  try:
+    yield
+  except (Exception, KeyboardInterrupt):
+    _sum_over_workers(strategy, [1.0], tf.float64)
+    raise
+  failed, = _sum_over_workers(strategy, [0.0], tf.float64)
+  if failed:
+    raise config_lib.ConfigError(
+        f"another worker could not {what} (its own error names the "
+        f"problem): {advice}")
+
+
 def _attach_on_every_worker(run: rundir.RunDir, model: pixelda.PixelDA,
                             strategy: tf.distribute.Strategy,
-                            t: config_lib.TrainConfig) -> int:
+                            cfg: config_lib.Config) -> int:
   """`run.attach` under MultiWorkerMirroredStrategy: every worker restores,
   then all of them go on only if every worker restored, and the same step.
 
   Each worker resolves the newest checkpoint itself, so they can disagree:
   when model_dir is not one folder that all of them read (seen on resume),
   or when the `--init_from` run saved a new checkpoint while they restored.
-  A worker that stopped alone would leave the others waiting in a
-  collective, so the workers first add up who failed and who restored which
-  step, then who differs from the mean step: every worker reaches the same
-  verdict, and all of them stop together.
+  So after `_together` the workers add up the steps they restored, then who
+  differs from the mean step: every worker reaches the same verdict, and
+  all of them stop together.
   """
-  try:
-    step, error = run.attach(model), None
-  except (config_lib.ConfigError, rundir.CheckpointError,
-          FileNotFoundError) as e:
-    step, error = -1, e
-  failed, n, total = _sum_over_workers(
-      strategy, [float(error is not None), 1.0, float(step)], tf.float64)
-  if error is not None:
-    raise error
-  if failed:
-    raise config_lib.ConfigError(
-        "another worker could not restore its checkpoint (its own error "
-        "names the problem): every worker must read the same --model_dir "
-        "and --init_from (a shared or gs:// folder)")
+  t = cfg.train
+  with _together(strategy, cfg.runtime, "restore its checkpoint",
+                 "every worker must read the same --model_dir and "
+                 "--init_from (a shared or gs:// folder)"):
+    step = run.attach(model)
+  n, total = _sum_over_workers(strategy, [1.0, float(step)], tf.float64)
   differ, = _sum_over_workers(strategy, [float(step * n != total)],
                               tf.float64)
   if differ:

@@ -36,8 +36,13 @@ def _start_workers(fake, tmp_path, extra_flags=((), ())):
   for index in range(2):
     tf_config = {"cluster": {"worker": workers},
                  "task": {"type": "worker", "index": index}}
+    # Each worker's own temporary folder, where worker 1 keeps its scratch
+    # checkpoints (see _scratch_left).
+    temp = tmp_path / f"temp{index}"
+    temp.mkdir(exist_ok=True)
     env = {**os.environ, "PYTHONPATH": ROOT, "PIXELDA_OFFLINE": "1",
-           "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2"}
+           "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "TMPDIR": str(temp)}
     procs.append(subprocess.Popen(
         [sys.executable, "-m", "pixelda_tf.train", "--strategy=multi_worker",
          f"--mnist_dir={fake}/mnist", "--mnist_m_variant=released",
@@ -63,6 +68,11 @@ def _finish(procs, timeout=300):
   finally:
     _kill_left(procs)
   return results
+
+
+def _scratch_left(tmp_path):
+  """The non-chief worker's scratch checkpoint folders still on disk."""
+  return list((tmp_path / "temp1").glob("pixelda_worker*"))
 
 
 def _kill_left(procs):
@@ -119,6 +129,8 @@ def test_a_signal_to_one_worker_stops_every_worker_with_a_checkpoint(
   for code, _, err in _finish(procs, timeout=120):
     assert code == 128 + signal.SIGTERM, err[-3000:]
     assert "interrupted: SIGTERM at step" in err
+    # Both name the checkpoint the run keeps (not worker 1's scratch copy).
+    assert f"saved {tmp_path}/run/checkpoints/ckpt-" in err, err[-3000:]
   with open(tmp_path / "run" / "results.json") as f:
     results = json.load(f)
   assert results["interrupted"] and results["stopped_by"] == "SIGTERM"
@@ -126,7 +138,8 @@ def test_a_signal_to_one_worker_stops_every_worker_with_a_checkpoint(
                         f"ckpt-{results['steps']}.index")
 
 
-def test_workers_stop_together_when_their_restores_differ_or_fail(fake, tmp_path):
+def test_workers_stop_together_when_one_fails_or_their_restores_differ(
+    fake, tmp_path):
   # Each worker resolves --init_from itself. Told different checkpoints of
   # one run (as when that run saves a new one while they restore), every
   # worker must see the disagreement and stop before the first step; told
@@ -150,6 +163,15 @@ def test_workers_stop_together_when_their_restores_differ_or_fail(fake, tmp_path
   (code0, _, err0), (code1, _, err1) = _finish(procs)
   assert code0 != 0 and "another worker could not restore" in err0, err0[-3000:]
   assert code1 != 0 and "--train_steps=5 is not past it" in err1, err1[-3000:]
+  # A worker that cannot load its data (before any restore) stops the other.
+  procs = _start_workers(fake, tmp_path, (
+      [f"--model_dir={tmp_path}/stage4"],
+      [f"--model_dir={tmp_path}/stage4", f"--mnist_dir={tmp_path}/nowhere"]))
+  (code0, _, err0), (code1, _, err1) = _finish(procs)
+  assert code0 != 0, err0[-3000:]
+  assert ("another worker could not check its settings or load its data"
+          in err0), err0[-3000:]
+  assert code1 != 0 and "nowhere" in err1, err1[-3000:]
   stage = [f"--model_dir={tmp_path}/stage2", "--train_steps=8",
            f"--init_from={tmp_path}/run"]
   outputs = _run_workers(fake, tmp_path, (stage, stage))
@@ -157,3 +179,6 @@ def test_workers_stop_together_when_their_restores_differ_or_fail(fake, tmp_path
   assert outputs[0]["weights_sha256"] == outputs[1]["weights_sha256"]
   with open(tmp_path / "stage2" / "results.json") as f:
     assert json.load(f)["initialised_from"].endswith("ckpt-5")
+  # However each run ended, the non-chief worker removed its scratch folder
+  # (it has one from the restores above: both failed ones and this run).
+  assert not _scratch_left(tmp_path)
