@@ -197,12 +197,19 @@ class OptimConfig:
       `decay_steps` steps (staircase).
     decay_rate: see `decay_steps`.
     clipnorm: each gradient tensor is clipped to this norm (0 disables).
+    late_decay_steps: from step `late_decay_from` on, the staircase counts
+      in these intervals instead: the rate is `decay_rate` **
+      floor(step / late_decay_steps), a faster anneal for a long budget's
+      second part (0 = off).
+    late_decay_from: see `late_decay_steps`.
   """
   learning_rate: float = 1e-3
   beta1: float = 0.5
   decay_steps: int = 10000
   decay_rate: float = 0.95
   clipnorm: float = 5.0
+  late_decay_steps: int = 0
+  late_decay_from: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -477,6 +484,11 @@ def validate(cfg: Config) -> Config:
           "--lr_decay_steps must be > 0 and --lr_decay_rate in (0, 1]")
   require(0 <= o.clipnorm < math.inf,
           f"--clipnorm={o.clipnorm}: must be finite and >= 0 (0 = off)")
+  require(o.late_decay_steps >= 0 and o.late_decay_from >= 0
+          and (o.late_decay_steps > 0) == (o.late_decay_from > 0),
+          f"--lr_late_decay_steps={o.late_decay_steps} and "
+          f"--lr_late_decay_from={o.late_decay_from}: give both > 0 (e.g. "
+          "2000 and 23500) or leave both at 0 (off)")
   for name, value in dataclasses.asdict(cfg.loss).items():
     if name not in _LOSS_SETTINGS:
       # `not (x >= 0)` also catches NaN, which compares false to everything.

@@ -107,6 +107,12 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
     "lr_decay_steps": ("optim", "decay_steps", "Staircase decay interval."),
     "lr_decay_rate": ("optim", "decay_rate", "Staircase decay factor."),
     "clipnorm": ("optim", "clipnorm", "Per-gradient norm clip (0 = off)."),
+    "lr_late_decay_steps": ("optim", "late_decay_steps",
+                            "From --lr_late_decay_from on, the staircase "
+                            "decay interval: the rate is lr_decay_rate ** "
+                            "floor(step / this) (0 = off)."),
+    "lr_late_decay_from": ("optim", "late_decay_from",
+                           "The step --lr_late_decay_steps starts at."),
     # Training.
     "mode": ("train", "mode", "pixelda, source_only or target_only."),
     "model_dir": ("train", "model_dir", "Checkpoints, summaries, results."),

@@ -71,8 +71,12 @@ class PixelDA:
       self.nets = models.Networks(cfg, self.precision)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
       o = cfg.optim
-      self.learning_rate = keras.optimizers.schedules.ExponentialDecay(
-          o.learning_rate, o.decay_steps, o.decay_rate, staircase=True)
+      self.learning_rate = (
+          LateStaircase(o.learning_rate, o.decay_steps, o.decay_rate,
+                        o.late_decay_steps, o.late_decay_from)
+          if o.late_decay_steps else
+          keras.optimizers.schedules.ExponentialDecay(
+              o.learning_rate, o.decay_steps, o.decay_rate, staircase=True))
       self.optimizers = {}
       for name in self._trained():
         opt = keras.optimizers.Adam(self.learning_rate, beta_1=o.beta1,
@@ -301,6 +305,30 @@ class PixelDA:
   def adapt(self, source_images: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
     """G(x_s, z) in inference mode: (B, S, S, 3) in [-1, 1]."""
     return self.nets.generator([source_images, z], training=False)
+
+
+class LateStaircase(keras.optimizers.schedules.LearningRateSchedule):
+  """learning_rate * decay_rate ** floor(step / interval), where the
+  interval is decay_steps before step late_from and late_steps from it on
+  (the staircase ExponentialDecay with a faster second part)."""
+
+  def __init__(self, learning_rate: float, decay_steps: int,
+               decay_rate: float, late_steps: int, late_from: int):
+    self.learning_rate, self.decay_steps = learning_rate, decay_steps
+    self.decay_rate, self.late_steps = decay_rate, late_steps
+    self.late_from = late_from
+
+  def __call__(self, step):
+    step = tf.cast(step, tf.float32)
+    exponent = tf.where(step < self.late_from,
+                        tf.floor(step / self.decay_steps),
+                        tf.floor(step / self.late_steps))
+    return self.learning_rate * tf.pow(self.decay_rate, exponent)
+
+  def get_config(self):
+    return {"learning_rate": self.learning_rate,
+            "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
+            "late_steps": self.late_steps, "late_from": self.late_from}
 
 
 class StatelessCalls:

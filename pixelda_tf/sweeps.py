@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from typing import Dict, List, Optional
@@ -21,10 +22,45 @@ def run_train(train_args: List[str], model_dir: str,
   cmd = [sys.executable, "-m", "pixelda_tf.train", *train_args, *extra,
          f"--model_dir={model_dir}"]
   print("running:", " ".join(cmd), flush=True)
-  if subprocess.run(cmd, check=False).returncode:
+  if run_passing_signals(cmd):
     return None
   with open(os.path.join(model_dir, "results.json")) as f:
     return json.load(f)
+
+
+def run_passing_signals(cmd: List[str]) -> int:
+  """Runs cmd and returns its exit code. SIGINT or SIGTERM sent to this
+  process (a `kill` of the driver, a preempted job) is passed on to the
+  run, which saves a checkpoint and stops; then the sweep stops too
+  (SystemExit 128 + the signal) instead of starting the next run. Without
+  this, a killed driver would leave its run training on its own."""
+  received, proc = [], None
+
+  def pass_on(signum, unused_frame):
+    received.append(signum)
+    if proc is not None:
+      proc.send_signal(signum)
+
+  previous = {s: signal.signal(s, pass_on)
+              for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    # Its own process group: a Ctrl-C in the terminal reaches the run once,
+    # through pass_on, not twice (a second signal after its save would cut
+    # short its results).
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    if received:  # Arrived before proc was set.
+      proc.send_signal(received[0])
+    code = proc.wait()
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+  if received:
+    name = signal.Signals(received[0]).name
+    print(f"{name}: passed on to {cmd[2] if len(cmd) > 2 else cmd[0]}, "
+          f"which exited with {code}; rerun the same command to resume",
+          file=sys.stderr, flush=True)
+    raise SystemExit(128 + received[0])
+  return code
 
 
 def summarize(results: Dict[int, dict]) -> dict:

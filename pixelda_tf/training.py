@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import signal
 import sys
@@ -62,8 +63,9 @@ def train(cfg: config_lib.Config,
     pixelda.NonFiniteLossError: a loss or a weight became NaN/inf (the last
       good checkpoint is kept).
     config_lib.ConfigError: model_dir holds a run with other settings; or,
-      under MultiWorkerMirroredStrategy, another worker could not load its
-      data or restore, or the workers restored different steps.
+      under MultiWorkerMirroredStrategy, the workers were given different
+      settings or data, another worker could not load its data or restore,
+      or the workers restored different checkpoints.
     runlock.LockedError: another process trains in model_dir.
     rundir.CheckpointError: no checkpoint can be read, or one not written.
     Interrupted: SIGINT or SIGTERM arrived; the step in flight finished and
@@ -89,14 +91,7 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
            run: rundir.RunDir, code: Dict) -> Dict:
   """`train`, holding the model_dir's lock."""
   t = cfg.train
-  with _together(strategy, cfg.runtime, "check its settings or load its data",
-                 "every worker must be given the same flags and read the "
-                 "same data"):
-    run.check_settings()
-    # Data before anything is written (the chief writes config.json in
-    # _load_data, before it hears from the others): a missing data set fails
-    # at once.
-    origins, unscored = _load_data(cfg, run)
+  origins, unscored = _load_data_on_every_worker(cfg, run, strategy)
   model = pixelda.PixelDA(cfg, strategy)
   step = (_attach_on_every_worker(run, model, strategy, cfg)
           if cfg.runtime.strategy == "multi_worker" else run.attach(model))
@@ -183,10 +178,100 @@ def _stop_interrupted(run: rundir.RunDir, results: Dict, stopped: str):
                     run.kept_checkpoint or "no checkpoint yet")
 
 
-def _load_data(cfg: config_lib.Config, run: rundir.RunDir):
-  """Loads every split once, to fail early and to fingerprint it; records
-  the data in the run folder. Returns (origin by split, origin by unscored
-  target split: those without labels)."""
+def _load_data_on_every_worker(cfg: config_lib.Config, run: rundir.RunDir,
+                               strategy: tf.distribute.Strategy):
+  """Checks the settings against the run folder's, loads the data and
+  records it there (the chief writes config.json). Returns `_load_data`'s
+  (origin by split, origin by unscored split).
+
+  Data comes before anything is written, so a missing data set fails at
+  once. Under MultiWorkerMirroredStrategy every worker also checks, before
+  the chief writes, that all of them were given the same settings and read
+  the same data (`_disagreements`).
+  """
+  advice = "every worker must be given the same flags and read the same data"
+  multi_worker = cfg.runtime.strategy == "multi_worker"
+  with _together(strategy, cfg.runtime, "check its settings or load its data",
+                 advice):
+    run.check_settings()
+    origins, fingerprints, unscored = _load_data(cfg)
+    shared = _shared_settings(cfg, fingerprints) if multi_worker else {}
+  differ = _disagreements(strategy, shared) if multi_worker else []
+  if differ:
+    here = "; ".join(f"{n} = {shared[n]!r}" for n in differ[:6])
+    raise config_lib.ConfigError(
+        f"the workers disagree on {', '.join(differ)} (this worker: {here}): "
+        "start every worker with the same flags and the same data files "
+        "(only data paths, --model_dir, --init_from, --max_minutes, "
+        "--keep_checkpoints, --quiet and thread counts may differ)")
+  with _together(strategy, cfg.runtime, "record its data in --model_dir",
+                 advice):
+    run.record_data(origins, fingerprints)
+  if "val" in unscored:
+    logging.info("no labelled target validation data (%s): validation is "
+                 "skipped and the latest checkpoint is kept (give "
+                 "--target_val_dir=FOLDER to keep the best-by-validation one)",
+                 unscored["val"])
+  return origins, unscored
+
+
+def _shared_settings(cfg: config_lib.Config,
+                     fingerprints: Dict[str, str]) -> Dict[str, object]:
+  """What every worker of a run must share, by name: each setting but
+  `rundir.PER_WORKER_SETTINGS` (as in config.json), the precision in use
+  (`auto` resolves on each machine) and each data split's content."""
+  settings = cfg.to_dict()
+  shared = {f"{sec}.{field}": settings[sec][field] for sec in settings
+            for field in settings[sec]
+            if (sec, field) not in rundir.PER_WORKER_SETTINGS}
+  shared["precision in use"] = (
+      runtime.resolve_precision(cfg.runtime)[0]
+      if cfg.runtime.precision == "auto" else cfg.runtime.precision)
+  shared.update({f"{split} data (sha256)": fingerprint
+                 for split, fingerprint in fingerprints.items()})
+  return shared
+
+
+def _disagreements(strategy: tf.distribute.Strategy,
+                   values: Dict[str, object]) -> list:
+  """The names in `values` whose value differs between workers. A
+  collective: every worker calls it at the same point and gets the same
+  answer, so all of them stop or none.
+
+  Two all-reduces: first how many values each worker compares (workers of
+  other pixelda_tf versions compare other sets), then, for each value, two
+  20-bit digests d of it and their squares, summed over the n replicas. The
+  digests agree exactly when n * sum(d^2) == sum(d)^2; the float64 sums of
+  these integers are exact below 8,192 replicas.
+  """
+  def agree(n, total, squares):
+    return n * int(squares) == int(total) ** 2
+
+  k = float(len(values))
+  n, total, squares = _sum_over_workers(strategy, [1.0, k, k * k], tf.float64)
+  if not agree(n, total, squares):
+    raise config_lib.ConfigError(
+        f"the workers compare different sets of settings (this worker: "
+        f"{len(values)}): install the same pixelda_tf version on every "
+        "machine")
+  names = sorted(values)
+  digests = []
+  for name in names:
+    text = json.dumps(values[name], sort_keys=True, default=str)
+    hexdigest = hashlib.sha256(text.encode()).hexdigest()
+    digests += [float(int(hexdigest[:5], 16)), float(int(hexdigest[5:10], 16))]
+  sums = _sum_over_workers(strategy, digests + [d * d for d in digests],
+                           tf.float64)
+  half = len(digests)
+  return [name for i, name in enumerate(names)
+          if not all(agree(n, sums[j], sums[half + j])
+                     for j in (2 * i, 2 * i + 1))]
+
+
+def _load_data(cfg: config_lib.Config):
+  """Loads every split once, to fail early and to fingerprint it. Returns
+  (origin by split, sha256 by split, origin by unscored target split: those
+  without labels)."""
   origins, fingerprints, unscored = {}, {}, {}
   for role, split in (("source", "train"), ("target", "train"),
                       ("target", "val"), ("target", "test")):
@@ -204,13 +289,7 @@ def _load_data(cfg: config_lib.Config, run: rundir.RunDir):
           f"--mode=target_only trains on target labels and {dom.origin} has "
           "none: give a labelled target (one subfolder per class) or another "
           "--mode")
-  run.record_data(origins, fingerprints)
-  if "val" in unscored:
-    logging.info("no labelled target validation data (%s): validation is "
-                 "skipped and the latest checkpoint is kept (give "
-                 "--target_val_dir=FOLDER to keep the best-by-validation one)",
-                 unscored["val"])
-  return origins, unscored
+  return origins, fingerprints, unscored
 
 
 def _fetch(logs: Dict[str, tf.Tensor], step: int,
@@ -443,27 +522,26 @@ def _attach_on_every_worker(run: rundir.RunDir, model: pixelda.PixelDA,
                             strategy: tf.distribute.Strategy,
                             cfg: config_lib.Config) -> int:
   """`run.attach` under MultiWorkerMirroredStrategy: every worker restores,
-  then all of them go on only if every worker restored, and the same step.
+  then all of them go on only if every worker restored the same step and
+  the same weights.
 
   Each worker resolves the newest checkpoint itself, so they can disagree:
   when model_dir is not one folder that all of them read (seen on resume),
-  or when the `--init_from` run saved a new checkpoint while they restored.
-  So after `_together` the workers add up the steps they restored, then who
-  differs from the mean step: every worker reaches the same verdict, and
-  all of them stop together.
+  when the `--init_from` run saved a new checkpoint while they restored, or
+  when their `--init_from` copies differ. So after `_together` the workers
+  compare the step and a digest of the trained weights (`_disagreements`):
+  every worker reaches the same verdict, and all of them stop together.
   """
   t = cfg.train
   with _together(strategy, cfg.runtime, "restore its checkpoint",
                  "every worker must read the same --model_dir and "
                  "--init_from (a shared or gs:// folder)"):
     step = run.attach(model)
-  n, total = _sum_over_workers(strategy, [1.0, float(step)], tf.float64)
-  differ, = _sum_over_workers(strategy, [float(step * n != total)],
-                              tf.float64)
-  if differ:
+    restored = {"step": step, "weights": _trained_weights_digest(model)}
+  if _disagreements(strategy, restored):
     raise config_lib.ConfigError(
         f"the workers restored different checkpoints (this worker: step "
-        f"{step}; the mean over replicas: step {total / n:.1f}): every "
+        f"{step}, weights sha256 {restored['weights'][:12]}): every "
         "worker must read the same --model_dir (a shared or gs:// folder, "
         "not one per machine)"
         + (f", and the --init_from={t.init_from} run must not save while "
@@ -519,6 +597,17 @@ class _Progress:
     elif not self._quiet and step % self._every == 0:
       logging.info("step %d: %s", step,
                    ", ".join(f"{k} {v:.4f}" for k, v in shown))
+
+
+def _trained_weights_digest(model: pixelda.PixelDA) -> str:
+  """sha256 of the trained networks' weights: mirrored variables, the same
+  on every replica unless restored from different checkpoints (batch-norm
+  statistics and weight averages may be kept per replica: left out)."""
+  digest = hashlib.sha256()
+  for name in model.optimizers:
+    for v in model.variables(name):
+      digest.update(np.ascontiguousarray(v.numpy()).tobytes())
+  return digest.hexdigest()
 
 
 def _fingerprint(model: pixelda.PixelDA) -> str:

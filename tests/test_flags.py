@@ -89,6 +89,10 @@ def test_command_line_overrides_the_flagfile_and_seeds_are_separate():
     (["--batch_size=0"], "--batch_size=0"),
     (["--learning_rate=inf"], "--learning_rate=inf: must be finite"),
     (["--learning_rate=0"], "--learning_rate=0.0: must be finite and > 0"),
+    (["--lr_late_decay_steps=2000"],
+     "--lr_late_decay_steps=2000 and --lr_late_decay_from=0: give both"),
+    (["--lr_late_decay_from=5", "--lr_late_decay_steps=-1"],
+     "--lr_late_decay_steps=-1 and --lr_late_decay_from=5: give both"),
     (["--style_weight=nan"], "--style_weight=nan: a loss weight must be "
      "finite"),
     (["--domain_weight=-1"], "--domain_weight=-1.0: a loss weight must be"),

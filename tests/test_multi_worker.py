@@ -3,6 +3,7 @@ same model and finish with identical weights."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +30,24 @@ def _free_ports(n):
   return ports
 
 
+def _command(fake, tmp_path, *extra_flags):
+  """A tiny training run's command line (one process unless TF_CONFIG and
+  --strategy=multi_worker say otherwise)."""
+  return [sys.executable, "-m", "pixelda_tf.train",
+          f"--mnist_dir={fake}/mnist", "--mnist_m_variant=released",
+          f"--mnist_m_dir={fake}/mnist_m", f"--data_dir={tmp_path}/data",
+          "--val_size=8", "--image_size=16", "--batch_size=8",
+          "--g_filters=8", "--g_blocks=1", "--d_filters=8",
+          "--d_max_filters=16", "--nojit_compile", "--quiet",
+          "--train_steps=5", "--checkpoint_every=3", "--eval_every=0",
+          "--image_every=0", f"--model_dir={tmp_path}/run", *extra_flags]
+
+
+def _env(**more):
+  return {**os.environ, "PYTHONPATH": ROOT, "PIXELDA_OFFLINE": "1",
+          "TF_CPP_MIN_LOG_LEVEL": "2", **more}
+
+
 def _start_workers(fake, tmp_path, extra_flags=((), ())):
   """Starts two workers (worker i gets extra_flags[i]); returns the Popens."""
   workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
@@ -40,20 +59,11 @@ def _start_workers(fake, tmp_path, extra_flags=((), ())):
     # checkpoints (see _scratch_left).
     temp = tmp_path / f"temp{index}"
     temp.mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": ROOT, "PIXELDA_OFFLINE": "1",
-           "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "TMPDIR": str(temp)}
     procs.append(subprocess.Popen(
-        [sys.executable, "-m", "pixelda_tf.train", "--strategy=multi_worker",
-         f"--mnist_dir={fake}/mnist", "--mnist_m_variant=released",
-         f"--mnist_m_dir={fake}/mnist_m", f"--data_dir={tmp_path}/data",
-         "--val_size=8", "--image_size=16", "--batch_size=8", "--g_filters=8",
-         "--g_blocks=1", "--d_filters=8", "--d_max_filters=16",
-         "--nojit_compile", "--quiet", "--train_steps=5",
-         "--checkpoint_every=3", "--eval_every=0", "--image_every=0",
-         f"--model_dir={tmp_path}/run", *extra_flags[index]],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True))
+        _command(fake, tmp_path, "--strategy=multi_worker",
+                 *extra_flags[index]),
+        cwd=ROOT, env=_env(TF_CONFIG=json.dumps(tf_config), TMPDIR=str(temp)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
   return procs
 
 
@@ -138,12 +148,13 @@ def test_a_signal_to_one_worker_stops_every_worker_with_a_checkpoint(
                         f"ckpt-{results['steps']}.index")
 
 
-def test_workers_stop_together_when_one_fails_or_their_restores_differ(
+def test_workers_stop_together_when_one_fails_or_they_disagree(
     fake, tmp_path):
   # Each worker resolves --init_from itself. Told different checkpoints of
   # one run (as when that run saves a new one while they restore), every
   # worker must see the disagreement and stop before the first step; told
-  # the same run, they start together from its newest checkpoint.
+  # the same run, they start together from its newest checkpoint. Workers
+  # that fail alone, or were given other settings or data, stop them all.
   _run_workers(fake, tmp_path)  # run/checkpoints: ckpt-3 and ckpt-5.
   first = tmp_path / "run" / "checkpoints"
   stage = [f"--model_dir={tmp_path}/stage", "--train_steps=8"]
@@ -155,14 +166,34 @@ def test_workers_stop_together_when_one_fails_or_their_restores_differ(
     assert "the workers restored different checkpoints" in err, err[-3000:]
     assert "name one checkpoint" in err
   assert not list((tmp_path / "stage").glob("checkpoints/ckpt-*"))
-  # One worker's restore fails (its --train_steps is not past step 5): it
-  # names its problem, and the other stops too instead of waiting for it.
-  stage = [f"--model_dir={tmp_path}/stage3", "--train_steps=8",
-           f"--init_from={first}"]
-  procs = _start_workers(fake, tmp_path, (stage, [*stage, "--train_steps=5"]))
+  # Told checkpoints of the same step but other weights (another seed's run,
+  # trained in one process), they stop too.
+  subprocess.run(_command(fake, tmp_path, f"--model_dir={tmp_path}/seed1",
+                          "--seed=1"), cwd=ROOT, env=_env(), check=True,
+                 capture_output=True)
+  procs = _start_workers(fake, tmp_path, (
+      [*stage, f"--init_from={first}/ckpt-5"],
+      [*stage, f"--init_from={tmp_path}/seed1/checkpoints/ckpt-5"]))
+  for code, _, err in _finish(procs):
+    assert code != 0
+    assert "the workers restored different checkpoints" in err, err[-3000:]
+    assert "step 5, weights sha256 " in err
+  assert not list((tmp_path / "stage").glob("checkpoints/ckpt-*"))
+  # One worker's restore fails (its copy of ckpt-5 is cut short): it names
+  # its problem, and the other stops too instead of waiting for it.
+  damaged = tmp_path / "damaged"
+  damaged.mkdir()
+  for f in first.glob("ckpt-5.*"):
+    shutil.copy(f, damaged / f.name)
+  with open(next(damaged.glob("ckpt-5.data-*")), "r+b") as f:
+    f.truncate(10)
+  stage = [f"--model_dir={tmp_path}/stage3", "--train_steps=8"]
+  procs = _start_workers(fake, tmp_path, (
+      [*stage, f"--init_from={first}/ckpt-5"],
+      [*stage, f"--init_from={damaged}/ckpt-5"]))
   (code0, _, err0), (code1, _, err1) = _finish(procs)
   assert code0 != 0 and "another worker could not restore" in err0, err0[-3000:]
-  assert code1 != 0 and "--train_steps=5 is not past it" in err1, err1[-3000:]
+  assert code1 != 0 and "no checkpoint can be read" in err1, err1[-3000:]
   # A worker that cannot load its data (before any restore) stops the other.
   procs = _start_workers(fake, tmp_path, (
       [f"--model_dir={tmp_path}/stage4"],
@@ -172,6 +203,23 @@ def test_workers_stop_together_when_one_fails_or_their_restores_differ(
   assert ("another worker could not check its settings or load its data"
           in err0), err0[-3000:]
   assert code1 != 0 and "nowhere" in err1, err1[-3000:]
+  # Workers given different settings, or different data under the same
+  # flags, all stop before the chief writes anything, naming what differs.
+  other = tmp_path / "mnist_m_other"
+  shutil.copytree(fake / "mnist_m", other)
+  labels = other / "mnist_m_test_labels.txt"
+  labels.write_text(labels.read_text().replace(" 1\n", " 2\n", 1))
+  for flags, named in (
+      (["--lr_decay_rate=0.9"], "optim.decay_rate"),
+      ([f"--mnist_m_dir={other}"], "target/test data (sha256)")):
+    procs = _start_workers(fake, tmp_path, (
+        [f"--model_dir={tmp_path}/stage5"],
+        [f"--model_dir={tmp_path}/stage5", *flags]))
+    for code, _, err in _finish(procs):
+      assert code != 0 and f"the workers disagree on {named} (" in err, (
+          err[-3000:])
+      assert "start every worker with the same flags" in err
+    assert not (tmp_path / "stage5" / "config.json").exists()
   stage = [f"--model_dir={tmp_path}/stage2", "--train_steps=8",
            f"--init_from={tmp_path}/run"]
   outputs = _run_workers(fake, tmp_path, (stage, stage))

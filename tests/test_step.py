@@ -293,6 +293,25 @@ def test_learning_rate_decays_in_staircase():
   rates = [float(model.train_step(tiny.batch(i))["learning_rate"])
            for i in range(5)]
   np.testing.assert_allclose(rates, [0.01, 0.01, 0.005, 0.005, 0.0025])
+  # From step 3 on, every step: 0.5 ** 3, then 0.5 ** 4.
+  cfg = tiny.tiny_config(optim=dict(learning_rate=0.01, decay_steps=2,
+                                    decay_rate=0.5, late_decay_steps=1,
+                                    late_decay_from=3))
+  model = pixelda.PixelDA(cfg, tf.distribute.get_strategy())
+  rates = [float(model.train_step(tiny.batch(i))["learning_rate"])
+           for i in range(5)]
+  np.testing.assert_allclose(rates, [0.01, 0.01, 0.005, 0.00125, 0.000625])
+
+
+def test_late_staircase_matches_numpy():
+  # The hour preset's decay (every 10,000 steps) until 23,500, then every
+  # 2,000: the rate drops from 0.95^2 to 0.95^11 at the switch.
+  schedule = pixelda.LateStaircase(1e-3, 10000, 0.95, 2000, 23500)
+  steps = np.array([0, 9999, 10000, 23499, 23500, 24000, 40000, 58579])
+  expected = 1e-3 * 0.95 ** np.where(steps < 23500, steps // 10000,
+                                     steps // 2000)
+  np.testing.assert_allclose([float(schedule(s)) for s in steps], expected,
+                             rtol=1e-6)
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -393,6 +394,38 @@ def test_seed_summary_reports_mean_and_std():
   assert summary["final"]["std"] == pytest.approx(0.0707107)  # ddof=1
   assert summary["best"]["mean"] == pytest.approx(0.93)
   assert summary["runs"]["1"]["minutes"] == 1.0
+
+
+def test_a_signal_to_the_sweep_driver_reaches_its_run_and_stops_the_sweep(
+    tmp_path):
+  # The driver's run stands in for a training run: it writes a file when it
+  # is ready and one when SIGTERM reaches it (as train saves a checkpoint).
+  from pixelda_tf import sweeps  # pylint: disable=g-import-not-at-top
+  child = (
+      "import pathlib, signal, sys, time\n"
+      f"out = pathlib.Path({str(tmp_path)!r})\n"
+      "def stop(signum, frame):\n"
+      "  (out / 'stopped').write_text(str(signum))\n"
+      "  sys.exit(128 + signum)\n"
+      "signal.signal(signal.SIGTERM, stop)\n"
+      "(out / 'ready').write_text('')\n"
+      "time.sleep(60)\n")
+  def kill_when_ready():
+    deadline = time.time() + 30
+    while not (tmp_path / "ready").exists() and time.time() < deadline:
+      time.sleep(0.02)
+    os.kill(os.getpid(), signal.SIGTERM)
+  before = signal.getsignal(signal.SIGTERM)
+  threading.Thread(target=kill_when_ready, daemon=True).start()
+  started = time.time()
+  with pytest.raises(SystemExit) as stopped:
+    sweeps.run_passing_signals([sys.executable, "-c", child])
+  assert stopped.value.code == 128 + signal.SIGTERM
+  assert (tmp_path / "stopped").read_text() == str(int(signal.SIGTERM))
+  assert time.time() - started < 30  # the run did not sleep its 60 s out
+  # The driver's own handler is back once the run is over.
+  assert signal.getsignal(signal.SIGTERM) is before
+  assert sweeps.run_passing_signals([sys.executable, "-c", "pass"]) == 0
 
 
 # --- Faults: a second process, damaged checkpoints, a full disk. ------------
