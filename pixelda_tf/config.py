@@ -489,6 +489,10 @@ def validate(cfg: Config) -> Config:
           f"--lr_late_decay_steps={o.late_decay_steps} and "
           f"--lr_late_decay_from={o.late_decay_from}: give both > 0 (e.g. "
           "2000 and 23500) or leave both at 0 (off)")
+  require(o.late_decay_steps <= o.decay_steps,
+          f"--lr_late_decay_steps={o.late_decay_steps} is longer than "
+          f"--lr_decay_steps={o.decay_steps}: the rate would rise at "
+          "--lr_late_decay_from; give a shorter late interval")
   for name, value in dataclasses.asdict(cfg.loss).items():
     if name not in _LOSS_SETTINGS:
       # `not (x >= 0)` also catches NaN, which compares false to everything.

@@ -307,6 +307,7 @@ class PixelDA:
     return self.nets.generator([source_images, z], training=False)
 
 
+@keras.saving.register_keras_serializable(package="pixelda_tf")
 class LateStaircase(keras.optimizers.schedules.LearningRateSchedule):
   """learning_rate * decay_rate ** floor(step / interval), where the
   interval is decay_steps before step late_from and late_steps from it on

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -33,7 +34,15 @@ def run_passing_signals(cmd: List[str]) -> int:
   process (a `kill` of the driver, a preempted job) is passed on to the
   run, which saves a checkpoint and stops; then the sweep stops too
   (SystemExit 128 + the signal) instead of starting the next run. Without
-  this, a killed driver would leave its run training on its own."""
+  this, a killed driver would leave its run training on its own. A run
+  that gets a signal twice (Ctrl-C reaches the whole process group, then
+  this passes it on) keeps the first: train ignores the rest.
+
+  Signal handlers can only be set in the main thread; elsewhere cmd just
+  runs.
+  """
+  if threading.current_thread() is not threading.main_thread():
+    return subprocess.run(cmd, check=False).returncode
   received, proc = [], None
 
   def pass_on(signum, unused_frame):
@@ -44,10 +53,7 @@ def run_passing_signals(cmd: List[str]) -> int:
   previous = {s: signal.signal(s, pass_on)
               for s in (signal.SIGINT, signal.SIGTERM)}
   try:
-    # Its own process group: a Ctrl-C in the terminal reaches the run once,
-    # through pass_on, not twice (a second signal after its save would cut
-    # short its results).
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    proc = subprocess.Popen(cmd)
     if received:  # Arrived before proc was set.
       proc.send_signal(received[0])
     code = proc.wait()
@@ -55,10 +61,9 @@ def run_passing_signals(cmd: List[str]) -> int:
     for s, handler in previous.items():
       signal.signal(s, handler)
   if received:
-    name = signal.Signals(received[0]).name
-    print(f"{name}: passed on to {cmd[2] if len(cmd) > 2 else cmd[0]}, "
-          f"which exited with {code}; rerun the same command to resume",
-          file=sys.stderr, flush=True)
+    print(f"{signal.Signals(received[0]).name}: passed on to the run (pid "
+          f"{proc.pid}), which exited with {code}; rerun the same command "
+          "to resume", file=sys.stderr, flush=True)
     raise SystemExit(128 + received[0])
   return code
 

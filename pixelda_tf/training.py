@@ -202,8 +202,9 @@ def _load_data_on_every_worker(cfg: config_lib.Config, run: rundir.RunDir,
     raise config_lib.ConfigError(
         f"the workers disagree on {', '.join(differ)} (this worker: {here}): "
         "start every worker with the same flags and the same data files "
-        "(only data paths, --model_dir, --init_from, --max_minutes, "
-        "--keep_checkpoints, --quiet and thread counts may differ)")
+        "(only data paths and --download, --model_dir, --init_from, "
+        "--max_minutes, --keep_checkpoints, --quiet and thread counts may "
+        "differ)")
   with _together(strategy, cfg.runtime, "record its data in --model_dir",
                  advice):
     run.record_data(origins, fingerprints)

@@ -93,6 +93,8 @@ def test_command_line_overrides_the_flagfile_and_seeds_are_separate():
      "--lr_late_decay_steps=2000 and --lr_late_decay_from=0: give both"),
     (["--lr_late_decay_from=5", "--lr_late_decay_steps=-1"],
      "--lr_late_decay_steps=-1 and --lr_late_decay_from=5: give both"),
+    (["--lr_late_decay_from=5", "--lr_late_decay_steps=20000"],
+     "--lr_late_decay_steps=20000 is longer than --lr_decay_steps=10000"),
     (["--style_weight=nan"], "--style_weight=nan: a loss weight must be "
      "finite"),
     (["--domain_weight=-1"], "--domain_weight=-1.0: a loss weight must be"),

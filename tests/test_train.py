@@ -410,16 +410,24 @@ def test_a_signal_to_the_sweep_driver_reaches_its_run_and_stops_the_sweep(
       "signal.signal(signal.SIGTERM, stop)\n"
       "(out / 'ready').write_text('')\n"
       "time.sleep(60)\n")
+  done = threading.Event()
   def kill_when_ready():
-    deadline = time.time() + 30
-    while not (tmp_path / "ready").exists() and time.time() < deadline:
+    # Only while the driver runs: a SIGTERM after it would end pytest.
+    while not done.is_set():
+      if (tmp_path / "ready").exists():
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
       time.sleep(0.02)
-    os.kill(os.getpid(), signal.SIGTERM)
   before = signal.getsignal(signal.SIGTERM)
-  threading.Thread(target=kill_when_ready, daemon=True).start()
+  killer = threading.Thread(target=kill_when_ready, daemon=True)
+  killer.start()
   started = time.time()
-  with pytest.raises(SystemExit) as stopped:
-    sweeps.run_passing_signals([sys.executable, "-c", child])
+  try:
+    with pytest.raises(SystemExit) as stopped:
+      sweeps.run_passing_signals([sys.executable, "-c", child])
+  finally:
+    done.set()
+    killer.join()
   assert stopped.value.code == 128 + signal.SIGTERM
   assert (tmp_path / "stopped").read_text() == str(int(signal.SIGTERM))
   assert time.time() - started < 30  # the run did not sleep its 60 s out
