@@ -148,6 +148,19 @@ def test_a_signal_to_one_worker_stops_every_worker_with_a_checkpoint(
                         f"ckpt-{results['steps']}.index")
 
 
+def _expect_different_restores(fake, tmp_path, init0, init1, detail):
+  """Workers told --init_from=init0 and init1 both stop before their first
+  step, saying they restored different checkpoints (and `detail`)."""
+  stage = [f"--model_dir={tmp_path}/stage", "--train_steps=8"]
+  procs = _start_workers(fake, tmp_path, ([*stage, f"--init_from={init0}"],
+                                          [*stage, f"--init_from={init1}"]))
+  for code, _, err in _finish(procs):
+    assert code != 0
+    assert "the workers restored different checkpoints" in err, err[-3000:]
+    assert detail in err, err[-3000:]
+  assert not list((tmp_path / "stage").glob("checkpoints/ckpt-*"))
+
+
 def test_workers_stop_together_when_one_fails_or_they_disagree(
     fake, tmp_path):
   # Each worker resolves --init_from itself. Told different checkpoints of
@@ -157,28 +170,16 @@ def test_workers_stop_together_when_one_fails_or_they_disagree(
   # that fail alone, or were given other settings or data, stop them all.
   _run_workers(fake, tmp_path)  # run/checkpoints: ckpt-3 and ckpt-5.
   first = tmp_path / "run" / "checkpoints"
-  stage = [f"--model_dir={tmp_path}/stage", "--train_steps=8"]
-  procs = _start_workers(fake, tmp_path, (
-      [*stage, f"--init_from={first}/ckpt-3"],
-      [*stage, f"--init_from={first}/ckpt-5"]))
-  for code, _, err in _finish(procs):
-    assert code != 0
-    assert "the workers restored different checkpoints" in err, err[-3000:]
-    assert "name one checkpoint" in err
-  assert not list((tmp_path / "stage").glob("checkpoints/ckpt-*"))
+  _expect_different_restores(fake, tmp_path, first / "ckpt-3",
+                             first / "ckpt-5", "name one checkpoint")
   # Told checkpoints of the same step but other weights (another seed's run,
   # trained in one process), they stop too.
   subprocess.run(_command(fake, tmp_path, f"--model_dir={tmp_path}/seed1",
                           "--seed=1"), cwd=ROOT, env=_env(), check=True,
                  capture_output=True)
-  procs = _start_workers(fake, tmp_path, (
-      [*stage, f"--init_from={first}/ckpt-5"],
-      [*stage, f"--init_from={tmp_path}/seed1/checkpoints/ckpt-5"]))
-  for code, _, err in _finish(procs):
-    assert code != 0
-    assert "the workers restored different checkpoints" in err, err[-3000:]
-    assert "step 5, weights sha256 " in err
-  assert not list((tmp_path / "stage").glob("checkpoints/ckpt-*"))
+  _expect_different_restores(
+      fake, tmp_path, first / "ckpt-5",
+      tmp_path / "seed1" / "checkpoints" / "ckpt-5", "step 5, weights sha256 ")
   # One worker's restore fails (its copy of ckpt-5 is cut short): it names
   # its problem, and the other stops too instead of waiting for it.
   damaged = tmp_path / "damaged"
