@@ -604,19 +604,20 @@ def _trained_weights_digest(model: pixelda.PixelDA) -> str:
   """sha256 of the trained networks' weights: mirrored variables, the same
   on every replica unless restored from different checkpoints (batch-norm
   statistics and weight averages may be kept per replica: left out)."""
-  digest = hashlib.sha256()
-  for name in model.optimizers:
-    for v in model.variables(name):
-      digest.update(np.ascontiguousarray(v.numpy()).tobytes())
-  return digest.hexdigest()
+  return _sha256_of([v for name in model.optimizers
+                     for v in model.variables(name)])
 
 
 def _fingerprint(model: pixelda.PixelDA) -> str:
   """sha256 of every network weight (and weight average): equal runs (or
   workers) match exactly."""
-  digest = hashlib.sha256()
   averages = model.average.averages if model.average is not None else []
-  for v in [*model.checkpoint_variables(), *averages]:
+  return _sha256_of([*model.checkpoint_variables(), *averages])
+
+
+def _sha256_of(variables) -> str:
+  digest = hashlib.sha256()
+  for v in variables:
     digest.update(np.ascontiguousarray(v.numpy()).tobytes())
   return digest.hexdigest()
 
