@@ -12,13 +12,17 @@ accuracy against training minutes to <root>/<name>/accuracy_vs_time.png
 
   python benchmarks/accuracy.py --history=RUN/history.json
   python benchmarks/accuracy.py --summarize=A/results.json,B/results.json,...
-  python benchmarks/accuracy.py --compare=A/history.json,B/history.json
+  python benchmarks/accuracy.py --compare=A/history.json,B/history.json \
+      [--compare_from=STEP]
 
 train nothing: the first prints a finished run's curve statistics (minutes
 to 95%, the swing of its last third), the second the mean and sample std of
 several runs' final and best-validation accuracy (e.g. one per seed), the
 third several runs' test accuracy side by side at equal steps and at equal
-minutes (e.g. float32 against bfloat16).
+minutes (e.g. float32 against bfloat16) and, after a step, how each run
+fares against the first at every step both evaluated. A run trained in
+stages (each resumed from the last one's checkpoint with --init_from) is
+given as its histories joined by `+`, in order.
 """
 
 import json
@@ -29,6 +33,7 @@ from absl import flags
 
 from pixelda_tf import provenance
 from pixelda_tf import sweeps
+from pixelda_tf import usage
 
 NAME = flags.DEFINE_string("name", "experiment", "Experiment name.")
 ROOT = flags.DEFINE_string("root", "runs/bench", "Where runs land.")
@@ -41,7 +46,14 @@ COMPARE = flags.DEFINE_list(
     "compare", None, "Train nothing: print the target test accuracy of these "
     "runs (history.json or results.json files) side by side at equal steps "
     "(every --compare_every) and at equal minutes (every 10), e.g. a float32 "
-    "and a bfloat16 run of one seed.")
+    "and a bfloat16 run of one seed. A run trained in stages is its "
+    "histories joined by '+', in order (a stage's minutes count on from the "
+    "previous stage's last evaluation).")
+COMPARE_FROM = flags.DEFINE_integer(
+    "compare_from", 0, "--compare also prints, for each run after the "
+    "first, the evaluations after this step that both it and the first "
+    "run made: how many, how often it is ahead or behind, and the mean, "
+    "min and max difference in points.")
 COMPARE_EVERY = flags.DEFINE_integer("compare_every", 2500,
                                      "Steps between --compare rows.")
 SUMMARIZE = flags.DEFINE_list(
@@ -104,11 +116,49 @@ def read_history(path: str) -> list:
   return history
 
 
-def compare(histories: list, every: int, minutes_every: float = 10) -> dict:
+def read_stages(spec: str) -> list:
+  """The evaluations of a run given as `A+B+...`: the histories of its
+  stages in order. A step a stage evaluated again keeps the earlier
+  stage's value, and each stage's minutes count on from the last
+  evaluation before it (a stage's own minutes start at 0)."""
+  joined, offset, seen = [], 0.0, set()
+  for path in spec.split("+"):
+    stage = read_history(path)
+    for h in stage:
+      if h["step"] not in seen:
+        seen.add(h["step"])
+        joined.append({**h, "minutes": h["minutes"] + offset})
+    if joined:
+      offset = joined[-1]["minutes"]
+  return joined
+
+
+def against_first(histories: list, after: int) -> list:
+  """For each run after the first: the steps after `after` that it and the
+  first run both scored, how often it is ahead, behind or level, and its
+  test accuracy minus the first run's (mean, min, max)."""
+  first = {h["step"]: h["test_accuracy"] for h in histories[0]
+           if h.get("test_accuracy") is not None}
+  out = []
+  for hist in histories[1:]:
+    diffs = [h["test_accuracy"] - first[h["step"]] for h in hist
+             if h["step"] > after and h["step"] in first
+             and h.get("test_accuracy") is not None]
+    out.append({"n": len(diffs), "ahead": sum(d > 0 for d in diffs),
+                "behind": sum(d < 0 for d in diffs),
+                "level": sum(d == 0 for d in diffs),
+                "mean": sum(diffs) / len(diffs) if diffs else None,
+                "min": min(diffs, default=None),
+                "max": max(diffs, default=None)})
+  return out
+
+
+def compare(histories: list, every: int, minutes_every: float = 10,
+            after: int = 0) -> dict:
   """Test accuracy of several runs at the steps all of them evaluated (every
-  `every`, and the last shared one) and at each `minutes_every` minutes up
+  `every`, and the last shared one), at each `minutes_every` minutes up
   to the shortest run's end, rounded (the last evaluation at or before
-  it)."""
+  it), and each run against the first after step `after`."""
   histories = [[h for h in hist if h.get("test_accuracy") is not None]
                for hist in histories]
   if not all(histories):
@@ -134,7 +184,8 @@ def compare(histories: list, every: int, minutes_every: float = 10) -> dict:
     at_minutes.append(row)
   return {"at_steps": [{"step": s, **{i: b[s] for i, b in enumerate(by_step)}}
                        for s in steps],
-          "at_minutes": at_minutes}
+          "at_minutes": at_minutes,
+          "against_first": against_first(histories, after)}
 
 
 def main(argv):
@@ -142,8 +193,11 @@ def main(argv):
     print(json.dumps(curve_stats(read_history(HISTORY.value)), indent=2))
     return 0
   if COMPARE.value:
-    table = compare([read_history(p) for p in COMPARE.value],
-                    COMPARE_EVERY.value)
+    try:
+      table = compare([read_stages(p) for p in COMPARE.value],
+                      COMPARE_EVERY.value, after=COMPARE_FROM.value)
+    except (OSError, ValueError) as e:  # a missing or unreadable history
+      return usage.error(e)
     print("runs: " + ", ".join(f"[{i}] {p}"
                                for i, p in enumerate(COMPARE.value)))
     for row in table["at_steps"]:
@@ -154,6 +208,13 @@ def main(argv):
           f"[{i}] n/a" if row[i] is None else
           f"[{i}] {100 * row[i]['test_accuracy']:.2f}% (step "
           f"{row[i]['step']:,})" for i in range(len(COMPARE.value))))
+    for i, row in enumerate(table["against_first"], start=1):
+      print(f"[{i}] - [0] after step {COMPARE_FROM.value:,}: " + (
+          "no shared evaluations" if not row["n"] else
+          f"{row['n']} shared evaluations, ahead {row['ahead']}, behind "
+          f"{row['behind']}, level {row['level']}; mean "
+          f"{100 * row['mean']:+.2f} points (min {100 * row['min']:+.2f}, "
+          f"max {100 * row['max']:+.2f})"))
     return 0
   if SUMMARIZE.value:
     results = {}

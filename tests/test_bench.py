@@ -133,16 +133,37 @@ def test_accuracy_compare_lines_runs_up_by_step_and_by_minute(tmp_path):
   paths = [tmp_path / "a_history.json", tmp_path / "results.json"]
   paths[0].write_text(json.dumps(runs[0]))
   paths[1].write_text(json.dumps({"val_history": runs[1]}))
-  out = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "benchmarks", "accuracy.py"),
-       f"--compare={paths[0]},{paths[1]}", "--compare_every=1000"],
-      capture_output=True, text=True, check=True, cwd=ROOT).stdout
-  lines = out.splitlines()
+  # Run 1 again in two stages: the second resumed at step 3,000, its minutes
+  # from 0, and its own (ignored) score of step 3,000.
+  stages = [tmp_path / "stage1.json", tmp_path / "stage2.json"]
+  stages[0].write_text(json.dumps(runs[1][:12]))
+  stages[1].write_text(json.dumps(
+      [{"step": 3000, "minutes": 0.0, "test_accuracy": 0.0}] +
+      [{**h, "minutes": h["minutes"] - 15} for h in runs[1][12:]]))
+
+  def compare(second):
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "accuracy.py"),
+         f"--compare={paths[0]},{second}", "--compare_every=1000",
+         "--compare_from=1000"],
+        capture_output=True, text=True, cwd=ROOT)
+
+  lines = compare(paths[1]).stdout.splitlines()
   assert lines[1:4] == ["step   1,000  [0] 60.00%  [1] 50.00%",
                         "step   2,000  [0] 70.00%  [1] 60.00%",
                         "step   3,000  [0] 80.00%  [1] 70.00%"]
   # At equal minutes run 1 is twice as many steps along.
-  assert lines[4:] == [
+  assert lines[4:7] == [
       "   10 min  [0] 60.00% (step 1,000)  [1] 60.00% (step 2,000)",
       "   20 min  [0] 70.00% (step 2,000)  [1] 80.00% (step 4,000)",
       "   30 min  [0] 80.00% (step 3,000)  [1] 100.00% (step 6,000)"]
+  # Steps 1,250-3,000: run 1 is 10 points behind at each of the 8.
+  assert lines[7:] == [
+      "[1] - [0] after step 1,000: 8 shared evaluations, ahead 0, behind 8, "
+      "level 0; mean -10.00 points (min -10.00, max -10.00)"]
+  assert compare(f"{stages[0]}+{stages[1]}").stdout.splitlines()[1:] == (
+      lines[1:])
+  # A stage that is not there: one line naming it, no traceback.
+  missing = compare(f"{stages[0]}+{tmp_path / 'stage3.json'}")
+  assert missing.returncode == 1 and not missing.stdout
+  assert "stage3.json" in missing.stderr and "Traceback" not in missing.stderr
