@@ -133,17 +133,15 @@ def read_stages(spec: str) -> list:
   return joined
 
 
-def against_first(histories: list, after: int) -> list:
-  """For each run after the first: the steps after `after` that it and the
-  first run both scored, how often it is ahead, behind or level, and its
-  test accuracy minus the first run's (mean, min, max)."""
-  first = {h["step"]: h["test_accuracy"] for h in histories[0]
-           if h.get("test_accuracy") is not None}
-  out = []
-  for hist in histories[1:]:
-    diffs = [h["test_accuracy"] - first[h["step"]] for h in hist
-             if h["step"] > after and h["step"] in first
-             and h.get("test_accuracy") is not None]
+def against_first(by_step: list, after: int) -> list:
+  """For each run after the first (`by_step`: step -> test accuracy, one
+  dict per run): the steps after `after` that it and the first run both
+  scored, how often it is ahead, behind or level, and its test accuracy
+  minus the first run's (mean, min, max)."""
+  first, out = by_step[0], []
+  for scores in by_step[1:]:
+    diffs = [acc - first[step] for step, acc in sorted(scores.items())
+             if step > after and step in first]
     out.append({"n": len(diffs), "ahead": sum(d > 0 for d in diffs),
                 "behind": sum(d < 0 for d in diffs),
                 "level": sum(d == 0 for d in diffs),
@@ -185,7 +183,7 @@ def compare(histories: list, every: int, minutes_every: float = 10,
   return {"at_steps": [{"step": s, **{i: b[s] for i, b in enumerate(by_step)}}
                        for s in steps],
           "at_minutes": at_minutes,
-          "against_first": against_first(histories, after)}
+          "against_first": against_first(by_step, after)}
 
 
 def main(argv):
