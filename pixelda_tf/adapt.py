@@ -36,6 +36,9 @@ MAX_IMAGES = flags.DEFINE_integer("max_images", 0,
 CHECKPOINT = flags.DEFINE_string("checkpoint", "latest",
                                  "latest, best or a checkpoint prefix.")
 OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")
+RAW_WEIGHTS = flags.DEFINE_bool(
+    "raw_weights", False, "For a run trained with --ema_decay: adapt with "
+    "G's raw weights, not the averaged ones its evaluations scored.")
 
 
 def main(argv):
@@ -51,13 +54,14 @@ def main(argv):
         cli.data_overrides(),
         samples_per_image=SAMPLES.value, fmt=FORMAT.value, split=SPLIT.value,
         max_images=MAX_IMAGES.value, seed=pixelda_flags.SEED.value,
-        which=CHECKPOINT.value, overwrite=OVERWRITE.value)
+        which=CHECKPOINT.value, overwrite=OVERWRITE.value,
+        averaged=not RAW_WEIGHTS.value)
   except (config_lib.ConfigError, DataError, FileNotFoundError,
           FileExistsError, ValueError, rundir.CheckpointError) as e:
     return usage.error(e)
   print(json.dumps({k: manifest[k] for k in (
       "format", "num_examples", "num_images", "samples_per_image",
-      "examples_per_class", "checkpoint", "step", "wall_time_s")}
+      "examples_per_class", "checkpoint", "weights", "step", "wall_time_s")}
                    | {"out": OUT.value}))
   return 0
 

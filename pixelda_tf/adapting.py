@@ -54,11 +54,13 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
                   samples_per_image: int = 1, fmt: str = "tfrecord",
                   split: str = "train", max_images: int = 0, seed: int = 0,
                   which: str = "latest", batch_size: int = 256,
-                  overwrite: bool = False) -> Dict:
+                  overwrite: bool = False, averaged: bool = True) -> Dict:
   """Writes G(x_s, z) for K z per source image, labelled with the source label.
 
   Example (i, k) — source image i of `split`, draw k — uses
-  `evaluation.noise(seed, i, K, noise_dim)[k]`.
+  `evaluation.noise(seed, i, K, noise_dim)[k]`. G has the averaged weights
+  of a run trained with `ema_decay` (what its evaluations scored), or with
+  `averaged=False` the raw ones it trained with.
 
   Returns:
     the manifest (also `out/manifest.json`).
@@ -82,7 +84,7 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
   rundir.checkpoint_candidates(model_dir, which)  # Fail before loading data.
   source = data.load_domain(cfg.data, "source", split)
   n = min(len(source), max_images) if max_images else len(source)
-  model = rundir.restore(model_dir, which)
+  model = rundir.restore(model_dir, which, averaged=averaged)
   noise_dim = cfg.generator.noise_dim
   num_classes = cfg.classifier.num_classes
   classes = _class_dirs(cfg)
@@ -130,6 +132,8 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
       "split": split, "seed": seed, "image_size": cfg.data.image_size,
       "num_classes": num_classes, "model_dir": model_dir,
       "checkpoint": model.restored_from,
+      "weights": ("averaged" if averaged and model.average is not None
+                  else "raw"),
       "step": int(model.step), "source_origin": source.origin,
       "config": cfg.to_dict(), "features": sorted(FEATURES),
       "wall_time_s": time.time() - started,

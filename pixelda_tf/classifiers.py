@@ -12,7 +12,7 @@ the final G's images alone rather than from G's images as G trains.
 from __future__ import annotations
 
 import time
-from typing import Dict
+from typing import Dict, List, Sequence, Tuple, Union
 
 import keras
 from keras import layers
@@ -24,6 +24,7 @@ from pixelda_tf import config as config_lib
 from pixelda_tf import data
 from pixelda_tf import evaluation
 from pixelda_tf import models
+from pixelda_tf.data import folders
 
 ARCHS = ("small_resnet", "wide_cnn", "task_tower")
 # Images per domain that `pixel_statistics` summarises in a classify result.
@@ -109,7 +110,45 @@ def pixel_statistics(images: tf.data.Dataset, n: int, total: int) -> Dict:
           "per_image_std": float(x.reshape(len(x), -1).std(axis=1).mean())}
 
 
-def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
+def load_sets(train_dirs: Sequence[str]) -> Tuple[tf.data.Dataset,
+                                                   List[Dict]]:
+  """The adapted sets in `train_dirs`, one after another, as one dataset of
+  (uint8 image, label), and their manifests ({} for a plain class folder).
+
+  Sets adapted from several generators (checkpoints of one run, or runs)
+  train one classifier together, so a label must mean one class in all of
+  them: their classes (a manifest's `class_dirs`, or a plain folder's
+  subfolders) must be the same list. Images are resized to the
+  classifier's size later, so their sizes may differ.
+
+  Raises:
+    DataError: no set, a set named twice, a missing set, or classes that
+      differ from another set's.
+  """
+  if not train_dirs:
+    raise data.DataError("no adapted set to train on")
+  twice = sorted({p for p in train_dirs if train_dirs.count(p) > 1})
+  if twice:
+    raise data.DataError(f"{', '.join(twice)} named more than once: name "
+                         "each adapted set once")
+  loaded = [adapting.load_adapted(path) for path in train_dirs]
+  joined, known = None, None
+  for path, (ds, manifest) in zip(train_dirs, loaded):
+    classes = manifest.get("class_dirs")
+    if classes is None and "format" not in manifest:  # A plain folder.
+      classes = folders.subfolders(path)
+    if known and classes is not None and classes != known[1]:
+      raise data.DataError(
+          f"{path} has the classes {classes}, {known[0]} has {known[1]}: a "
+          "label must mean one class in every set; adapt the sets with runs "
+          "of one set of classes")
+    known = known or ((path, classes) if classes is not None else None)
+    joined = ds if joined is None else joined.concatenate(ds)
+  return joined, [manifest for _, manifest in loaded]
+
+
+def train_and_evaluate(train_dir: Union[str, Sequence[str]],
+                       cfg: config_lib.Config,
                        arch: str = "small_resnet", epochs: int = 5,
                        batch_size: int = 64, learning_rate: float = 1e-3,
                        seed: int = 0, max_examples: int = 0,
@@ -120,11 +159,13 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
 
   Args:
     train_dir: an adapted dataset (pixelda_tf.adapt --out) or any folder
-      with one PNG subfolder per class.
+      with one PNG subfolder per class, or a list of them (`load_sets`:
+      e.g. sets adapted from several checkpoints of G).
     cfg: its `data` names the target to test on (and the source, for
       `with_source`); `classifier.num_classes` and `data.image_size` size
       the network.
-    max_examples: train on the first N examples only (0 = all).
+    max_examples: train on the first N examples only (0 = all; of
+      several sets, in their order).
     with_source: also train on labelled source images, as many as there
       are adapted examples (or all of the source's train split if fewer),
       as PixelDA's task tower trains on both.
@@ -143,7 +184,8 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
       not adapt_bn or arch == "small_resnet",
       f"--adapt_bn re-estimates batch-norm statistics, and {arch} has no "
       "batch norm: use --arch=small_resnet")
-  ds, _ = adapting.load_adapted(train_dir)
+  train_dirs = [train_dir] if isinstance(train_dir, str) else list(train_dir)
+  ds, manifests = load_sets(train_dirs)
   size, num_classes = cfg.data.image_size, cfg.classifier.num_classes
   if max_examples:
     ds = ds.take(max_examples)
@@ -153,7 +195,7 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
                             tf.cast(y, tf.int64))).cache()
   num_train = int(ds.reduce(0, lambda n, _: n + 1))
   if num_train == 0:
-    raise data.DataError(f"{train_dir}: no training examples")
+    raise data.DataError(f"{','.join(train_dirs)}: no training examples")
   stats = {"adapted": pixel_statistics(ds, STATS_IMAGES, num_train)}
   num_source = 0
   if with_source:
@@ -195,7 +237,12 @@ def train_and_evaluate(train_dir: str, cfg: config_lib.Config,
   rep = evaluation.evaluate(model, test, num_classes)
   return {
       "arch": arch, "num_params": int(model.count_params()),
-      "train_dir": train_dir, "num_train": num_train,
+      "train_dir": ",".join(train_dirs), "num_train": num_train,
+      # Where each set's images came from (a manifest's checkpoint and step).
+      "sets": [{"path": path, **{k: m[k] for k in (
+          "checkpoint", "step", "num_examples", "samples_per_image")
+                                  if k in m}}
+               for path, m in zip(train_dirs, manifests)],
       "num_source": num_source, "epochs": epochs,
       "batch_size": batch_size, "seed": seed,
       "train_accuracy": float(history.history["accuracy"][-1]),

@@ -1,13 +1,17 @@
 r"""Trains a fresh classifier on an adapted dataset; reports target accuracy.
 
   python -m pixelda_tf.classify --train_dir=adapted/mnistm --arch=small_resnet
+  # sets adapted from several checkpoints of G, trained on together:
+  python -m pixelda_tf.classify --train_dir=adapted/g10k,adapted/g20k \
+      --arch=task_tower --out=results/classify_g10k_g20k.json
 
 The paper's decoupling check: G is trained once, then a classifier of another
 architecture learns from its output alone (`--arch=task_tower`, T's own
 architecture trained fresh, is the control). The target to test on defaults to
-the one in the adapted set's manifest (the run it came from); data flags
-(--target, --mnist_m_dir, --target_dir, ...) override it. Writes the result
-to --out (default <train_dir>/classify_<arch>.json) and prints it.
+the one in the (first) adapted set's manifest (the run it came from); data
+flags (--target, --mnist_m_dir, --target_dir, ...) override it. Writes the
+result to --out (default <train_dir>/classify_<arch>.json; required with
+several sets) and prints it.
 """
 
 import json
@@ -26,7 +30,9 @@ from pixelda_tf import rundir
 from pixelda_tf import usage
 from pixelda_tf.data import DataError
 
-TRAIN_DIR = flags.DEFINE_string("train_dir", None, "Adapted dataset folder.")
+TRAIN_DIR = flags.DEFINE_list(
+    "train_dir", None, "Adapted dataset folder, or several, comma-separated "
+    "(trained on together: e.g. sets adapted from several checkpoints).")
 ARCH = flags.DEFINE_enum("arch", "small_resnet", list(classifiers.ARCHS),
                          "Classifier architecture (task_tower: T's own, "
                          "trained fresh, as a control).")
@@ -48,8 +54,15 @@ def main(argv):
   cli.refuse_training_flags(allowed=["batch_size", "learning_rate"])
   if not TRAIN_DIR.value:
     raise app.UsageError("--train_dir=PATH (from pixelda_tf.adapt) is required")
+  if not all(TRAIN_DIR.value):
+    raise app.UsageError(f"--train_dir={','.join(TRAIN_DIR.value)}: an "
+                         "empty folder name; separate the sets by single "
+                         "commas")
+  if len(TRAIN_DIR.value) > 1 and not OUT.value:
+    raise app.UsageError("--out=PATH is required with several --train_dir "
+                         "sets (there is no one set to write the result in)")
   try:
-    manifest = adapting.read_manifest(TRAIN_DIR.value)
+    manifest = adapting.read_manifest(TRAIN_DIR.value[0])
     base = (config_lib.Config.from_dict(manifest["config"])
             if "config" in manifest else config_lib.Config())
     cfg = config_lib.override_data(base, cli.data_overrides())
@@ -64,7 +77,7 @@ def main(argv):
     return usage.error(e)
   suffix = ("_with_source" if WITH_SOURCE.value else "") + (
       "_adapt_bn" if ADAPT_BN.value else "")
-  out = OUT.value or os.path.join(TRAIN_DIR.value,
+  out = OUT.value or os.path.join(TRAIN_DIR.value[0],
                                   f"classify_{ARCH.value}{suffix}.json")
   rundir.write_json(out, {**results, "code": provenance.code_version()})
   print(json.dumps({k: results[k] for k in (

@@ -9,6 +9,7 @@ one-line errors. Each subprocess pays ~5 s of TF import.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def run(tmp_path_factory):
                   val_size=VAL_SIZE, download=False),
         train=dict(model_dir=str(root / "run"), train_steps=2,
                    checkpoint_every=2, eval_every=0, image_every=0,
-                   summary_every=1, quiet=True))
+                   summary_every=1, quiet=True, ema_decay=0.5))
     training.train(cfg, strategy=tf.distribute.get_strategy())
     yield cfg.train.model_dir, fake
 
@@ -240,6 +241,37 @@ def test_adapt_z_depends_only_on_seed_and_index(run, adapted, tmp_path):
     adapting.adapt_dataset(model_dir, path, {})
 
 
+def test_adapt_with_raw_or_averaged_weights(run, adapted, tmp_path):
+  # The run keeps a weight average (ema_decay=0.5): adapt uses it unless
+  # asked for the raw weights G trained with.
+  model_dir, _ = run
+  path, manifest = adapted["tfrecord"]
+  raw_path = str(tmp_path / "raw")
+  raw = adapting.adapt_dataset(model_dir, raw_path, {}, samples_per_image=2,
+                               split="test", max_images=5, seed=1,
+                               averaged=False)
+  assert (manifest["weights"], raw["weights"]) == ("averaged", "raw")
+
+  def written(folder):
+    return np.stack([x.numpy() for x, _ in adapting.load_adapted(folder)[0]])
+
+  def generated(averaged):
+    # G's output as adapt rounds it, image-major.
+    model = rundir.restore(model_dir, averaged=averaged)
+    images = data.to_model_range(data.load_domain(
+        model.cfg.data, "source", "test").images[:5])
+    z = np.stack([evaluation.noise(1, i, 2, model.cfg.generator.noise_dim)
+                  for i in range(5)])
+    return np.stack([np.clip(np.round((model.adapt(
+        images, tf.constant(z[:, k])).numpy() + 1.0) * 127.5), 0, 255)
+                     for k in range(2)], axis=1).reshape(10, 16, 16, 3)
+
+  want_raw, want_averaged = generated(False), generated(True)
+  assert (want_raw != want_averaged).any()  # Else the test could not fail.
+  np.testing.assert_array_equal(written(raw_path), want_raw)
+  np.testing.assert_array_equal(written(path), want_averaged)
+
+
 @pytest.mark.parametrize("arch", classifiers.ARCHS)
 def test_classifier_archs(arch):
   for size in (16, 32):
@@ -262,6 +294,72 @@ def test_fresh_classifier_trains_on_adapted_data(run, adapted):
   both = classifiers.train_and_evaluate(path, cfg, arch="wide_cnn", epochs=1,
                                         batch_size=4, with_source=True)
   assert both["num_source"] == 10 and both["num_train"] == 20
+
+
+def test_fresh_classifier_trains_on_several_sets(run, adapted, tmp_path):
+  # Sets adapted from several generators (here: two formats of one) train
+  # one classifier together; the result says where each set came from.
+  (png, manifest), (tfrecord, _) = adapted["png"], adapted["tfrecord"]
+  cfg = config_lib.Config.from_dict(manifest["config"])
+  res = classifiers.train_and_evaluate([png, tfrecord], cfg, arch="wide_cnn",
+                                       epochs=1, batch_size=4)
+  assert res["num_train"] == 20 and res["train_dir"] == f"{png},{tfrecord}"
+  assert [s["path"] for s in res["sets"]] == [png, tfrecord]
+  assert [s["step"] for s in res["sets"]] == [2, 2]
+  assert [s["num_examples"] for s in res["sets"]] == [10, 10]
+  ds, _ = classifiers.load_sets([png, tfrecord])
+  assert sorted(int(y) for _, y in ds) == sorted([0, 1, 2, 3, 4] * 4)
+
+
+def _plain_folder(path, classes):
+  png = tf.io.encode_png(tf.zeros([16, 16, 3], tf.uint8))
+  for name in classes:
+    os.makedirs(os.path.join(path, name))
+    tf.io.write_file(os.path.join(path, name, "0.png"), png)
+  return str(path)
+
+
+def test_several_sets_must_share_their_classes(adapted, tmp_path):
+  png, tfrecord = adapted["png"][0], adapted["tfrecord"][0]
+  ten = _plain_folder(tmp_path / "ten", adapting.class_dir_names(10))
+  ds, manifests = classifiers.load_sets([ten, tfrecord])
+  assert manifests[0] == {} and len(list(ds)) == 10 + 10
+  # A plain folder of two classes would read 3/ and 5/ as labels 0 and 1.
+  two = _plain_folder(tmp_path / "two", ["3", "5"])
+  for sets, other, known in (([tfrecord, two], two, tfrecord),
+                             ([two, png], png, two),
+                             ([ten, two], two, ten)):
+    with pytest.raises(data.DataError, match=re.escape(other) +
+                       " has the classes .* " + re.escape(known) + " has"):
+      classifiers.load_sets(sets)
+  # An older manifest without class_dirs is not checked, and the check goes
+  # on against the first set that has classes.
+  old = str(tmp_path / "old")
+  shutil.copytree(tfrecord, old)
+  manifest = adapting.read_manifest(tfrecord)
+  del manifest["class_dirs"]
+  rundir.write_json(os.path.join(old, adapting.MANIFEST), manifest)
+  with pytest.raises(data.DataError, match=re.escape(two) + " has the"):
+    classifiers.load_sets([old, png, two])
+  for sets, match in (([], "no adapted set"),
+                      ([png, png], "named more than once"),
+                      ([png, str(tmp_path / "missing")], "is not a folder")):
+    with pytest.raises(data.DataError, match=match):
+      classifiers.load_sets(sets)
+
+
+def test_classify_binary_on_several_sets(adapted, tmp_path):
+  (png, _), (tfrecord, _) = adapted["png"], adapted["tfrecord"]
+  proc = _cli("pixelda_tf.classify", f"--train_dir={png},{tfrecord}")
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "--out=PATH is required with several --train_dir" in proc.stderr
+  out = str(tmp_path / "both.json")
+  proc = _cli("pixelda_tf.classify", f"--train_dir={png},{tfrecord}",
+              "--arch=wide_cnn", "--epochs=1", f"--out={out}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = rundir.read_json(out, None)
+  assert result["num_train"] == 20
+  assert [s["path"] for s in result["sets"]] == [png, tfrecord]
 
 
 def test_pixel_statistics_against_numpy():
