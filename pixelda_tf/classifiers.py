@@ -238,10 +238,11 @@ def train_and_evaluate(train_dir: Union[str, Sequence[str]],
   return {
       "arch": arch, "num_params": int(model.count_params()),
       "train_dir": ",".join(train_dirs), "num_train": num_train,
-      # Where each set's images came from (a manifest's checkpoint and step).
+      # Where each set's images came from (its manifest's checkpoint, step
+      # and weights: averaged or raw).
       "sets": [{"path": path, **{k: m[k] for k in (
-          "checkpoint", "step", "num_examples", "samples_per_image")
-                                  if k in m}}
+          "checkpoint", "weights", "step", "num_examples",
+          "samples_per_image") if k in m}}
                for path, m in zip(train_dirs, manifests)],
       "num_source": num_source, "epochs": epochs,
       "batch_size": batch_size, "seed": seed,

@@ -306,6 +306,7 @@ def test_fresh_classifier_trains_on_several_sets(run, adapted, tmp_path):
   assert res["num_train"] == 20 and res["train_dir"] == f"{png},{tfrecord}"
   assert [s["path"] for s in res["sets"]] == [png, tfrecord]
   assert [s["step"] for s in res["sets"]] == [2, 2]
+  assert [s["weights"] for s in res["sets"]] == ["averaged"] * 2
   assert [s["num_examples"] for s in res["sets"]] == [10, 10]
   ds, _ = classifiers.load_sets([png, tfrecord])
   assert sorted(int(y) for _, y in ds) == sorted([0, 1, 2, 3, 4] * 4)
