@@ -414,3 +414,64 @@ def test_load_adapted_takes_classes_from_sorted_visible_subfolders(tmp_path):
   ds, manifest = adapting.load_adapted(str(tmp_path))
   assert sorted(int(label) for _, label in ds) == [0, 1, 1]
   assert manifest == {}
+
+
+# --- benchmarks/checkpoint_ensemble.py ----------------------------------------
+
+def _checkpoint_ensemble():
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  try:
+    import checkpoint_ensemble  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.pop(0)
+  return checkpoint_ensemble
+
+
+def test_checkpoint_ensemble_plans_end_points_and_the_steps_they_need(
+    tmp_path):
+  ensemble = _checkpoint_ensemble()
+  history = [{"step": 250 * i, "minutes": float(i), "test_accuracy": 0.9}
+             for i in range(1, 9)]
+  ends, steps = ensemble.plan(history, from_minutes=6.0, last=[1, 3])
+  assert [h["step"] for h in ends] == [1500, 1750, 2000]
+  assert steps == [1000, 1250, 1500, 1750, 2000]  # K=3 at step 1,500
+  with pytest.raises(ValueError, match="K=7 needs 6 evaluations before"):
+    ensemble.plan(history, from_minutes=6.0, last=[7])
+  with pytest.raises(ValueError, match="at least 1"):
+    ensemble.plan(history, from_minutes=6.0, last=[0, 2])
+  with pytest.raises(ValueError, match="no evaluation at or after minute 9"):
+    ensemble.plan(history, from_minutes=9.0, last=[1])
+  # An evaluation whose checkpoint was not kept (--checkpoint_every does not
+  # divide --eval_every) names the flags to train with.
+  with pytest.raises(FileNotFoundError, match="--checkpoint_every"):
+    ensemble.checkpoint_at(str(tmp_path), 1500)
+
+
+def test_checkpoint_ensemble_combines_the_k_newest_up_to_each_end():
+  checkpoint_ensemble = _checkpoint_ensemble()
+  labels = np.array([0, 1])
+  # At step 30 the newest alone is wrong on example 1; with step 20's
+  # probabilities averaged in, both are right.
+  probabilities = {
+      10: np.array([[0.0, 1.0], [0.0, 1.0]]),
+      20: np.array([[0.9, 0.1], [0.1, 0.9]]),
+      30: np.array([[0.8, 0.2], [0.6, 0.4]]),
+  }
+  weights_of = {10: [np.array(1.0)], 20: [np.array(2.0)],
+                30: [np.array(6.0)]}
+  seen = []
+
+  def score(values, probs):
+    if values is not None:  # "weights": the scored model holds the means.
+      seen.append(float(values[0]))
+      return float(values[0])
+    return float(np.mean(probs.argmax(-1) == labels))
+
+  out = checkpoint_ensemble.combine([20, 30], [10, 20, 30], probabilities,
+                                    weights_of, score, [1, 2])
+  assert out["predictions"] == {1: [1.0, 0.5], 2: [0.5, 1.0]}
+  assert out["weights"] == {1: [2.0, 6.0], 2: [1.5, 4.0]}
+  assert seen == [2.0, 6.0, 1.5, 4.0]
+  with pytest.raises(ValueError, match="K=3 needs 3 checkpoints up to step 20"):
+    checkpoint_ensemble.combine([20], [10, 20, 30], probabilities, weights_of,
+                                score, [3])
