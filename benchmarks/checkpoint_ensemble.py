@@ -146,8 +146,7 @@ def main(argv):
 
   model = rundir.restore(model_dir, prefixes[steps[0]])
   classifier = model.nets.classifier
-  cfg = rundir.load_config(model_dir)
-  dataset = data.eval_dataset(cfg.data, "target", "test",
+  dataset = data.eval_dataset(model.cfg.data, "target", "test",
                               evaluation.EVAL_BATCH)
   labels = np.concatenate([y.numpy() for _, y in dataset])
   if (labels < 0).all():
