@@ -12,15 +12,18 @@ accuracy against training minutes to <root>/<name>/accuracy_vs_time.png
 
   python benchmarks/accuracy.py --history=RUN/history.json
   python benchmarks/accuracy.py --summarize=A/results.json,B/results.json,...
+  python benchmarks/accuracy.py --interval=0.9894,5000
   python benchmarks/accuracy.py --compare=A/history.json,B/history.json \
       [--compare_from=STEP]
 
 train nothing: the first prints a finished run's curve statistics (minutes
 to 95%, the swing of its last third), the second the mean and sample std of
 several runs' final and best-validation accuracy (e.g. one per seed), the
-third several runs' test accuracy side by side at equal steps and at equal
-minutes (e.g. float32 against bfloat16) and, after a step, how each run
-fares against the first at every step both evaluated. A run trained in
+third the 95% interval of an accuracy measured on N images (how far a
+figure on the held-out slice may sit from the accuracy on the images it
+samples), the fourth several runs' test accuracy side by side at equal
+steps and at equal minutes (e.g. float32 against bfloat16) and, after a
+step, how each run fares against the first at every step both evaluated. A run trained in
 stages (each resumed from the last one's checkpoint with --init_from) is
 given as its histories joined by `+`, in order.
 """
@@ -59,6 +62,10 @@ COMPARE_EVERY = flags.DEFINE_integer("compare_every", 2500,
 SUMMARIZE = flags.DEFINE_list(
     "summarize", None, "Train nothing: print the mean and std over runs "
     "(e.g. seeds) of these results.json files' final and best accuracy.")
+INTERVAL = flags.DEFINE_list(
+    "interval", None, "Train nothing: ACCURACY,N prints the 95% Wilson "
+    "score interval of an accuracy measured on N images, e.g. "
+    "--interval=0.9894,5000.")
 PAPER = {"mnist_m": {"pixelda": 0.982, "source_only": 0.636,
                      "target_only": 0.964},
          "usps": {"pixelda": 0.959, "source_only": 0.789,
@@ -105,6 +112,30 @@ def curve_stats(history: list, threshold: float = 0.95) -> dict:
                                   "std": std, "mean_step_change": step_change,
                                   "n": len(values)}
   return out
+
+
+def wilson_interval(accuracy: float, n: int, z: float = 1.959964) -> tuple:
+  """The Wilson score interval (95% for the default z) of an accuracy
+  measured on `n` independent images: where the accuracy on the population
+  they sample may lie. Unlike the normal approximation it stays inside
+  [0, 1] near 100%."""
+  if not 0 <= accuracy <= 1 or n < 1:
+    raise ValueError(f"needs an accuracy in [0, 1] and n >= 1 images, got "
+                     f"{accuracy} and {n}")
+  scale = 1 + z * z / n
+  centre = (accuracy + z * z / (2 * n)) / scale
+  half = z * (accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) ** 0.5
+  return max(centre - half / scale, 0.0), min(centre + half / scale, 1.0)
+
+
+def final_interval(final: dict) -> dict:
+  """The final test accuracy's 95% interval and image count, when the run
+  scored a test split."""
+  accuracy, n = final.get("accuracy"), final.get("num_examples") or 0
+  if accuracy is None or not n:
+    return {}
+  return {"test_examples": n,
+          "final_test_interval_95": list(wilson_interval(accuracy, n))}
 
 
 def read_history(path: str) -> list:
@@ -187,8 +218,24 @@ def compare(histories: list, every: int, minutes_every: float = 10,
 
 
 def main(argv):
+  for flag in (HISTORY, INTERVAL, COMPARE, SUMMARIZE):
+    if flag.value is not None and not flag.value:  # e.g. --compare=
+      return usage.error(f"--{flag.name} was given no value (see --help)")
   if HISTORY.value:
     print(json.dumps(curve_stats(read_history(HISTORY.value)), indent=2))
+    return 0
+  if INTERVAL.value:
+    try:
+      if len(INTERVAL.value) != 2:
+        raise ValueError(f"expected two values, got {len(INTERVAL.value)}")
+      accuracy, n = INTERVAL.value
+      low, high = wilson_interval(float(accuracy), int(n))
+    except ValueError as e:
+      return usage.error(f"--interval={','.join(INTERVAL.value)}: {e} (give "
+                         "ACCURACY,N: a fraction and a count, e.g. "
+                         "--interval=0.9894,5000)")
+    print(f"{100 * float(accuracy):.2f}% on {int(n):,} images: 95% interval "
+          f"{100 * low:.2f}-{100 * high:.2f}% (Wilson score)")
     return 0
   if COMPARE.value:
     try:
@@ -241,10 +288,14 @@ def main(argv):
         "steps": r["steps"], "minutes": r["wall_time_s"] / 60,
         "target": r["data_sources"]["target/test"],
         "paper": PAPER.get(target, {}).get(mode),
+        **final_interval(r.get("final", {})),
         **curve_stats(r.get("val_history", []))}
     final = rows[mode]["final_test_accuracy"]
+    band = rows[mode].get("final_test_interval_95")
+    band = (f" (95% interval {100 * band[0]:.2f}-{100 * band[1]:.2f}% on "
+            f"{rows[mode]['test_examples']:,} images)" if band else "")
     print(f"{mode:12s} final "
-          f"{'n/a' if final is None else f'{100 * final:.2f}%'}  "
+          f"{'n/a' if final is None else f'{100 * final:.2f}%'}{band}  "
           f"best-val {rows[mode]['best_val_checkpoint_test_accuracy']}  "
           f"paper {rows[mode]['paper']}  steps {r['steps']}  "
           f"{rows[mode]['minutes']:.1f} min")

@@ -167,3 +167,41 @@ def test_accuracy_compare_lines_runs_up_by_step_and_by_minute(tmp_path):
   missing = compare(f"{stages[0]}+{tmp_path / 'stage3.json'}")
   assert missing.returncode == 1 and not missing.stdout
   assert "stage3.json" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_accuracy_interval_matches_published_wilson_intervals():
+  def interval(arg):
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "accuracy.py"),
+         f"--interval={arg}"], capture_output=True, text=True, cwd=ROOT)
+
+  # Newcombe (1998), Statistics in Medicine 17:857, the Wilson score method's
+  # intervals for his examples: 81 of 263, 0.2553-0.3662; 15 of 148,
+  # 0.0624-0.1605; 0 of 20, 0-0.1611 (the normal approximation gives 0-0
+  # there). 10 of 10: 0.7225-1, computed (the approximation gives 1-1).
+  assert interval(f"{81 / 263},263").stdout == (
+      "30.80% on 263 images: 95% interval 25.53-36.62% (Wilson score)\n")
+  assert interval(f"{15 / 148},148").stdout == (
+      "10.14% on 148 images: 95% interval 6.24-16.05% (Wilson score)\n")
+  assert interval("0,20").stdout == (
+      "0.00% on 20 images: 95% interval 0.00-16.11% (Wilson score)\n")
+  assert interval("1,10").stdout == (
+      "100.00% on 10 images: 95% interval 72.25-100.00% (Wilson score)\n")
+  for bad, says in (("1.2,5000", "in [0, 1]"), ("0.9", "expected two values"),
+                    ("0.9,0", "n >= 1"), ("0.9,5000.5", "ACCURACY,N"),
+                    ("", "no value")):
+    out = interval(bad)
+    assert out.returncode == 1 and not out.stdout
+    assert says in out.stderr and "Traceback" not in out.stderr
+  # The training path's rows: the final accuracy's interval and image count,
+  # nothing for a run that scored no test split.
+  rows = json.loads(subprocess.run(
+      [sys.executable, "-c",
+       "import json, sys; sys.path.insert(0, 'benchmarks'); import accuracy; "
+       "print(json.dumps([accuracy.final_interval(f) for f in ("
+       "{'accuracy': 0.5, 'num_examples': 10}, "
+       "{'accuracy': None, 'num_examples': 0})]))"],
+      capture_output=True, text=True, cwd=ROOT, check=True).stdout)
+  assert rows[0]["test_examples"] == 10 and rows[1] == {}
+  assert [round(x, 4) for x in rows[0]["final_test_interval_95"]] == [
+      0.2366, 0.7634]
