@@ -23,9 +23,9 @@ third the 95% interval of an accuracy measured on N images (how far a
 figure on the held-out slice may sit from the accuracy on the images it
 samples), the fourth several runs' test accuracy side by side at equal
 steps and at equal minutes (e.g. float32 against bfloat16) and, after a
-step, how each run fares against the first at every step both evaluated. A run trained in
-stages (each resumed from the last one's checkpoint with --init_from) is
-given as its histories joined by `+`, in order.
+step, how each run fares against the first at every step both evaluated.
+A run trained in stages (each resumed from the last one's checkpoint with
+--init_from) is given as its histories joined by `+`, in order.
 """
 
 import json
