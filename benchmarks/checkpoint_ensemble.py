@@ -149,10 +149,11 @@ def main(argv):
   dataset = data.eval_dataset(model.cfg.data, "target", "test",
                               evaluation.EVAL_BATCH)
   labels = np.concatenate([y.numpy() for _, y in dataset])
-  if (labels < 0).all():
-    raise app.UsageError(f"{model_dir}: the target's test split is "
-                         "unlabelled: there is nothing to score; give the "
-                         "run a labelled test split (e.g. --test_size)")
+  try:
+    evaluation.check_labels(labels, model.cfg.classifier.num_classes)
+  except ValueError as e:
+    raise app.UsageError(f"{model_dir}, the target's test split: {e} "
+                         "(e.g. --test_size)") from e
   softmax = tf.function(
       lambda x: tf.nn.softmax(tf.cast(classifier(x, training=False),
                                       tf.float32)))

@@ -59,6 +59,18 @@ def predict(classifier: keras.Model,
   return np.concatenate(labels).astype(np.int64), np.concatenate(preds)
 
 
+def check_labels(labels: np.ndarray, num_classes: int) -> None:
+  """Raises ValueError unless `labels` can be scored: not all -1
+  (unlabelled) and every id in [0, num_classes)."""
+  if labels.size and (labels == -1).all():
+    raise ValueError("the evaluation set is unlabelled (labels -1): there is "
+                     "nothing to score; give a labelled target split")
+  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    raise ValueError(f"labels outside [0, {num_classes}): the evaluation set "
+                     "has another label set; label it with class ids "
+                     f"0..{num_classes - 1}")
+
+
 def report(labels: np.ndarray, predictions: np.ndarray,
            num_classes: int) -> Dict:
   """Accuracy, per-class accuracy and the confusion matrix.
@@ -71,13 +83,7 @@ def report(labels: np.ndarray, predictions: np.ndarray,
   if labels.shape != predictions.shape:
     raise ValueError(f"labels {labels.shape} and predictions "
                      f"{predictions.shape} differ in shape")
-  if labels.size and (labels == -1).all():
-    raise ValueError("the evaluation set is unlabelled (labels -1): there is "
-                     "nothing to score; give a labelled target split")
-  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-    raise ValueError(f"labels outside [0, {num_classes}): the evaluation set "
-                     "has another label set; label it with class ids "
-                     f"0..{num_classes - 1}")
+  check_labels(labels, num_classes)
   confusion = np.zeros((num_classes, num_classes), np.int64)
   np.add.at(confusion, (labels, predictions), 1)
   totals = confusion.sum(axis=1)
