@@ -148,9 +148,16 @@ def step_flops(nets, cfg: config_lib.Config) -> Dict[str, float]:
     return {"classifier": _call_flops(t, b, 1, 1, 0)}
   gen_trained = (cfg.loss.style or cfg.loss.task_in_g * cfg.loss.task_adapted
                  or cfg.loss.pmse)
-  # T(target), when a refinement term is weighted: t_loss only.
-  refine = (_call_flops(t, b, 1, 1, 0)
-            if cfg.loss.target_entropy or cfg.loss.pseudo_label else 0)
+  # T(target), when a refinement term is weighted: t_loss only (a forward
+  # pass alone when only VAT uses it, as constants).
+  w = cfg.loss
+  refine = (_call_flops(t, b, 1, 1, 0) if w.target_entropy or w.pseudo_label
+            else _call_flops(t, b, 0, 0, 0) if w.target_vat else 0)
+  if w.target_vat:
+    # VAT's probe: forward and input gradient down to the images, plus the
+    # forward-mode tangent (one more forward); its perturbed call: t_loss.
+    refine += (_call_flops(t, b, 0, 1, 1) + _call_flops(t, b, 0, 0, 0)
+               + _call_flops(t, b, 1, 1, 0))
   return {
       # G's backward, for g_loss: every layer's filter and input gradient
       # (the first conv's input carries the noise channel).

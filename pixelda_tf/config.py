@@ -164,10 +164,16 @@ class LossConfig:
       (self-training, a refinement beyond the paper; 0 = off).
     pseudo_label_threshold: the confidence a target prediction needs to
       count as a pseudo-label, in (0, 1].
-    refine_start_step: the step from which `target_entropy` and
-      `pseudo_label` count (0 = from the start): a late refinement stage,
-      once T is good enough on target images for its own predictions to
-      teach it.
+    target_vat: weight, in the T step, of virtual adversarial training on
+      target images: the KL divergence between T's prediction and its
+      prediction under the perturbation of norm `target_vat_radius` that
+      changes it most (VADA's target term; a refinement beyond the paper;
+      0 = off).
+    target_vat_radius: that perturbation's L2 norm per image (VADA: 3.5).
+    refine_start_step: the step from which `target_entropy`,
+      `pseudo_label` and `target_vat` count (0 = from the start): a late
+      refinement stage, once T is good enough on target images for its own
+      predictions to teach it.
   """
   domain: float = 0.135603587834
   style: float = 0.0113173311334
@@ -179,11 +185,14 @@ class LossConfig:
   target_entropy: float = 0.0
   pseudo_label: float = 0.0
   pseudo_label_threshold: float = 0.95
+  target_vat: float = 0.0
+  target_vat_radius: float = 3.5
   refine_start_step: int = 0
 
 
 # LossConfig fields that are not loss weights.
-_LOSS_SETTINGS = ("pmse_mask", "pseudo_label_threshold", "refine_start_step")
+_LOSS_SETTINGS = ("pmse_mask", "pseudo_label_threshold", "target_vat_radius",
+                  "refine_start_step")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -504,15 +513,21 @@ def validate(cfg: Config) -> Config:
   require(0 < w.pseudo_label_threshold <= 1,
           f"--pseudo_label_threshold={w.pseudo_label_threshold}: must be in "
           "(0, 1], e.g. 0.95")
+  require(0 < w.target_vat_radius < math.inf,
+          f"--target_vat_radius={w.target_vat_radius}: must be a finite L2 "
+          "norm > 0, e.g. 3.5 (VADA's, for 32x32x3 images in [-1, 1])")
   require(w.refine_start_step >= 0,
           f"--refine_start_step={w.refine_start_step}: must be >= 0")
-  require(t.mode == "pixelda" or not (w.target_entropy or w.pseudo_label),
-          f"--target_entropy_weight and --pseudo_label_weight refine PixelDA's "
-          f"classifier; --mode={t.mode} trains without target images' "
-          "predictions: drop them or use --mode=pixelda")
-  require(not w.refine_start_step or w.target_entropy or w.pseudo_label,
+  refines = w.target_entropy or w.pseudo_label or w.target_vat
+  require(t.mode == "pixelda" or not refines,
+          f"--target_entropy_weight, --pseudo_label_weight and "
+          f"--target_vat_weight refine PixelDA's classifier; --mode={t.mode} "
+          "trains without target images' predictions: drop them or use "
+          "--mode=pixelda")
+  require(not w.refine_start_step or refines,
           f"--refine_start_step={w.refine_start_step} starts nothing: set "
-          "--pseudo_label_weight and/or --target_entropy_weight, or drop it")
+          "--pseudo_label_weight, --target_entropy_weight and/or "
+          "--target_vat_weight, or drop it")
   require(r.num_cpu_devices >= 0, "--num_cpu_devices must be >= 0")
   require(not (r.strategy == "default" and r.num_cpu_devices > 1),
           "--num_cpu_devices > 1 only makes sense with --strategy=mirrored")

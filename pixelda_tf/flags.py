@@ -98,9 +98,15 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
     "pseudo_label_threshold": ("loss", "pseudo_label_threshold",
                                "Top probability, in (0, 1], a target "
                                "prediction needs to be a pseudo-label."),
+    "target_vat_weight": ("loss", "target_vat",
+                          "Virtual adversarial training of T on target "
+                          "images, in T's loss (beyond the paper; 0 = off)."),
+    "target_vat_radius": ("loss", "target_vat_radius",
+                          "L2 norm per image of the virtual adversarial "
+                          "perturbation."),
     "refine_start_step": ("loss", "refine_start_step",
-                          "Step from which the target entropy and "
-                          "pseudo-label terms count (0 = from the start)."),
+                          "Step from which the target entropy, pseudo-label "
+                          "and VAT terms count (0 = from the start)."),
     # Optimisation.
     "learning_rate": ("optim", "learning_rate", "Adam learning rate."),
     "beta1": ("optim", "beta1", "Adam beta1."),

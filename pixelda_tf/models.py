@@ -249,6 +249,8 @@ class Networks:
       export.
     source_classifier: T for source images; the same object as `classifier`
       unless `private_source_layer` is set.
+    probe_classifier: `classifier`, or with `target_vat` under mixed
+      precision a float32 twin for VAT's probe (called with T's weights).
   """
 
   def __init__(self, cfg: config_lib.Config, precision: str = "float32"):
@@ -291,6 +293,14 @@ class Networks:
           name="source_classifier")
     else:
       self.source_classifier = self.classifier
+    # VAT's probe (`losses.virtual_adversarial_loss`) runs T forward-mode,
+    # which XLA compiles in float32 only (MaxPoolGradGrad): a float32 twin
+    # of T, always called with T's weights, so its own are never used.
+    self.probe_classifier = self.classifier
+    if cfg.loss.target_vat and dtype is not None:
+      self.probe_classifier = build_classifier(
+          size, classes, build_classifier_head(size, classes),
+          name="probe_classifier")
 
   @property
   def classifier_variables(self):

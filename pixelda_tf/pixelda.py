@@ -228,6 +228,18 @@ class PixelDA:
     start = tf.cast(replica, tf.int32) * local_batch
     return z[start:start + local_batch]
 
+  def _vat_noise(self, step: tf.Tensor, local_shape: tf.Tensor) -> tf.Tensor:
+    """The VAT probe's start direction ~ N(0, 1), drawn as z is."""
+    global_shape = tf.concat([[self.cfg.train.batch_size], local_shape[1:]],
+                             axis=0)
+    # Another stream than z's: the seed's first word differs.
+    seed = tf.stack([tf.constant(self.cfg.train.seed, tf.int64) + (1 << 32),
+                     step])
+    noise = tf.random.stateless_normal(global_shape, seed=seed)
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    start = tf.cast(replica, tf.int32) * local_shape[0]
+    return noise[start:start + local_shape[0]]
+
   def _reduced(self, batch):
     """Runs the per-replica part; logs and gradients summed over replicas,
     batch-norm statistics averaged, as plain tensors (cross-replica)."""
@@ -237,6 +249,9 @@ class PixelDA:
       # numbers than TensorFlow's kernels, and z should not depend on
       # --jit_compile.
       z = self._noise(step, tf.shape(batch["source_images"])[0])
+      if self.pixelda and self.cfg.loss.target_vat:
+        batch = {**batch, "target_vat_noise": self._vat_noise(
+            step, tf.shape(batch["target_images"]))}
       scales = ({n: s.dynamic_scale.value for n, s in self.loss_scalers.items()}
                 or None)
       logs, grads, states = self._grads_fn(
@@ -355,11 +370,15 @@ class StatelessCalls:
   def values_at(self, indices: List[int]) -> List[tf.Tensor]:
     return [self._values[i] for i in indices]
 
-  def __call__(self, model: keras.Model, inputs):
+  def __call__(self, model: keras.Model, inputs,
+               weights_of: Optional[keras.Model] = None):
+    """`model(inputs)` with its own weights, or those of `weights_of` (a
+    network of the same layout, e.g. a float32 twin)."""
+    owner = weights_of or model
     out, new_state = model.stateless_call(
-        self.values_of(model.trainable_variables),
-        self.values_of(model.non_trainable_variables), inputs, training=True)
-    for v, new in zip(model.non_trainable_variables, new_state):
+        self.values_of(owner.trainable_variables),
+        self.values_of(owner.non_trainable_variables), inputs, training=True)
+    for v, new in zip(owner.non_trainable_variables, new_state):
       self._values[self._index[id(v)]] = new
     return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), out)
 
@@ -378,7 +397,8 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
     call: runs a network in training mode (`StatelessCalls`).
     nets: the networks.
     batch: source_images (B, S, S, 3) in [-1, 1], source_labels (B,) int,
-      target_images (B, S, S, 3).
+      target_images (B, S, S, 3), and with `target_vat` weighted,
+      target_vat_noise (B, S, S, 3), the VAT probe's random direction.
     z: (B, noise_dim) in [-1, 1].
     w: the loss weights.
     mean: per-example losses (B,) -> the scalar this replica contributes.
@@ -405,17 +425,27 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
   # Optional refinements on unlabelled target images (beyond the paper).
   # Before refine_start_step they are computed and logged but weighted 0.
   refine, refine_logs = tf.constant(0.0), {}
-  if w.target_entropy or w.pseudo_label:
+  if w.target_entropy or w.pseudo_label or w.target_vat:
     t_target = call(nets.classifier, xt)
+    if not (w.target_entropy or w.pseudo_label):
+      t_target = tf.stop_gradient(t_target)  # VAT's constants; logs only
     entropy = mean(losses.conditional_entropy(t_target))
     per_example, confident = losses.pseudo_label_loss(
         t_target, w.pseudo_label_threshold)
     pseudo = mean(per_example)
-    started = (tf.cast(step >= w.refine_start_step, tf.float32)
-               if w.refine_start_step else 1.0)
-    refine = started * (w.target_entropy * entropy + w.pseudo_label * pseudo)
+    terms = w.target_entropy * entropy + w.pseudo_label * pseudo
     refine_logs = {"loss/target_entropy": entropy, "loss/pseudo_label": pseudo,
                    "accuracy/pseudo_labelled": mean(confident)}
+    if w.target_vat:
+      vat = mean(losses.virtual_adversarial_loss(
+          lambda x: call(nets.classifier, x), xt, t_target,
+          batch["target_vat_noise"], w.target_vat_radius,
+          lambda x: call(nets.probe_classifier, x, nets.classifier)))
+      terms += w.target_vat * vat
+      refine_logs["loss/target_vat"] = vat
+    started = (tf.cast(step >= w.refine_start_step, tf.float32)
+               if w.refine_start_step else 1.0)
+    refine = started * terms
   pmse = tf.constant(0.0)
   if w.pmse:
     mask = losses.foreground_mask(xs) if w.pmse_mask == "foreground" else None

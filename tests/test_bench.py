@@ -31,6 +31,15 @@ def test_flop_count_matches_a_hand_count():
   # G: forward + backward-filter + backward-input (none into z).
   assert flops["generator"] == 3 * gen_fwd - noise
   assert set(flops) == {"generator", "discriminator", "classifier"}
+  # VAT alone: T(target) forward; the probe's forward, tangent and input
+  # gradient (3 forwards); the perturbed call's forward and both gradients
+  # (3 forwards, less the first layer's input gradient).
+  t = bench.layer_flops(nets.classifier)
+  t_fwd = sum(l["flops"] for l in t) * tiny.BATCH
+  t_first = sum(l["flops"] for l in t if l["first"]) * tiny.BATCH
+  vat = bench.step_flops(nets, tiny.tiny_config(loss=dict(target_vat=1.0)))
+  assert vat["classifier"] - flops["classifier"] == 7 * t_fwd - t_first
+  assert vat["generator"] == flops["generator"]
 
 
 def _in_process(cfg, mode, steps, warmup, matmul_size):

@@ -111,6 +111,12 @@ def test_command_line_overrides_the_flagfile_and_seeds_are_separate():
      "--refine_start_step=-2: must be >= 0"),
     (["--refine_start_step=100"], "--refine_start_step=100 starts nothing: "
      "set --pseudo_label_weight"),
+    (["--target_vat_weight=-0.5"], "--target_vat_weight=-0.5: a loss weight"),
+    (["--target_vat_weight=1", "--mode=target_only"],
+     "--mode=target_only trains without"),
+    (["--target_vat_radius=0"], "--target_vat_radius=0.0: must be a finite "
+     "L2 norm > 0, e.g. 3.5"),
+    (["--target_vat_radius=inf"], "--target_vat_radius=inf"),
     (["--strategy=mirrored", "--precision=mixed_float16"],
      "--precision=mixed_float16 is not supported with --strategy=mirrored"),
 ])

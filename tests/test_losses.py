@@ -135,3 +135,120 @@ def test_conditional_entropy_matches_numpy():
   # Uniform predictions have the maximum, log C; a sure one about zero.
   np.testing.assert_allclose(got[1], np.log(3.0), rtol=1e-6)
   assert got[2] < 1e-6
+
+
+def _softmax(z):
+  e = np.exp(z - z.max(axis=-1, keepdims=True))
+  return e / e.sum(axis=-1, keepdims=True)
+
+
+def _kl(p, logits):
+  return (p * (np.log(p) - np.log(_softmax(logits)))).sum(axis=-1)
+
+
+def _unit(v):
+  flat = v.reshape(len(v), -1)
+  return (flat / np.linalg.norm(flat, axis=1, keepdims=True)).reshape(v.shape)
+
+
+_RNG = np.random.default_rng(0)
+_X = _RNG.uniform(-1, 1, (3, 4, 4, 2))
+_NOISE = _RNG.normal(size=_X.shape)
+_W = _RNG.normal(size=(32, 5)) * 0.5
+_B = _RNG.normal(size=5)
+
+
+def _linear_vat_direction(w, b, flat, radius):
+  # f(x) = x W + b: J d = d W, Hd = J^T F J d = (F (d W)) W^T, exactly.
+  p = _softmax(flat @ w + b)
+  jd = _unit(_NOISE).reshape(3, -1) @ w
+  fjd = p * jd - p * (p * jd).sum(axis=1, keepdims=True)
+  return radius * _unit(fjd @ w.T)
+
+
+def test_virtual_adversarial_loss_matches_numpy_for_a_linear_model():
+  x, flat = _X.astype(np.float32), _X.reshape(3, -1)
+  p = _softmax(flat @ _W + _B)
+  r = _linear_vat_direction(_W, _B, flat, 3.5)
+  expected = _kl(p, (flat + r) @ _W + _B)
+  w = tf.Variable(_W.astype(np.float32))
+
+  def f(images):
+    return tf.reshape(images, [3, -1]) @ w + _B.astype(np.float32)
+
+  with tf.GradientTape() as tape:
+    got = losses.virtual_adversarial_loss(f, x, f(x), _NOISE.astype(
+        np.float32), 3.5)
+    total = tf.reduce_sum(got)
+  np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4)
+  # p and r_adv are constants: W's gradient is that of the cross-entropy at
+  # x + r_adv against fixed soft labels p, (x + r)^T (q - p).
+  q = _softmax((flat + r) @ _W + _B)
+  np.testing.assert_allclose(tape.gradient(total, w).numpy(),
+                             (flat + r).T @ (q - p), rtol=1e-3, atol=1e-5)
+
+
+def test_virtual_adversarial_probe_fn_finds_the_direction():
+  # probe_fn gives the direction (here another model), logits_fn is scored.
+  x, flat = _X.astype(np.float32), _X.reshape(3, -1)
+  other = _W[::-1].copy()
+  p = _softmax(flat @ _W + _B)
+  r = _linear_vat_direction(other, _B, flat, 3.5)
+  f = lambda w: lambda im: tf.reshape(im, [3, -1]) @ w + _B.astype(np.float32)
+  got = losses.virtual_adversarial_loss(
+      f(_W.astype(np.float32)), x, flat @ _W + _B, _NOISE.astype(np.float32),
+      3.5, probe_fn=f(other.astype(np.float32))).numpy()
+  np.testing.assert_allclose(got, _kl(p, (flat + r) @ _W + _B), rtol=1e-4)
+
+
+def test_virtual_adversarial_radius_holds_for_confident_predictions():
+  # Logits 24x larger: p is nearly one-hot (1 - p_max down to 6e-12), and
+  # ||Hd|| of the first example is 1.4e-8, which l2_normalize alone (it
+  # divides by max(||Hd||, 1e-6)) would shrink, and F (J d) summed naively
+  # would lose to float32 rounding.
+  w, x, flat = 24 * _W, _X.astype(np.float32), _X.reshape(3, -1)
+  p = _softmax(flat @ w + _B)
+  r = _linear_vat_direction(w, _B, flat, 0.5)
+  f = lambda im: tf.reshape(im, [3, -1]) @ w.astype(np.float32) + _B.astype(
+      np.float32)
+  got = losses.virtual_adversarial_loss(f, x, f(x), _NOISE.astype(
+      np.float32), 0.5).numpy()
+  np.testing.assert_allclose(got, _kl(p, (flat + r) @ w + _B), rtol=1e-3,
+                             atol=1e-4)
+
+
+def test_virtual_adversarial_direction_is_vats_finite_difference_limit():
+  # A non-linear f(x) = tanh(x A) C: VAT's own power iteration (in float64
+  # here), the gradient of KL at r = xi * d for a small xi, points where Hd
+  # does.
+  a = _RNG.normal(size=(32, 6))
+  c = _RNG.normal(size=(6, 5))
+  flat = _X.reshape(3, -1)
+  p = _softmax(np.tanh(flat @ a) @ c)
+  probe = flat + 1e-5 * _unit(_NOISE).reshape(3, -1)
+  h = np.tanh(probe @ a)
+  grad = (((_softmax(h @ c) - p) @ c.T) * (1 - h ** 2)) @ a.T
+  r = 3.5 * _unit(grad)
+  expected = _kl(p, np.tanh((flat + r) @ a) @ c)
+
+  def f(images):
+    return tf.tanh(tf.reshape(tf.cast(images, tf.float64), [3, -1]) @ a) @ c
+
+  got = losses.virtual_adversarial_loss(f, _X, f(_X), _NOISE, 3.5).numpy()
+  np.testing.assert_allclose(got, expected, rtol=1e-4)
+  # Where KL is quadratic (a small radius), the power iteration's direction
+  # moves the prediction more than its random start does.
+  small = losses.virtual_adversarial_loss(f, _X, f(_X), _NOISE, 0.05).numpy()
+  start = 0.05 * _unit(_NOISE).reshape(3, -1)
+  assert np.all(small > _kl(p, np.tanh((flat + start) @ a) @ c))
+
+
+def test_virtual_adversarial_loss_of_an_input_blind_model_is_zero():
+  # Hd = 0 (the prediction ignores the image): r_adv = 0 and KL(p || p) = 0,
+  # not NaN.
+  def f(images):
+    return (tf.reduce_sum(images, axis=[1, 2, 3])[:, None] * 0.0
+            + _B.astype(np.float32))
+
+  got = losses.virtual_adversarial_loss(f, _X, f(_X), _NOISE, 3.5).numpy()
+  np.testing.assert_allclose(got, np.zeros(3), atol=1e-7)

@@ -91,7 +91,7 @@ def _refine_config(runtime=None, **loss):
   # threshold 0.05: with 10 classes every top probability is >= 0.1, so every
   # target image is pseudo-labelled once the refinement stage has begun.
   return tiny.tiny_config(
-      loss=dict(pseudo_label=1.0, target_entropy=0.5,
+      loss=dict(pseudo_label=1.0, target_entropy=0.5, target_vat=2.0,
                 pseudo_label_threshold=0.05, **loss),
       discriminator=dict(dropout_keep_prob=1.0, noise_stddev=0.0),
       runtime=runtime or {})
@@ -104,9 +104,11 @@ def test_refinement_terms_count_from_their_start_step():
   at = _gradients_at(_refine_config(refine_start_step=1), 1)
   always = _gradients_at(_refine_config(), 1)
   assert "loss/pseudo_label" not in plain[0]  # off: not even logged
+  assert "loss/target_vat" not in plain[0]
   # Before its start step the terms are logged but do not reach T's loss.
   assert before[0]["accuracy/pseudo_labelled"] == 1.0
   assert before[0]["loss/pseudo_label"] > 0
+  assert before[0]["loss/target_vat"] > 0
   assert before[0]["loss/classifier"] == plain[0]["loss/classifier"]
   for a, b in zip(plain[1]["classifier"], before[1]["classifier"]):
     np.testing.assert_array_equal(a, b)
@@ -114,7 +116,8 @@ def test_refinement_terms_count_from_their_start_step():
   _assert_same(at, always, rtol=1e-6)
   assert at[0]["loss/classifier"] == pytest.approx(
       plain[0]["loss/classifier"] + at[0]["loss/pseudo_label"]
-      + 0.5 * at[0]["loss/target_entropy"], rel=1e-5)
+      + 0.5 * at[0]["loss/target_entropy"]
+      + 2.0 * at[0]["loss/target_vat"], rel=1e-5)
   assert any(not np.allclose(a, b) for a, b in
              zip(plain[1]["classifier"], at[1]["classifier"]))
   for net in ("generator", "discriminator"):
@@ -125,6 +128,34 @@ def test_refinement_terms_count_from_their_start_step():
       pseudo_label=1.0, pseudo_label_threshold=1.0)), 0)
   assert none[0]["accuracy/pseudo_labelled"] == 0.0
   assert none[0]["loss/pseudo_label"] == 0.0
+
+
+@pytest.mark.slow
+def test_vat_alone_reaches_only_the_classifier_and_compiles_in_bfloat16():
+  plain = _gradients_at(_no_noise(), 0)
+  vat = _gradients_at(tiny.tiny_config(
+      loss=dict(target_vat=2.0),
+      discriminator=dict(dropout_keep_prob=1.0, noise_stddev=0.0)), 0)
+  assert vat[0]["loss/target_vat"] > 0
+  assert vat[0]["loss/classifier"] == pytest.approx(
+      plain[0]["loss/classifier"] + 2.0 * vat[0]["loss/target_vat"], rel=1e-5)
+  assert any(not np.allclose(a, b) for a, b in
+             zip(plain[1]["classifier"], vat[1]["classifier"]))
+  for net in ("generator", "discriminator"):
+    for a, b in zip(plain[1][net], vat[1][net]):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  # Under bfloat16 and XLA the probe runs in a float32 twin of T (XLA has
+  # no bfloat16 MaxPoolGradGrad), called with T's weights.
+  model, _, _, logs = _run(tiny.tiny_config(
+      loss=dict(target_vat=2.0),
+      runtime=dict(precision="mixed_bfloat16", jit_compile=True)), steps=1)
+  assert 0 < float(logs["loss/target_vat"]) < np.inf
+  twin, t = model.nets.probe_classifier, model.nets.classifier
+  assert twin is not t
+  assert twin.get_layer("conv1").compute_dtype == "float32"
+  assert t.get_layer("conv1").compute_dtype == "bfloat16"
+  assert ([v.shape for v in twin.trainable_variables]
+          == [v.shape for v in t.trainable_variables])
 
 
 @pytest.mark.slow
@@ -251,6 +282,15 @@ def test_two_replicas_update_like_one(jit, mirrored):
   for v in model.nets.generator.trainable_variables[:3]:
     copies = mirrored.experimental_local_results(v.value)
     np.testing.assert_array_equal(copies[0].numpy(), copies[1].numpy())
+
+
+@pytest.mark.slow
+def test_refinement_terms_on_two_replicas_match_one(mirrored):
+  # VAT's start directions are drawn for the global batch and sliced, as z.
+  _assert_same(_gradients(_refine_config()),
+               _gradients(_refine_config(dict(strategy="mirrored",
+                                              sync_batch_norm=True)),
+                          strategy=mirrored))
 
 
 @pytest.mark.slow
