@@ -224,9 +224,7 @@ class PixelDA:
     z = tf.random.stateless_uniform(
         [global_batch, self.cfg.generator.noise_dim], seed=seed,
         minval=-1.0, maxval=1.0)
-    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-    start = tf.cast(replica, tf.int32) * local_batch
-    return z[start:start + local_batch]
+    return _replica_rows(z, local_batch)
 
   def _vat_noise(self, step: tf.Tensor, local_shape: tf.Tensor) -> tf.Tensor:
     """The VAT probe's start direction ~ N(0, 1), drawn as z is."""
@@ -235,10 +233,8 @@ class PixelDA:
     # Another stream than z's: the seed's first word differs.
     seed = tf.stack([tf.constant(self.cfg.train.seed, tf.int64) + (1 << 32),
                      step])
-    noise = tf.random.stateless_normal(global_shape, seed=seed)
-    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-    start = tf.cast(replica, tf.int32) * local_shape[0]
-    return noise[start:start + local_shape[0]]
+    return _replica_rows(tf.random.stateless_normal(global_shape, seed=seed),
+                         local_shape[0])
 
   def _reduced(self, batch):
     """Runs the per-replica part; logs and gradients summed over replicas,
@@ -345,6 +341,13 @@ class LateStaircase(keras.optimizers.schedules.LearningRateSchedule):
     return {"learning_rate": self.learning_rate,
             "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
             "late_steps": self.late_steps, "late_from": self.late_from}
+
+
+def _replica_rows(global_values: tf.Tensor, local_batch) -> tf.Tensor:
+  """This replica's rows of a draw made for the global batch."""
+  replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+  start = tf.cast(replica, tf.int32) * local_batch
+  return global_values[start:start + local_batch]
 
 
 class StatelessCalls:
