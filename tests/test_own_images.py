@@ -176,6 +176,26 @@ def test_target_class_names_must_be_source_names(tmp_path, fake):
     load_domain(cfg, "target", "test")
 
 
+def test_target_subfolders_that_are_not_classes(tmp_path, fake):
+  """An unlabelled target organised in subfolders (day/, night/; or train/
+  alone): refused with the way out named, read as one pool with it."""
+  root = tmp_path / "target"
+  write_flat(root / "day", 3)
+  write_flat(root / "night", 2, seed=2)
+  only_train = tmp_path / "target2"
+  write_flat(only_train / "train", 4)
+  for folder, n, names in ((root, 5, r"\['day', 'night'\]"),
+                           (only_train, 4, r"\['train'\]")):
+    cfg = cfg_for(tmp_path, fake, target="folder", target_dir=str(folder))
+    with pytest.raises(DataError, match=names + ".*--target_labels=none"):
+      load_domain(cfg, "target", "train")
+    cfg = cfg_for(tmp_path, fake, target="folder", target_dir=str(folder),
+                  target_labels="none")
+    train = load_domain(cfg, "target", "train")
+    assert train.labels is None and len(train) == n
+    assert train.num_classes == 10
+
+
 def test_target_val_dir_is_the_validation_split(tmp_path, fake):
   write_flat(tmp_path / "target", 10)
   write_class_folder(tmp_path / "val", [2, 1], classes=["a", "b"], seed=4)
@@ -415,6 +435,72 @@ def test_other_modes_convert_as_pil_does(mode, fmt):
   # Alpha is dropped, not composited: a fully transparent pixel keeps its RGB.
   if mode == "RGBA":
     assert images.decode(data, "x").shape == (6, 5, 3)
+
+
+def test_hidden_files_and_macos_folders_are_skipped(tmp_path, fake):
+  root = tmp_path / "target"
+  write_flat(root, 3)
+  junk = b"\x00\x05\x16\x07 AppleDouble resource fork"
+  (root / "._0000.png").write_bytes(junk)
+  (root / ".thumb.jpg").write_bytes(junk)
+  os.makedirs(root / "__MACOSX")
+  (root / "__MACOSX" / "._0001.png").write_bytes(junk)
+  cfg = cfg_for(tmp_path, fake, target="folder", target_dir=str(root))
+  assert len(load_domain(cfg, "target", "train")) == 3
+
+
+def test_a_name_that_is_not_utf8_is_named_with_the_fix(tmp_path, fake):
+  root = tmp_path / "target"
+  write_flat(root, 2)
+  # As Info-ZIP's unzip leaves a Windows zip's "café.png" (cp1252).
+  with open(os.path.join(os.fsencode(str(root)), b"caf\xe9.png"), "wb") as f:
+    f.write((root / "0000.png").read_bytes())
+  cfg = cfg_for(tmp_path, fake, target="folder", target_dir=str(root))
+  with pytest.raises(DataError, match=r"not UTF-8 \(b'caf\\xe9.png'\).*"
+                     "convmv"):
+    load_domain(cfg, "target", "train")
+
+
+def test_damaged_and_oversized_files_are_data_errors(tmp_path, fake,
+                                                     monkeypatch):
+  rng = np.random.default_rng(0)
+  png = _encode(Image.fromarray(rng.integers(0, 256, (200, 200, 3),
+                                             np.uint8)), "PNG")
+  second_chunk = png.find(b"IDAT", png.find(b"IDAT") + 4) - 4
+  assert second_chunk > 0        # PIL writes 64 KiB IDAT chunks
+  # Zeros from there on, as an interrupted copy leaves it: PIL raises a
+  # SyntaxError ("broken PNG file"), not an OSError.
+  broken = png[:second_chunk] + bytes(len(png) - second_chunk)
+  with pytest.raises(DataError, match="cut.png: not a readable image "
+                     r"\(SyntaxError: broken PNG"):
+    images.decode(broken, "cut.png")
+  root = tmp_path / "target"
+  write_flat(root, 2)
+  (root / "cut.png").write_bytes(broken)
+  cfg = cfg_for(tmp_path, fake, target="folder", target_dir=str(root))
+  with pytest.raises(DataError, match="cut.png: not a readable image"):
+    load_domain(cfg, "target", "train")
+  # Past twice PIL's pixel limit a file is refused by size, not as damaged.
+  monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+  with pytest.raises(DataError, match="big.png: too large to decode safely.*"
+                     "downscale"):
+    images.decode(_encode(Image.new("RGB", (20, 20)), "PNG"), "big.png")
+
+
+def test_exif_orientation_is_applied():
+  """A phone's portrait photo: stored landscape with orientation 6 (rotate
+  90 degrees clockwise to view)."""
+  stored = np.zeros((4, 8, 3), np.uint8)          # 4 rows, 8 columns
+  stored[:, :4] = 255                             # left half white
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  buf = io.BytesIO()
+  Image.fromarray(stored).save(buf, "PNG", exif=exif)
+  got = images.decode(buf.getvalue(), "portrait.png")
+  assert got.shape == (8, 4, 3)
+  # Turned clockwise, the stored left half becomes the top half.
+  np.testing.assert_array_equal(got[:4], 255)
+  np.testing.assert_array_equal(got[4:], 0)
 
 
 # --- the folders of the built-in comparison -------------------------------------

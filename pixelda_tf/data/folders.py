@@ -4,9 +4,10 @@ Labelled layout, as `keras.utils.image_dataset_from_directory` and TFDS's
 `ImageFolder` read it: one subfolder per class, class ids from the sorted
 subfolder names. Unlabelled layout: image files directly in the folder.
 Optionally `train/` and `test/` subfolders, each in one of those layouts, give
-the splits. Images of any size (PNG, JPEG, BMP, GIF, TIFF, WebP; 16-bit grey
-is scaled to 8 bits, see `images.to_8bit`) are resized to the
-configured size with PIL when loaded.
+the splits. Images of any size up to PIL's decompression-bomb limit (PNG,
+JPEG, BMP, GIF, TIFF, WebP; 16-bit grey is scaled to 8 bits, see
+`images.to_8bit`) are resized to the configured size with PIL when loaded.
+Hidden files and folders (".name") and `__MACOSX/` are skipped.
 
 Folders are listed and files read through `tf.io.gfile`, so a folder on
 gs:// (or any file system TensorFlow has) reads as a local one does; files
@@ -43,8 +44,27 @@ def _on_object_store(folder: str) -> bool:
   return "://" in folder
 
 
+# Not data: macOS's resource-fork folder in zips made on a Mac.
+_SKIPPED_FOLDERS = ("__MACOSX",)
+
+
+def _listdir(folder: str) -> List[str]:
+  """tf.io.gfile.listdir, with a clear error for a name that is not UTF-8
+  (as Info-ZIP's unzip leaves names from a zip made on Windows)."""
+  try:
+    return tf.io.gfile.listdir(folder)
+  except UnicodeDecodeError as e:
+    raise errors.DataError(
+        f"{folder} holds a name that is not UTF-8 ({bytes(e.object)[:80]!r}); "
+        f"rename it in UTF-8, e.g. `convmv -f cp1252 -t utf8 -r --notest "
+        f"{folder}`") from e
+
+
 def _image_files(folder: str) -> List[str]:
-  names = [n for n in tf.io.gfile.listdir(folder) if _is_image(n)]
+  """Image files in `folder`, sorted; hidden ones (".name", as macOS's
+  "._name.png" resource forks) skipped."""
+  names = [n for n in _listdir(folder)
+           if _is_image(n) and not n.startswith(".")]
   if _on_object_store(folder):
     return sorted(names)
   return sorted(n for n in names if os.path.isfile(os.path.join(folder, n)))
@@ -52,12 +72,14 @@ def _image_files(folder: str) -> List[str]:
 
 def subfolders(folder: str) -> List[str]:
   """The one rule for class ids, here and for adapted datasets
-  (`adapting.load_adapted`): a folder's subfolders, hidden ones skipped, in
-  sorted order. Through tf.io.gfile, as every read of own images."""
-  names = [n.rstrip("/") for n in tf.io.gfile.listdir(folder)]
+  (`adapting.load_adapted`): a folder's subfolders, hidden ones and
+  `__MACOSX` skipped, in sorted order. Through tf.io.gfile, as every read of
+  own images."""
+  names = [n.rstrip("/") for n in _listdir(folder)]
   if _on_object_store(folder):
     names = [n for n in names if not _is_image(n)]
-  return sorted(n for n in names if not n.startswith(".")
+  return sorted(n for n in names
+                if not n.startswith(".") and n not in _SKIPPED_FOLDERS
                 and tf.io.gfile.isdir(os.path.join(folder, n)))
 
 

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import tensorflow as tf
 from PIL import Image
+from PIL import ImageOps
 
 from pixelda_tf.data import errors
 
@@ -38,18 +39,30 @@ def to_8bit(im: Image.Image) -> Image.Image:
 def decode(data: bytes, where: str, mode: str = "RGB") -> np.ndarray:
   """Decodes PNG/JPEG/... bytes into uint8 (H, W, 3) (or (H, W) for mode "L").
 
-  16-bit grey is scaled to 8 bits, not clipped; other modes convert as PIL's
-  `convert(mode)` does (see `to_8bit`).
+  An EXIF orientation tag (phone photos) is applied, so the image is upright
+  as a viewer shows it. 16-bit grey is scaled to 8 bits, not clipped; other
+  modes convert as PIL's `convert(mode)` does (see `to_8bit`).
 
   Raises:
-    DataError: naming `where` if the bytes are not a readable image.
+    DataError: naming `where` if the bytes are not a readable image, or
+      declare more pixels than PIL's decompression-bomb limit.
   """
   try:
     with Image.open(io.BytesIO(data)) as im:
-      return np.asarray(to_8bit(im).convert(mode), np.uint8)
-  except (OSError, ValueError, Image.DecompressionBombError) as e:
-    raise errors.DataError(f"{where}: not a readable image ({e}); delete or "
-                           "replace the file") from e
+      upright = ImageOps.exif_transpose(im)
+      return np.asarray(to_8bit(upright).convert(mode), np.uint8)
+  except Image.DecompressionBombError as e:
+    raise errors.DataError(
+        f"{where}: too large to decode safely ({e}); downscale the file "
+        "(training reads images at a few dozen pixels a side)") from e
+  except MemoryError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    # A damaged file makes PIL raise almost anything (OSError, SyntaxError
+    # for a broken PNG chunk, EOFError, struct.error, IndexError, ...).
+    raise errors.DataError(
+        f"{where}: not a readable image ({type(e).__name__}: {e}); delete or "
+        "replace the file") from e
 
 
 def read(path: str, size: int | None = None, mode: str = "RGB") -> np.ndarray:

@@ -130,13 +130,17 @@ def _to_source_ids(y: np.ndarray, names: List[str], source: List[str],
     raise errors.DataError(
         f"--{flag}: {path} has classes {names}, the source has {source}; "
         f"{unknown} are not source classes. Name the class subfolders as the "
-        "source's (a subset is fine)")
+        "source's (a subset is fine)" + (
+            "; if the target is unlabelled and its subfolders are not "
+            "classes, pass --target_labels=none to read them as one "
+            "unlabelled pool" if flag == "target_dir" else ""))
   return np.array([source.index(n) for n in names], np.int64)[y]
 
 
 def load_folder(folder: str, cfg: DataConfig, flag: str,
                 labelled: bool | None,
-                source_classes: Optional[List[str]] = None) -> Loaded:
+                source_classes: Optional[List[str]] = None,
+                ignore_labels: bool = False) -> Loaded:
   """Reads an image folder, with optional train/ and test/ subfolders.
 
   Args:
@@ -149,6 +153,8 @@ def load_folder(folder: str, cfg: DataConfig, flag: str,
     source_classes: for a target, the source's class names: labelled splits
       are relabelled to the source's ids by name, and a class the source
       lacks is refused.
+    ignore_labels: subfolders are not classes (`--target_labels=none`):
+      their images are read as one unlabelled pool, whatever their names.
   Returns:
     (arrays, origin, num_classes).
   """
@@ -163,7 +169,9 @@ def load_folder(folder: str, cfg: DataConfig, flag: str,
   classes = {}
   for split, path in splits.items():
     x, y, names = folders.read_folder(path, cfg.image_size, labelled, flag)
-    if names and source_classes is not None:
+    if ignore_labels:
+      y, names = None, []
+    elif names and source_classes is not None:
       y = _to_source_ids(y, names, source_classes, path, flag)
     classes[split] = names
     arrays[f"{split}_images"] = x
@@ -202,5 +210,6 @@ def load(cfg: DataConfig, role: str) -> Loaded:
     return load_folder(cfg.source_dir, cfg, "source_dir", True)
   if name == "folder":
     return load_folder(cfg.target_dir, cfg, "target_dir", None,
-                       source_classes=class_names(cfg))
+                       source_classes=class_names(cfg),
+                       ignore_labels=cfg.target_labels == "none")
   raise ValueError(f"unknown dataset {name!r} for role {role!r}")
