@@ -487,6 +487,25 @@ def test_damaged_and_oversized_files_are_data_errors(tmp_path, fake,
     images.decode(_encode(Image.new("RGB", (20, 20)), "PNG"), "big.png")
 
 
+def test_float_tiff_is_read_as_0_to_1_and_other_files_are_counted(
+    tmp_path, fake, caplog):
+  ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+  got = images.decode(_encode(Image.fromarray(ramp), "TIFF"), "f.tif",
+                      mode="L")
+  np.testing.assert_array_equal(got, np.round(ramp * 255).astype(np.uint8))
+  with pytest.raises(DataError, match=r"hdr.tif: .*\[0, 1000\].*8- or "
+                     "16-bit"):
+    images.decode(_encode(Image.fromarray(ramp * 1000), "TIFF"), "hdr.tif")
+  root = tmp_path / "target"
+  write_flat(root, 2)
+  (root / "IMG_1.heic").write_bytes(b"x")
+  (root / "notes.txt").write_bytes(b"x")
+  cfg = cfg_for(tmp_path, fake, target="folder", target_dir=str(root))
+  with caplog.at_level("WARNING"):
+    assert len(load_domain(cfg, "target", "train")) == 2
+  assert "skipped 2 file(s)" in caplog.text and "IMG_1.heic" in caplog.text
+
+
 def test_exif_orientation_is_applied():
   """A phone's portrait photo: stored landscape with orientation 6 (rotate
   90 degrees clockwise to view)."""

@@ -22,6 +22,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from pixelda_tf.data import errors
 from pixelda_tf.data import images
@@ -62,9 +63,19 @@ def _listdir(folder: str) -> List[str]:
 
 def _image_files(folder: str) -> List[str]:
   """Image files in `folder`, sorted; hidden ones (".name", as macOS's
-  "._name.png" resource forks) skipped."""
-  names = [n for n in _listdir(folder)
-           if _is_image(n) and not n.startswith(".")]
+  "._name.png" resource forks) skipped, other files (.heic, .txt, ...)
+  skipped with a warning that counts them."""
+  listed = [n for n in _listdir(folder) if not n.startswith(".")]
+  names = [n for n in listed if _is_image(n)]
+  others = sorted(n for n in listed
+                  if "." in n and not n.endswith("/") and not _is_image(n))
+  if others and not _on_object_store(folder):
+    others = [n for n in others if os.path.isfile(os.path.join(folder, n))]
+  if others:
+    logging.warning(
+        "%s: skipped %d file(s) that are not %s images (e.g. %s); convert "
+        "them to be used", folder, len(others),
+        "/".join(e[1:] for e in EXTENSIONS), others[0])
   if _on_object_store(folder):
     return sorted(names)
   return sorted(n for n in names if os.path.isfile(os.path.join(folder, n)))

@@ -21,19 +21,35 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 def to_8bit(im: Image.Image) -> Image.Image:
-  """A 16-bit grey image scaled to 8 bits (v * 255 / 65535, rounded).
+  """A 16-bit grey (or float) image scaled to 8 bits (v * 255 / 65535,
+  rounded).
 
   Mode "I" (32-bit integers, as some TIFF and PNG readers give 16-bit grey)
-  is taken as 16-bit data too: values are clipped to [0, 65535] first. Every
+  is taken as 16-bit data too: values are clipped to [0, 65535] first. Mode
+  "F" (32-bit float TIFF) is taken as [0, 1] and scaled by 255; other float
+  ranges are refused (ValueError, which `decode` names with the file). Every
   other mode is returned as is, for PIL's convert(): palette ("P") through
   its palette, alpha ("RGBA", "LA", "PA") dropped without compositing, CMYK
   with PIL's naive inversion, 1-bit to 0/255.
   """
+  if im.mode == "F":
+    return _float_to_8bit(im)
   if im.mode not in SIXTEEN_BIT_MODES:
     return im
   x = np.clip(np.asarray(im, np.float64), 0, 65535)
   return Image.fromarray(np.round(x * (255.0 / 65535.0)).astype(np.uint8),
                          mode="L")
+
+
+def _float_to_8bit(im: Image.Image) -> Image.Image:
+  """A 32-bit float image (TIFF), taken as intensities in [0, 1] (scaled by
+  255, rounded): PIL's own convert() would clip them to 0 or 1 of 255."""
+  x = np.asarray(im, np.float64)
+  if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+    raise ValueError(
+        f"32-bit float pixels in [{np.nanmin(x):g}, {np.nanmax(x):g}]; only "
+        "[0, 1] floats are read: save the image as 8- or 16-bit")
+  return Image.fromarray(np.round(x * 255.0).astype(np.uint8), mode="L")
 
 
 def decode(data: bytes, where: str, mode: str = "RGB") -> np.ndarray:
