@@ -11,6 +11,7 @@ the final G's images alone rather than from G's images as G trains.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Dict, List, Sequence, Tuple, Union
 
@@ -179,6 +180,13 @@ def train_and_evaluate(train_dir: Union[str, Sequence[str]],
     (`evaluation.report` keys), target_origin, pixel_statistics of up
     to STATS_IMAGES adapted and target test images, wall_time_s.
   """
+  config_lib.require(epochs >= 1, f"--epochs={epochs}: must be >= 1")
+  config_lib.require(batch_size > 0, f"--batch_size={batch_size}: must be > 0")
+  config_lib.require(0 < learning_rate < math.inf,
+                     f"--learning_rate={learning_rate}: must be finite and "
+                     "> 0, e.g. 0.001")
+  config_lib.require(max_examples >= 0,
+                     f"--max_examples={max_examples}: must be >= 0 (0 = all)")
   config_lib.require(adapt_bn >= 0, "--adapt_bn must be >= 0 (0 = off)")
   config_lib.require(
       not adapt_bn or arch == "small_resnet",

@@ -451,6 +451,7 @@ def validate(cfg: Config) -> Config:
   require(not (d.bsds_dir and d.mnist_m_variant in ("offline", "released")),
           f"--bsds_dir contradicts --mnist_m_variant={d.mnist_m_variant}: "
           "drop one (BSDS500 photos are used by --mnist_m_variant=bsds500)")
+  require(d.seed >= 0, f"--data_seed={d.seed}: must be >= 0")
   require(d.val_size >= 0, f"--val_size={d.val_size}: must be >= 0")
   require(d.test_size >= 0, f"--test_size={d.test_size}: must be >= 0 "
           "(0 = 10% of the target train split, at most 1,000)")
@@ -463,7 +464,9 @@ def validate(cfg: Config) -> Config:
           "domains")
   require(t.batch_size > 0, f"--batch_size={t.batch_size}: must be > 0")
   require(t.train_steps >= 0, f"--train_steps={t.train_steps}: must be >= 0")
-  require(t.max_minutes >= 0, f"--max_minutes={t.max_minutes}: must be >= 0")
+  require(0 <= t.max_minutes < math.inf,
+          f"--max_minutes={t.max_minutes}: must be finite and >= 0 (0 = no "
+          "time budget)")
   require(t.checkpoint_every > 0,
           f"--checkpoint_every={t.checkpoint_every}: must be > 0")
   require(t.ema_decay == 0.0 or 0.0 < t.ema_decay < 1.0,
@@ -482,7 +485,13 @@ def validate(cfg: Config) -> Config:
   require(cfg.generator.noise_dim >= 1, "--noise_dim must be >= 1")
   require(0.0 < cfg.discriminator.dropout_keep_prob <= 1.0,
           "--d_dropout_keep_prob must be in (0, 1]")
-  require(cfg.discriminator.noise_stddev >= 0, "--d_noise_stddev must be >= 0")
+  require(cfg.discriminator.filters > 0 and cfg.discriminator.max_filters > 0,
+          f"--d_filters={cfg.discriminator.filters} and --d_max_filters="
+          f"{cfg.discriminator.max_filters}: both must be > 0 (64 and 512 in "
+          "the paper)")
+  require(0 <= cfg.discriminator.noise_stddev < math.inf,
+          f"--d_noise_stddev={cfg.discriminator.noise_stddev}: must be finite "
+          "and >= 0")
   require(cfg.classifier.num_classes >= 2, "--num_classes must be >= 2")
   o = cfg.optim
   require(0 < o.learning_rate < math.inf,

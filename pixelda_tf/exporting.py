@@ -382,7 +382,11 @@ def _write_version(base_dir: str, version: int,
     raise ExportError(f"{final} already exists; pass another --version "
                       "(versions are never overwritten: TF Serving would not "
                       "reload a changed one)")
-  os.makedirs(base_dir, exist_ok=True)
+  try:
+    os.makedirs(base_dir, exist_ok=True)
+  except OSError as e:
+    raise ExportError(f"cannot create {base_dir} ({e}): --export_dir must be "
+                      "a folder, or a path that does not exist yet") from e
   tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base_dir)
   try:
     paths = write(tmp)
@@ -479,6 +483,9 @@ def export(model: pixelda_lib.PixelDA, export_dir: str,
   Returns:
     name -> written path (servables, the .keras files and the contract).
   """
+  if os.path.exists(export_dir) and not os.path.isdir(export_dir):
+    raise ExportError(f"--export_dir={export_dir} is a file: give a folder "
+                      "(new, or one that holds earlier versions)")
   version = next_version(export_dir) if version is None else version
   if version < 1:
     raise ExportError(f"--version={version}: TF Serving versions are "

@@ -73,10 +73,26 @@ def train(cfg: config_lib.Config,
   """
   started = time.time()
   strategy = strategy or runtime.setup(cfg.runtime)
+  replicas = strategy.num_replicas_in_sync
+  config_lib.require(
+      cfg.train.batch_size % replicas == 0,
+      f"--batch_size={cfg.train.batch_size} does not split evenly over the "
+      f"{replicas} replicas of --strategy={cfg.runtime.strategy}: use a "
+      f"multiple of {replicas} (each replica takes batch_size / {replicas})")
+  model_dir = cfg.train.model_dir
+  config_lib.require(
+      not tf.io.gfile.exists(model_dir) or tf.io.gfile.isdir(model_dir),
+      f"--model_dir={model_dir} is a file: give a folder (new, or a run's "
+      "to resume it)")
   # Once, up front: an interrupted run has seconds left for its results.
   code = provenance.code_version()
   chief = runtime.is_chief(strategy)
-  tf.io.gfile.makedirs(cfg.train.model_dir)
+  try:
+    tf.io.gfile.makedirs(model_dir)
+  except tf.errors.OpError as e:
+    raise config_lib.ConfigError(
+        f"--model_dir={model_dir}: cannot create it ({e.message}); give a "
+        "folder this process can write") from e
   # One trainer per model_dir (the chief: the other workers write elsewhere).
   run = rundir.RunDir(cfg, chief, started)
   with (runlock.RunLock(cfg.train.model_dir) if chief

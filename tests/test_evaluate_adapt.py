@@ -382,6 +382,20 @@ def test_pixel_statistics_against_numpy():
   np.testing.assert_allclose(spread["mean"], x[[0, 2]].mean(), rtol=1e-5)
 
 
+@pytest.mark.parametrize("kw, message", [
+    (dict(epochs=0), "--epochs=0: must be >= 1"),
+    (dict(batch_size=0), "--batch_size=0: must be > 0"),
+    (dict(learning_rate=float("nan")), "--learning_rate=nan: must be finite"),
+    (dict(learning_rate=-1.0), "--learning_rate=-1.0: must be finite"),
+    (dict(max_examples=-1), "--max_examples=-1: must be >= 0"),
+])
+def test_classify_refuses_bad_settings_before_reading_data(tmp_path, kw,
+                                                           message):
+  with pytest.raises(config_lib.ConfigError, match=message):
+    classifiers.train_and_evaluate(str(tmp_path / "no_such_set"),
+                                   config_lib.Config(), **kw)
+
+
 def test_adapt_bn_sets_batch_norm_statistics_from_target_images(run, adapted):
   _, manifest = adapted["png"]
   cfg = config_lib.Config.from_dict(manifest["config"])

@@ -465,6 +465,19 @@ def test_checkpoint_of_other_networks_is_a_clear_error(tmp_path, run):
     exporting.export_model_dir(model_dir, str(tmp_path / "out"))
 
 
+def test_an_export_dir_that_is_a_file_is_refused(tmp_path, run):
+  model_dir = str(tmp_path / "run")
+  make_model_dir(model_dir, tiny_config())
+  (tmp_path / "out").write_text("not a folder")
+  with pytest.raises(exporting.ExportError, match="--export_dir=.*out is a "
+                     "file: give a folder"):
+    exporting.export_model_dir(model_dir, str(tmp_path / "out"))
+  with pytest.raises(exporting.ExportError, match="cannot create .*out/sub/"
+                     ".*must be a folder"):
+    exporting.export_model_dir(model_dir, str(tmp_path / "out" / "sub"))
+  assert (tmp_path / "out").read_text() == "not a folder"
+
+
 def test_existing_version_is_refused_and_next_version_counts_up(run):
   assert exporting.next_version(run["out_dir"]) == 2
   with pytest.raises(exporting.ExportError, match="already exists"):

@@ -119,6 +119,12 @@ def test_command_line_overrides_the_flagfile_and_seeds_are_separate():
     (["--target_vat_radius=inf"], "--target_vat_radius=inf"),
     (["--strategy=mirrored", "--precision=mixed_float16"],
      "--precision=mixed_float16 is not supported with --strategy=mirrored"),
+    (["--d_filters=0"], "--d_filters=0 and --d_max_filters=512: both must "
+     "be > 0"),
+    (["--d_max_filters=-4"], "--d_max_filters=-4: both must be > 0"),
+    (["--max_minutes=inf"], "--max_minutes=inf: must be finite"),
+    (["--d_noise_stddev=inf"], "--d_noise_stddev=inf: must be finite"),
+    (["--data_seed=-1"], "--data_seed=-1: must be >= 0"),
 ])
 def test_contradictory_or_bad_values_fail_with_the_fix(argv, message):
   with pytest.raises(config_lib.ConfigError, match=message.replace(

@@ -569,6 +569,36 @@ def test_a_missing_folder_names_its_flag_and_writes_nothing(fake, tmp_path):
   assert os.listdir(tmp_path / "run") in ([], ["LOCK"])
 
 
+class _TwoReplicas:
+  """What `train` asks of a strategy before anything runs."""
+  num_replicas_in_sync = 2
+
+
+def test_a_batch_that_does_not_split_over_the_replicas_is_refused(
+    fake, tmp_path):
+  cfg = _cfg(fake, str(tmp_path), batch_size=5)
+  with pytest.raises(config_lib.ConfigError, match="--batch_size=5 does not "
+                     "split evenly over the 2 replicas.*multiple of 2"):
+    training.train(cfg, strategy=_TwoReplicas())
+  assert not os.path.exists(tmp_path / "run")
+
+
+def test_a_model_dir_that_is_a_file_is_refused(fake, tmp_path):
+  (tmp_path / "run").write_text("not a folder")
+  with pytest.raises(config_lib.ConfigError, match="--model_dir=.*run is a "
+                     "file: give a folder"):
+    training.train(_cfg(fake, str(tmp_path)),
+                   strategy=tf.distribute.get_strategy())
+  inside = dataclasses.replace(
+      _cfg(fake, str(tmp_path)).train,
+      model_dir=str(tmp_path / "run" / "sub"))
+  with pytest.raises(config_lib.ConfigError, match="cannot create it"):
+    training.train(dataclasses.replace(_cfg(fake, str(tmp_path)),
+                                       train=inside),
+                   strategy=tf.distribute.get_strategy())
+  assert (tmp_path / "run").read_text() == "not a folder"
+
+
 def _interrupted_in_process(cfg, step):
   """Trains in this process until the SIGTERM a patched hook sends; returns
   results.json. The trainer keeps its handlers after a signal (by design),
