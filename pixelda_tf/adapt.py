@@ -19,6 +19,7 @@ from absl import flags
 from pixelda_tf import adapting
 from pixelda_tf import cli
 from pixelda_tf import config as config_lib
+from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import rundir
 from pixelda_tf import usage
@@ -68,7 +69,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-adapt`)."""
-  app.run(main)
+  app.run(main, flags_parser=flagfiles.parse)
 
 
 if __name__ == "__main__":

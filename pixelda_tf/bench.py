@@ -61,6 +61,7 @@ from absl import app
 from absl import flags
 
 from pixelda_tf import config as config_lib
+from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import provenance
 
@@ -529,7 +530,7 @@ def main(argv: List[str]) -> None:
 
 def run():
   """The console script's entry point (`pixelda-bench`)."""
-  app.run(main)
+  app.run(main, flags_parser=flagfiles.parse)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pixelda_tf import adapting
 from pixelda_tf import classifiers
 from pixelda_tf import cli
 from pixelda_tf import config as config_lib
+from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import provenance
 from pixelda_tf import rundir
@@ -90,7 +91,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-classify`)."""
-  app.run(main)
+  app.run(main, flags_parser=flagfiles.parse)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from absl import flags
 from pixelda_tf import cli
 from pixelda_tf import config as config_lib
 from pixelda_tf import evaluation
+from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import rundir
 from pixelda_tf import usage
@@ -62,7 +63,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-evaluate`)."""
-  app.run(main)
+  app.run(main, flags_parser=flagfiles.parse)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from absl import flags
 from absl import logging
 
 from pixelda_tf import exporting
+from pixelda_tf import flagfiles
 from pixelda_tf import rundir
 from pixelda_tf import usage
 
@@ -52,7 +53,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-export`)."""
-  app.run(main)
+  app.run(main, flags_parser=flagfiles.parse)
 
 
 if __name__ == "__main__":

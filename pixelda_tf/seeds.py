@@ -17,6 +17,7 @@ from typing import List
 from absl import app
 from absl import flags
 
+from pixelda_tf import flagfiles
 from pixelda_tf import provenance
 from pixelda_tf import sweeps
 
@@ -50,7 +51,7 @@ def main(argv: List[str]) -> int:
 
 def run():
   """The console script's entry point (`pixelda-seeds`)."""
-  app.run(main)
+  app.run(main, flags_parser=flagfiles.parse)
 
 
 if __name__ == "__main__":

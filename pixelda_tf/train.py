@@ -15,6 +15,7 @@ import sys
 from absl import app
 
 from pixelda_tf import config as config_lib
+from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import pixelda
 from pixelda_tf import rundir
@@ -61,7 +62,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-train`)."""
-  app.run(main)
+  app.run(main, flags_parser=flagfiles.parse)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from absl.testing import flagsaver
 import pytest
 
 from pixelda_tf import config as config_lib
+from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -132,6 +133,36 @@ def test_contradictory_or_bad_values_fail_with_the_fix(argv, message):
     _parse(*argv)
 
 
+def test_flagfiles_expand_as_absl_does_and_from_any_folder(tmp_path,
+                                                            monkeypatch):
+  smoke = os.path.join(ROOT, "configs", "mnistm_cpu_smoke.flags")
+  argv = ["prog", "--seed=4", f"--flagfile={smoke}", "--batch_size=4", "--",
+          "--flagfile=after_the_separator"]
+  monkeypatch.chdir(ROOT)
+  # absl's own expansion, from the root where the nested paths resolve.
+  want = FLAGS.read_flags_from_files(argv)
+  assert any(a.startswith("--g_filters=") for a in want)  # nested file read
+  monkeypatch.chdir(tmp_path)
+  assert flagfiles.expand(argv) == want
+  FLAGS.unparse_flags()
+  flagfiles.parse(argv[:4])
+  got = pixelda_flags.config_from_flags()
+  monkeypatch.chdir(ROOT)
+  assert got == _parse(f"--flagfile={smoke}", "--seed=4", "--batch_size=4")
+
+
+def test_flagfile_errors_name_the_file_and_who_named_it(tmp_path):
+  (tmp_path / "a.flags").write_text("# top\n\n--flagfile=sub/b.flags\n")
+  os.makedirs(tmp_path / "sub")
+  (tmp_path / "sub" / "b.flags").write_text("--flagfile=missing.flags\n")
+  with pytest.raises(flags.CantOpenFlagFileError, match=r"cannot open "
+                     r"--flagfile=missing.flags \(named in .*b.flags"):
+    flagfiles.expand(["prog", f"--flagfile={tmp_path / 'a.flags'}"])
+  (tmp_path / "sub" / "b.flags").write_text("--flagfile=../a.flags\n")
+  with pytest.raises(flags.CantOpenFlagFileError, match="includes itself"):
+    flagfiles.expand(["prog", f"--flagfile={tmp_path / 'a.flags'}"])
+
+
 def test_config_round_trips_through_json():
   cfg = _parse("--flagfile=" + os.path.join(ROOT, "configs/mnistm.flags"))
   import json  # pylint: disable=g-import-not-at-top
@@ -144,14 +175,21 @@ def test_config_round_trips_through_json():
     (["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
     (["--mode=fast"], "--mode='fast' is not valid"),
     (["stray"], "unexpected arguments"),
+    # From another folder, a preset (which names its parent by a path from
+    # the repository root) still reads: the error is the bad --mode's.
+    (["--elsewhere", f"--flagfile={ROOT}/configs/mnistm_cpu_smoke.flags",
+      "--mode=fast"], "--mode='fast' is not valid"),
+    (["--elsewhere", "--flagfile=nope.flags"],
+     "cannot open --flagfile=nope.flags: No such file"),
 ])
 @pytest.mark.slow
 def test_binary_fails_before_any_work(argv, message, tmp_path):
+  elsewhere = argv[:1] == ["--elsewhere"]
   proc = subprocess.run(
       [sys.executable, "-m", "pixelda_tf.train",
-       f"--model_dir={tmp_path}/run", *argv],
-      cwd=ROOT, capture_output=True, text=True, timeout=120,
-      env={**os.environ, "PYTHONPATH": ROOT})
+       f"--model_dir={tmp_path}/run", *argv[elsewhere:]],
+      cwd=str(tmp_path) if elsewhere else ROOT, capture_output=True,
+      text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT})
   assert proc.returncode != 0
   assert message in proc.stderr
   assert not os.path.exists(tmp_path / "run")

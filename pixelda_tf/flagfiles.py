@@ -1,0 +1,99 @@
+"""`--flagfile` that works from any folder.
+
+The presets include each other by a path from the repository root
+(`configs/mnistm_cpu.flags` holds `--flagfile=configs/mnistm.flags`), which
+absl opens relative to the current folder only. `parse` expands every
+flagfile itself, as absl does (line by line; blank lines and `#` or `//`
+comments skipped; nested files expanded in place, so later flags still win),
+but opens a relative path that is not found from the current folder relative
+to the folder of the file that names it and then that folder's parents. So
+`python -m pixelda_tf.train --flagfile=/path/to/repo/configs/mnistm_cpu.flags`
+works from anywhere.
+
+Used as every binary's flag parser: `app.run(main, flags_parser=parse)`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional, Sequence
+
+from absl import app
+from absl import flags
+
+_DIRECTIVES = ("--flagfile=", "-flagfile=")
+
+
+def _resolve(path: str, including: Optional[str]) -> str:
+  """`path` as given if it exists (absl's rule), else relative to the
+  including file's folder or one of its parents."""
+  if os.path.isfile(path) or os.path.isabs(path) or including is None:
+    return path
+  folder = os.path.dirname(os.path.abspath(including))
+  while True:
+    candidate = os.path.join(folder, path)
+    if os.path.isfile(candidate):
+      return candidate
+    parent = os.path.dirname(folder)
+    if parent == folder:
+      return path
+    folder = parent
+
+
+def _lines(path: str, including: Optional[str], stack: List[str]) -> List[str]:
+  resolved = _resolve(path, including)
+  key = os.path.realpath(resolved)
+  if key in stack:
+    raise flags.CantOpenFlagFileError(
+        f"--flagfile={path} includes itself (through "
+        f"{' -> '.join(stack + [key])}); remove the circular --flagfile line")
+  try:
+    with open(resolved) as f:
+      text = f.readlines()
+  except OSError as e:
+    where = (f" (named in {including}; looked for it from the current folder "
+             f"and from {os.path.dirname(os.path.abspath(including))} and its "
+             "parents)" if including else "")
+    raise flags.CantOpenFlagFileError(
+        f"cannot open --flagfile={path}{where}: {e.strerror}; give an "
+        "existing file's path") from e
+  out = []
+  for line in text:
+    line = line.strip()
+    if not line or line.startswith(("#", "//")):
+      continue
+    if line.startswith(_DIRECTIVES):
+      out += _lines(line.split("=", 1)[1], resolved, stack + [key])
+    else:
+      out.append(line)
+  return out
+
+
+def expand(argv: Sequence[str]) -> List[str]:
+  """argv (program name first) with every `--flagfile=PATH` before a `--`
+  replaced by the flags it holds, recursively."""
+  out, rest = [argv[0]], list(argv[1:])
+  while rest:
+    arg = rest.pop(0)
+    if arg == "--":
+      out += [arg, *rest]
+      break
+    if arg.startswith(_DIRECTIVES):
+      path = arg.split("=", 1)[1]
+      if path:
+        out += _lines(path, None, [])
+    else:
+      out.append(arg)
+  return out
+
+
+def parse(argv: Sequence[str]) -> List[str]:
+  """absl's default parser (`app.parse_flags_with_usage`) after `expand`,
+  which fails as it does: the message on stderr, exit status 1."""
+  try:
+    expanded = expand(argv)
+  except flags.Error as e:
+    sys.stderr.write(f"FATAL Flags parsing error: {e}\n")
+    sys.exit(1)
+  return app.parse_flags_with_usage(expanded)
