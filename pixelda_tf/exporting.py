@@ -384,9 +384,12 @@ def _write_version(base_dir: str, version: int,
                       "reload a changed one)")
   try:
     os.makedirs(base_dir, exist_ok=True)
-  except OSError as e:
+  except (NotADirectoryError, FileExistsError) as e:
     raise ExportError(f"cannot create {base_dir} ({e}): --export_dir must be "
                       "a folder, or a path that does not exist yet") from e
+  except OSError as e:
+    raise ExportError(f"cannot create {base_dir} ({e}): give an --export_dir "
+                      "this process can write") from e
   tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base_dir)
   try:
     paths = write(tmp)

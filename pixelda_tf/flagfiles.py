@@ -23,6 +23,12 @@ from absl import app
 from absl import flags
 
 _DIRECTIVES = ("--flagfile=", "-flagfile=")
+_BARE = ("--flagfile", "-flagfile")   # the path is the next argument
+
+
+def _path(value: str) -> str:
+  """A directive's path as absl reads it: stripped, `~` expanded."""
+  return os.path.expanduser(value.strip())
 
 
 def _resolve(path: str, including: Optional[str]) -> str:
@@ -52,9 +58,13 @@ def _lines(path: str, including: Optional[str], stack: List[str]) -> List[str]:
     with open(resolved) as f:
       text = f.readlines()
   except OSError as e:
-    where = (f" (named in {including}; looked for it from the current folder "
-             f"and from {os.path.dirname(os.path.abspath(including))} and its "
-             "parents)" if including else "")
+    where = ""
+    if including and not os.path.isabs(path):
+      where = (f" (named in {including}; looked for it from the current "
+               f"folder and from {os.path.dirname(os.path.abspath(including))} "
+               "and its parents)")
+    elif including:
+      where = f" (named in {including})"
     raise flags.CantOpenFlagFileError(
         f"cannot open --flagfile={path}{where}: {e.strerror}; give an "
         "existing file's path") from e
@@ -64,23 +74,28 @@ def _lines(path: str, including: Optional[str], stack: List[str]) -> List[str]:
     if not line or line.startswith(("#", "//")):
       continue
     if line.startswith(_DIRECTIVES):
-      out += _lines(line.split("=", 1)[1], resolved, stack + [key])
+      nested = _path(line.split("=", 1)[1])
+      if nested:
+        out += _lines(nested, resolved, stack + [key])
     else:
       out.append(line)
   return out
 
 
 def expand(argv: Sequence[str]) -> List[str]:
-  """argv (program name first) with every `--flagfile=PATH` before a `--`
-  replaced by the flags it holds, recursively."""
+  """argv (program name first) with every `--flagfile=PATH` (or
+  `--flagfile PATH`, `-flagfile...`) before a `--` replaced by the flags it
+  holds, recursively."""
   out, rest = [argv[0]], list(argv[1:])
   while rest:
     arg = rest.pop(0)
     if arg == "--":
       out += [arg, *rest]
       break
+    if arg in _BARE and rest:
+      arg = f"{arg}={rest.pop(0)}"
     if arg.startswith(_DIRECTIVES):
-      path = arg.split("=", 1)[1]
+      path = _path(arg.split("=", 1)[1])
       if path:
         out += _lines(path, None, [])
     else:

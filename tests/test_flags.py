@@ -151,6 +151,18 @@ def test_flagfiles_expand_as_absl_does_and_from_any_folder(tmp_path,
   assert got == _parse(f"--flagfile={smoke}", "--seed=4", "--batch_size=4")
 
 
+def test_flagfile_forms_absl_accepts(tmp_path, monkeypatch):
+  (tmp_path / "a.flags").write_text("--seed=5\n// note\n--flagfile= ~/b.flags\n")
+  (tmp_path / "b.flags").write_text("--batch_size=6\n")
+  monkeypatch.setenv("HOME", str(tmp_path))
+  monkeypatch.chdir(ROOT)
+  for argv in (["--flagfile=~/a.flags"], ["--flagfile", "~/a.flags"],
+               ["-flagfile=~/a.flags"], ["-flagfile", str(tmp_path / "a.flags")]):
+    want = FLAGS.read_flags_from_files(["prog", *argv, "--seed=7"])
+    assert want == ["prog", "--seed=5", "--batch_size=6", "--seed=7"]
+    assert flagfiles.expand(["prog", *argv, "--seed=7"]) == want
+
+
 def test_flagfile_errors_name_the_file_and_who_named_it(tmp_path):
   (tmp_path / "a.flags").write_text("# top\n\n--flagfile=sub/b.flags\n")
   os.makedirs(tmp_path / "sub")

@@ -471,8 +471,7 @@ def test_damaged_and_oversized_files_are_data_errors(tmp_path, fake,
   # Zeros from there on, as an interrupted copy leaves it: PIL raises a
   # SyntaxError ("broken PNG file"), not an OSError.
   broken = png[:second_chunk] + bytes(len(png) - second_chunk)
-  with pytest.raises(DataError, match="cut.png: not a readable image "
-                     r"\(SyntaxError: broken PNG"):
+  with pytest.raises(DataError, match=r"cut.png: not a readable image \("):
     images.decode(broken, "cut.png")
   root = tmp_path / "target"
   write_flat(root, 2)
@@ -506,20 +505,20 @@ def test_float_tiff_is_read_as_0_to_1_and_other_files_are_counted(
   assert "skipped 2 file(s)" in caplog.text and "IMG_1.heic" in caplog.text
 
 
-def test_exif_orientation_is_applied():
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_exif_orientation_is_applied(fmt):
   """A phone's portrait photo: stored landscape with orientation 6 (rotate
   90 degrees clockwise to view)."""
-  stored = np.zeros((4, 8, 3), np.uint8)          # 4 rows, 8 columns
-  stored[:, :4] = 255                             # left half white
+  stored = np.zeros((16, 32, 3), np.uint8)        # 16 rows, 32 columns
+  stored[:, :16] = 255                            # left half white
   exif = Image.Exif()
   exif[0x0112] = 6
   buf = io.BytesIO()
-  Image.fromarray(stored).save(buf, "PNG", exif=exif)
-  got = images.decode(buf.getvalue(), "portrait.png")
-  assert got.shape == (8, 4, 3)
+  Image.fromarray(stored).save(buf, fmt, exif=exif)
+  got = images.decode(buf.getvalue(), "portrait")
+  assert got.shape == (32, 16, 3)
   # Turned clockwise, the stored left half becomes the top half.
-  np.testing.assert_array_equal(got[:4], 255)
-  np.testing.assert_array_equal(got[4:], 0)
+  assert got[:14].min() > 240 and got[18:].max() < 15
 
 
 # --- the folders of the built-in comparison -------------------------------------

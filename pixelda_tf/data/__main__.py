@@ -9,6 +9,7 @@ import time
 import numpy as np
 from absl import app
 
+from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import usage
 from pixelda_tf.data import domains
@@ -49,7 +50,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-data`)."""
-  app.run(main)
+  app.run(main, flags_parser=flagfiles.parse)
 
 
 if __name__ == "__main__":

@@ -20,20 +20,20 @@ _CHUNK = 8192
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-def to_8bit(im: Image.Image) -> Image.Image:
+def to_8bit(im: Image.Image, where: str = "image") -> Image.Image:
   """A 16-bit grey (or float) image scaled to 8 bits (v * 255 / 65535,
   rounded).
 
   Mode "I" (32-bit integers, as some TIFF and PNG readers give 16-bit grey)
   is taken as 16-bit data too: values are clipped to [0, 65535] first. Mode
   "F" (32-bit float TIFF) is taken as [0, 1] and scaled by 255; other float
-  ranges are refused (ValueError, which `decode` names with the file). Every
+  ranges are refused (DataError naming `where`). Every
   other mode is returned as is, for PIL's convert(): palette ("P") through
   its palette, alpha ("RGBA", "LA", "PA") dropped without compositing, CMYK
   with PIL's naive inversion, 1-bit to 0/255.
   """
   if im.mode == "F":
-    return _float_to_8bit(im)
+    return _float_to_8bit(im, where)
   if im.mode not in SIXTEEN_BIT_MODES:
     return im
   x = np.clip(np.asarray(im, np.float64), 0, 65535)
@@ -41,32 +41,38 @@ def to_8bit(im: Image.Image) -> Image.Image:
                          mode="L")
 
 
-def _float_to_8bit(im: Image.Image) -> Image.Image:
+def _float_to_8bit(im: Image.Image, where: str) -> Image.Image:
   """A 32-bit float image (TIFF), taken as intensities in [0, 1] (scaled by
   255, rounded): PIL's own convert() would clip them to 0 or 1 of 255."""
   x = np.asarray(im, np.float64)
   if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-    raise ValueError(
-        f"32-bit float pixels in [{np.nanmin(x):g}, {np.nanmax(x):g}]; only "
-        "[0, 1] floats are read: save the image as 8- or 16-bit")
+    raise errors.DataError(
+        f"{where}: 32-bit float pixels in [{np.nanmin(x):g}, "
+        f"{np.nanmax(x):g}]; only [0, 1] floats are read: save the image as "
+        "8- or 16-bit")
   return Image.fromarray(np.round(x * 255.0).astype(np.uint8), mode="L")
 
 
 def decode(data: bytes, where: str, mode: str = "RGB") -> np.ndarray:
   """Decodes PNG/JPEG/... bytes into uint8 (H, W, 3) (or (H, W) for mode "L").
 
-  An EXIF orientation tag (phone photos) is applied, so the image is upright
-  as a viewer shows it. 16-bit grey is scaled to 8 bits, not clipped; other
-  modes convert as PIL's `convert(mode)` does (see `to_8bit`).
+  An orientation tag (EXIF, as phone photos carry, or XMP) is applied, so
+  the image is upright as a viewer shows it. 16-bit grey is scaled to 8 bits,
+  not clipped; other modes convert as PIL's `convert(mode)` does (see
+  `to_8bit`).
 
   Raises:
-    DataError: naming `where` if the bytes are not a readable image, or
-      declare more pixels than PIL's decompression-bomb limit.
+    DataError: naming `where` if the bytes are not a readable image, declare
+      more pixels than PIL's decompression-bomb limit, or hold floats outside
+      [0, 1].
   """
+  # Only opening and decoding are guarded: a damaged file makes PIL raise
+  # almost anything there, while an error of the conversion below is ours.
+  # (An in-memory file needs no closing; closing the image would free it.)
   try:
-    with Image.open(io.BytesIO(data)) as im:
-      upright = ImageOps.exif_transpose(im)
-      return np.asarray(to_8bit(upright).convert(mode), np.uint8)
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    ImageOps.exif_transpose(im, in_place=True)
   except Image.DecompressionBombError as e:
     raise errors.DataError(
         f"{where}: too large to decode safely ({e}); downscale the file "
@@ -74,11 +80,12 @@ def decode(data: bytes, where: str, mode: str = "RGB") -> np.ndarray:
   except MemoryError:
     raise
   except Exception as e:  # pylint: disable=broad-except
-    # A damaged file makes PIL raise almost anything (OSError, SyntaxError
-    # for a broken PNG chunk, EOFError, struct.error, IndexError, ...).
+    # OSError, SyntaxError for a broken PNG chunk, EOFError, struct.error,
+    # IndexError, ...
     raise errors.DataError(
         f"{where}: not a readable image ({type(e).__name__}: {e}); delete or "
         "replace the file") from e
+  return np.asarray(to_8bit(im, where).convert(mode), np.uint8)
 
 
 def read(path: str, size: int | None = None, mode: str = "RGB") -> np.ndarray:
