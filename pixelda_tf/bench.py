@@ -152,8 +152,11 @@ def step_flops(nets, cfg: config_lib.Config) -> Dict[str, float]:
   # T(target), when a refinement term is weighted: t_loss only (a forward
   # pass alone when only VAT uses it, as constants).
   w = cfg.loss
-  refine = (_call_flops(t, b, 1, 1, 0) if w.target_entropy or w.pseudo_label
+  refine = (_call_flops(t, b, 1, 1, 0)
+            if w.target_entropy or w.pseudo_label or w.target_teacher
             else _call_flops(t, b, 0, 0, 0) if w.target_vat else 0)
+  if w.target_teacher:
+    refine += _call_flops(t, b, 0, 0, 0)  # the averaged T's forward pass
   if w.target_vat:
     # VAT's probe: forward and input gradient down to the images, plus the
     # forward-mode tangent (one more forward); its perturbed call: t_loss.

@@ -170,8 +170,14 @@ class LossConfig:
       changes it most (VADA's target term; a refinement beyond the paper;
       0 = off).
     target_vat_radius: that perturbation's L2 norm per image (VADA: 3.5).
+    target_teacher: weight, in the T step, of the KL divergence from the
+      weight-averaged T's prediction on target images (inference mode, a
+      constant) to T's own: a mean teacher (Tarvainen & Valpola 2017;
+      French et al., ICLR 2018, for domain adaptation). Needs
+      `TrainConfig.ema_decay` > 0; a refinement beyond the paper; 0 = off.
     refine_start_step: the step from which `target_entropy`,
-      `pseudo_label` and `target_vat` count (0 = from the start): a late
+      `pseudo_label`, `target_vat` and `target_teacher` count (0 = from the
+      start): a late
       refinement stage, once T is good enough on target images for its own
       predictions to teach it.
   """
@@ -187,6 +193,7 @@ class LossConfig:
   pseudo_label_threshold: float = 0.95
   target_vat: float = 0.0
   target_vat_radius: float = 3.5
+  target_teacher: float = 0.0
   refine_start_step: int = 0
 
 
@@ -527,16 +534,21 @@ def validate(cfg: Config) -> Config:
           "norm > 0, e.g. 3.5 (VADA's, for 32x32x3 images in [-1, 1])")
   require(w.refine_start_step >= 0,
           f"--refine_start_step={w.refine_start_step}: must be >= 0")
-  refines = w.target_entropy or w.pseudo_label or w.target_vat
+  refines = (w.target_entropy or w.pseudo_label or w.target_vat
+             or w.target_teacher)
   require(t.mode == "pixelda" or not refines,
-          f"--target_entropy_weight, --pseudo_label_weight and "
-          f"--target_vat_weight refine PixelDA's classifier; --mode={t.mode} "
-          "trains without target images' predictions: drop them or use "
-          "--mode=pixelda")
+          f"--target_entropy_weight, --pseudo_label_weight, "
+          f"--target_vat_weight and --target_teacher_weight refine PixelDA's "
+          f"classifier; --mode={t.mode} trains without target images' "
+          "predictions: drop them or use --mode=pixelda")
   require(not w.refine_start_step or refines,
           f"--refine_start_step={w.refine_start_step} starts nothing: set "
-          "--pseudo_label_weight, --target_entropy_weight and/or "
-          "--target_vat_weight, or drop it")
+          "--pseudo_label_weight, --target_entropy_weight, "
+          "--target_vat_weight and/or --target_teacher_weight, or drop it")
+  require(not w.target_teacher or t.ema_decay,
+          f"--target_teacher_weight={w.target_teacher}: the teacher is the "
+          "weight-averaged classifier, and --ema_decay=0 keeps no average: "
+          "set --ema_decay (e.g. 0.999) or drop --target_teacher_weight")
   require(r.num_cpu_devices >= 0, "--num_cpu_devices must be >= 0")
   require(not (r.strategy == "default" and r.num_cpu_devices > 1),
           "--num_cpu_devices > 1 only makes sense with --strategy=mirrored")

@@ -104,9 +104,15 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
     "target_vat_radius": ("loss", "target_vat_radius",
                           "L2 norm per image of the virtual adversarial "
                           "perturbation."),
+    "target_teacher_weight": ("loss", "target_teacher",
+                              "KL from the weight-averaged T's target "
+                              "predictions to T's, in T's loss (a mean "
+                              "teacher; needs --ema_decay; beyond the paper; "
+                              "0 = off)."),
     "refine_start_step": ("loss", "refine_start_step",
-                          "Step from which the target entropy, pseudo-label "
-                          "and VAT terms count (0 = from the start)."),
+                          "Step from which the target entropy, pseudo-label, "
+                          "VAT and teacher terms count (0 = from the "
+                          "start)."),
     # Optimisation.
     "learning_rate": ("optim", "learning_rate", "Adam learning rate."),
     "beta1": ("optim", "beta1", "Adam beta1."),

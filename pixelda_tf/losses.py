@@ -80,6 +80,27 @@ def conditional_entropy(logits: tf.Tensor) -> tf.Tensor:
   return -tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
 
 
+def teacher_divergence(logits: tf.Tensor,
+                       teacher_logits: tf.Tensor) -> tf.Tensor:
+  """KL(p_teacher || p) of each example: how far T's predicted class
+  distribution is from a teacher's, with the teacher a constant.
+
+  With the weight-averaged T as the teacher, this is the consistency term of
+  a mean teacher (Tarvainen & Valpola, NeurIPS 2017; French et al., ICLR
+  2018, for domain adaptation).
+
+  Args:
+    logits: (B, C) T's class scores.
+    teacher_logits: (B, C) the teacher's (no gradient flows into them).
+
+  Returns:
+    (B,) float32, >= 0, 0 where the two distributions agree.
+  """
+  log_q = tf.nn.log_softmax(tf.stop_gradient(teacher_logits))
+  log_p = tf.nn.log_softmax(logits)
+  return tf.reduce_sum(tf.exp(log_q) * (log_q - log_p), axis=-1)
+
+
 def pseudo_label_loss(logits: tf.Tensor, threshold: float):
   """Self-training: cross-entropy of T's logits against their own argmax,
   kept only where T's top probability is at least `threshold`.

@@ -110,6 +110,14 @@ class PixelDA:
     tracked.update({f"{n}_optimizer": o for n, o in self.optimizers.items()})
     if self.average is not None:
       tracked["weight_average"] = self.average
+    # The mean teacher (`target_teacher`): the averages of T's variables,
+    # read each step and passed into the step's pure function as values.
+    self._teacher = []
+    if self.pixelda and cfg.loss.target_teacher:
+      ids = {id(v) for v in self.nets.classifier.variables}
+      self._teacher = [(v, a) for v, a in zip(self.average.sources,
+                                              self.average.averages)
+                       if id(v) in ids]
     self.checkpoint = tf.train.Checkpoint(**tracked)
     # Every variable the step reads, each once (T's head is shared).
     self._all_vars = models.unique_variables(self.nets.generator.variables
@@ -179,8 +187,11 @@ class PixelDA:
   # `loss_scales` (mixed_float16 only): network name -> its loss scale.
   def _replica_grads(self, values: List[tf.Tensor], batch: Dict[str, tf.Tensor],
                      z: tf.Tensor, seeds: tf.Tensor, step: tf.Tensor,
-                     loss_scales: Optional[Dict[str, tf.Tensor]] = None):
-    call = StatelessCalls(self._all_vars, values, self._seed_index, seeds)
+                     loss_scales: Optional[Dict[str, tf.Tensor]] = None,
+                     teacher: Optional[List[tf.Tensor]] = None):
+    call = StatelessCalls(self._all_vars, values, self._seed_index, seeds,
+                          {id(v): t for (v, _), t in
+                           zip(self._teacher, teacher or [])})
     params = {name: call.values_of(self.variables(name))
               for name in self._trained()}
     # Losses are summed over the local examples and divided by the GLOBAL
@@ -252,7 +263,7 @@ class PixelDA:
                 or None)
       logs, grads, states = self._grads_fn(
           [v.value for v in self._all_vars], batch, z, self._layer_seeds(step),
-          step, scales)
+          step, scales, [tf.convert_to_tensor(a) for _, a in self._teacher])
       # One packed all-reduce per kind, in replica context: this form works
       # for one device, MirroredStrategy and MultiWorkerMirroredStrategy.
       ctx = tf.distribute.get_replica_context()
@@ -361,9 +372,11 @@ class StatelessCalls:
   """
 
   def __init__(self, variables: List[tf.Variable], values: List[tf.Tensor],
-               seed_index: List[int], seeds: tf.Tensor):
+               seed_index: List[int], seeds: tf.Tensor,
+               teacher: Optional[Dict[int, tf.Tensor]] = None):
     self._index = {id(v): i for i, v in enumerate(variables)}
     self._values = list(values)
+    self._teacher = teacher or {}
     for k, i in enumerate(seed_index):
       self._values[i] = seeds[k]
 
@@ -385,6 +398,18 @@ class StatelessCalls:
       self._values[self._index[id(v)]] = new
     return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), out)
 
+  def teacher(self, model: keras.Model, inputs) -> tf.Tensor:
+    """`model(inputs)` in inference mode with the teacher's values of its
+    variables (their weight averages; a variable without one, such as a
+    dropout seed, keeps its own), as a constant."""
+    def values(variables):
+      return [self._teacher.get(id(v), own)
+              for v, own in zip(variables, self.values_of(variables))]
+    out, _ = model.stateless_call(values(model.trainable_variables),
+                                  values(model.non_trainable_variables),
+                                  inputs, training=False)
+    return tf.stop_gradient(tf.cast(out, tf.float32))
+
 
 def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
                    z: tf.Tensor, w: config_lib.LossConfig, mean,
@@ -402,6 +427,8 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
     batch: source_images (B, S, S, 3) in [-1, 1], source_labels (B,) int,
       target_images (B, S, S, 3), and with `target_vat` weighted,
       target_vat_noise (B, S, S, 3), the VAT probe's random direction.
+      With `target_teacher` weighted, `call.teacher` gives the weight-
+      averaged T's predictions.
     z: (B, noise_dim) in [-1, 1].
     w: the loss weights.
     mean: per-example losses (B,) -> the scalar this replica contributes.
@@ -428,9 +455,9 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
   # Optional refinements on unlabelled target images (beyond the paper).
   # Before refine_start_step they are computed and logged but weighted 0.
   refine, refine_logs = tf.constant(0.0), {}
-  if w.target_entropy or w.pseudo_label or w.target_vat:
+  if w.target_entropy or w.pseudo_label or w.target_vat or w.target_teacher:
     t_target = call(nets.classifier, xt)
-    if not (w.target_entropy or w.pseudo_label):
+    if not (w.target_entropy or w.pseudo_label or w.target_teacher):
       t_target = tf.stop_gradient(t_target)  # VAT's constants; logs only
     entropy = mean(losses.conditional_entropy(t_target))
     per_example, confident = losses.pseudo_label_loss(
@@ -446,6 +473,11 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
           lambda x: call(nets.probe_classifier, x, nets.classifier)))
       terms += w.target_vat * vat
       refine_logs["loss/target_vat"] = vat
+    if w.target_teacher:
+      teacher = mean(losses.teacher_divergence(
+          t_target, call.teacher(nets.classifier, xt)))
+      terms += w.target_teacher * teacher
+      refine_logs["loss/target_teacher"] = teacher
     started = (tf.cast(step >= w.refine_start_step, tf.float32)
                if w.refine_start_step else 1.0)
     refine = started * terms

@@ -40,6 +40,12 @@ def test_flop_count_matches_a_hand_count():
   vat = bench.step_flops(nets, tiny.tiny_config(loss=dict(target_vat=1.0)))
   assert vat["classifier"] - flops["classifier"] == 7 * t_fwd - t_first
   assert vat["generator"] == flops["generator"]
+  # The mean teacher: T(target) forward and filter and input gradients
+  # (3 forwards, less the first layer's input gradient), and the averaged
+  # T's forward.
+  teacher = bench.step_flops(nets, tiny.tiny_config(
+      loss=dict(target_teacher=1.0), train=dict(ema_decay=0.9)))
+  assert teacher["classifier"] - flops["classifier"] == 4 * t_fwd - t_first
 
 
 def _in_process(cfg, mode, steps, warmup, matmul_size):

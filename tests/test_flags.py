@@ -118,6 +118,11 @@ def test_command_line_overrides_the_flagfile_and_seeds_are_separate():
     (["--target_vat_radius=0"], "--target_vat_radius=0.0: must be a finite "
      "L2 norm > 0, e.g. 3.5"),
     (["--target_vat_radius=inf"], "--target_vat_radius=inf"),
+    (["--target_teacher_weight=1"], "--target_teacher_weight=1.0: the "
+     "teacher is the weight-averaged classifier, and --ema_decay=0 keeps no "
+     "average: set --ema_decay"),
+    (["--target_teacher_weight=1", "--ema_decay=0.99", "--mode=source_only"],
+     "--mode=source_only trains without"),
     (["--strategy=mirrored", "--precision=mixed_float16"],
      "--precision=mixed_float16 is not supported with --strategy=mirrored"),
     (["--d_filters=0"], "--d_filters=0 and --d_max_filters=512: both must "

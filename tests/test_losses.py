@@ -124,6 +124,29 @@ def test_pseudo_label_loss_matches_numpy():
                              (p - onehot) * mask[:, None], atol=1e-6)
 
 
+def test_teacher_divergence_matches_numpy_and_leaves_the_teacher_alone():
+  logits = np.array([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0], [3.0, -1.0, 0.5]],
+                    np.float32)
+  teacher = np.array([[0.5, 2.0, 0.0], [0.0, 0.0, 0.0], [30.0, 0.0, 0.0]],
+                     np.float32)
+
+  def softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+  p, q = softmax(logits), softmax(teacher)
+  expected = (q * (np.log(np.maximum(q, 1e-30)) - np.log(p))).sum(axis=1)
+  got = losses.teacher_divergence(logits, teacher).numpy()
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+  assert got[1] == 0.0  # the same distribution
+  # The gradient reaches T's logits only: p - q there, nothing to the teacher.
+  x, t = tf.constant(logits), tf.constant(teacher)
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch([x, t])
+    loss = tf.reduce_sum(losses.teacher_divergence(x, t))
+  np.testing.assert_allclose(tape.gradient(loss, x).numpy(), p - q, atol=1e-6)
+  assert tape.gradient(loss, t) is None
+
+
 def test_conditional_entropy_matches_numpy():
   logits = np.array([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0], [50.0, 0.0, 0.0]],
                     np.float32)

@@ -77,10 +77,19 @@ def test_pmse_term_reaches_the_generator():
   assert _changed(before, after, "generator")
 
 
+def _lag_average(model):
+  """A fresh average equals the weights (and T has no dropout or batch
+  norm), so a mean teacher would agree with T exactly: make it lag."""
+  if model.average is not None:
+    for a in model.average.averages:
+      a.assign(a * 2.0)
+
+
 def _gradients_at(cfg, step):
   """`_gradients` of a model whose step counter reads `step`."""
   model = pixelda.PixelDA(cfg, tf.distribute.get_strategy())
   model.step.assign(step)
+  _lag_average(model)
   logs, grads = model.gradients(next(iter(
       tf.data.Dataset.from_tensors(tiny.batch(0)))))
   return ({k: float(v) for k, v in logs.items()},
@@ -92,9 +101,9 @@ def _refine_config(runtime=None, **loss):
   # target image is pseudo-labelled once the refinement stage has begun.
   return tiny.tiny_config(
       loss=dict(pseudo_label=1.0, target_entropy=0.5, target_vat=2.0,
-                pseudo_label_threshold=0.05, **loss),
+                target_teacher=10.0, pseudo_label_threshold=0.05, **loss),
       discriminator=dict(dropout_keep_prob=1.0, noise_stddev=0.0),
-      runtime=runtime or {})
+      train=dict(ema_decay=0.9), runtime=runtime or {})
 
 
 @pytest.mark.slow
@@ -105,10 +114,12 @@ def test_refinement_terms_count_from_their_start_step():
   always = _gradients_at(_refine_config(), 1)
   assert "loss/pseudo_label" not in plain[0]  # off: not even logged
   assert "loss/target_vat" not in plain[0]
+  assert "loss/target_teacher" not in plain[0]
   # Before its start step the terms are logged but do not reach T's loss.
   assert before[0]["accuracy/pseudo_labelled"] == 1.0
   assert before[0]["loss/pseudo_label"] > 0
   assert before[0]["loss/target_vat"] > 0
+  assert before[0]["loss/target_teacher"] > 1e-5
   assert before[0]["loss/classifier"] == plain[0]["loss/classifier"]
   for a, b in zip(plain[1]["classifier"], before[1]["classifier"]):
     np.testing.assert_array_equal(a, b)
@@ -117,7 +128,8 @@ def test_refinement_terms_count_from_their_start_step():
   assert at[0]["loss/classifier"] == pytest.approx(
       plain[0]["loss/classifier"] + at[0]["loss/pseudo_label"]
       + 0.5 * at[0]["loss/target_entropy"]
-      + 2.0 * at[0]["loss/target_vat"], rel=1e-5)
+      + 2.0 * at[0]["loss/target_vat"]
+      + 10.0 * at[0]["loss/target_teacher"], rel=1e-5)
   assert any(not np.allclose(a, b) for a, b in
              zip(plain[1]["classifier"], at[1]["classifier"]))
   for net in ("generator", "discriminator"):
@@ -156,6 +168,41 @@ def test_vat_alone_reaches_only_the_classifier_and_compiles_in_bfloat16():
   assert t.get_layer("conv1").compute_dtype == "bfloat16"
   assert ([v.shape for v in twin.trainable_variables]
           == [v.shape for v in t.trainable_variables])
+
+
+@pytest.mark.slow
+def test_teacher_is_the_weight_averaged_classifier_in_inference_mode():
+  model, _, _, _ = _run(tiny.tiny_config(loss=dict(target_teacher=1.0),
+                                         train=dict(ema_decay=0.5)), steps=2)
+  t = model.nets.classifier
+  for a in model.average.averages:  # a teacher far enough to measure
+    a.assign(a * 2.0)
+  # Every variable of T but the dropout seeds has its average in the teacher.
+  assert sorted(id(v) for v, _ in model._teacher) == sorted(
+      id(v) for v in t.variables if not v.path.endswith("seed_generator_state"))
+  xt = tf.constant(tiny.batch(5)["target_images"])
+  own = t(xt, training=False).numpy()
+  with model.average.applied():
+    expected = t(xt, training=False).numpy()
+  assert not np.allclose(own, expected, atol=1e-4)
+  values = [v.value for v in model._all_vars]
+  call = pixelda.StatelessCalls(
+      model._all_vars, values, model._seed_index,
+      tf.stack([values[i] for i in model._seed_index]),
+      {id(v): tf.convert_to_tensor(a) for v, a in model._teacher})
+  np.testing.assert_allclose(call.teacher(t, xt).numpy(), expected,
+                             rtol=1e-5, atol=1e-6)
+  # The step's term: KL(averaged T || T) on the target batch, its mean.
+  batch = tiny.batch(0)
+  logs, _ = model.gradients(next(iter(tf.data.Dataset.from_tensors(batch))))
+  xt = tf.constant(batch["target_images"])
+  p = tf.nn.softmax(t(xt, training=False)).numpy()
+  with model.average.applied():
+    q = tf.nn.softmax(t(xt, training=False)).numpy()
+  kl = (q * (np.log(q) - np.log(p))).sum(axis=1).mean()
+  assert kl > 1e-3
+  np.testing.assert_allclose(float(logs["loss/target_teacher"]), kl,
+                             rtol=1e-4)
 
 
 @pytest.mark.slow
@@ -198,6 +245,7 @@ def _gradients(cfg, strategy=None, seed=0):
   """
   strategy = strategy or tf.distribute.get_strategy()
   model = pixelda.PixelDA(cfg, strategy)
+  _lag_average(model)
   batch = tf.data.Dataset.from_tensors(tiny.batch(seed))
   logs, grads = model.gradients(
       next(iter(strategy.experimental_distribute_dataset(batch))))
@@ -286,7 +334,8 @@ def test_two_replicas_update_like_one(jit, mirrored):
 
 @pytest.mark.slow
 def test_refinement_terms_on_two_replicas_match_one(mirrored):
-  # VAT's start directions are drawn for the global batch and sliced, as z.
+  # VAT's start directions are drawn for the global batch and sliced, as z;
+  # each replica's teacher reads its own copy of the averages.
   _assert_same(_gradients(_refine_config()),
                _gradients(_refine_config(dict(strategy="mirrored",
                                               sync_batch_norm=True)),
