@@ -3,7 +3,8 @@
 GAN training moves the classifier and generator every step, so their test
 accuracy swings between evaluations. Averaging the weights over the last few
 thousand steps smooths that swing; evaluation, the best checkpoint and export
-use the average, while training itself is unchanged.
+use the average, while training itself is unchanged (unless the classifier's
+average is also its teacher: `LossConfig.target_teacher`).
 
 The decay warms up as TensorFlow's `ExponentialMovingAverage(num_updates=)`
 does, `min(decay, (1 + t) / (10 + t))` after update t, so early averages are

@@ -170,11 +170,14 @@ class LossConfig:
       changes it most (VADA's target term; a refinement beyond the paper;
       0 = off).
     target_vat_radius: that perturbation's L2 norm per image (VADA: 3.5).
-    target_teacher: weight, in the T step, of the KL divergence from the
-      weight-averaged T's prediction on target images (inference mode, a
-      constant) to T's own: a mean teacher (Tarvainen & Valpola 2017;
-      French et al., ICLR 2018, for domain adaptation). Needs
-      `TrainConfig.ema_decay` > 0; a refinement beyond the paper; 0 = off.
+    target_teacher: weight, in the T step, of KL(averaged T || T) on target
+      images: the weight-averaged T's prediction (inference mode, a
+      constant) is the target of T's own, as in a mean teacher (Tarvainen &
+      Valpola 2017; French et al., ICLR 2018, for domain adaptation). Both
+      see the same clean image and T has no dropout, so this is temporal
+      consistency only (T pulled towards its own average), without the
+      papers' input noise. Needs `TrainConfig.ema_decay` > 0; a refinement
+      beyond the paper; 0 = off.
     refine_start_step: the step from which `target_entropy`,
       `pseudo_label`, `target_vat` and `target_teacher` count (0 = from the
       start): a late
@@ -247,7 +250,8 @@ class TrainConfig:
     quiet: no progress bar.
     ema_decay: keep an exponential moving average of the classifier's and
       generator's weights with this decay (0 = off); validation, the best
-      checkpoint, test results and export then use the averaged weights.
+      checkpoint, test results and export then use the averaged weights,
+      and `LossConfig.target_teacher` uses T's average as the teacher.
     init_from: another run's model_dir (its newest intact checkpoint), its
       checkpoints/ or best/ folder, or a checkpoint prefix. A run with no
       checkpoint of its own starts from it: weights, optimizer state,

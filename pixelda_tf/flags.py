@@ -105,10 +105,9 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
                           "L2 norm per image of the virtual adversarial "
                           "perturbation."),
     "target_teacher_weight": ("loss", "target_teacher",
-                              "KL from the weight-averaged T's target "
-                              "predictions to T's, in T's loss (a mean "
-                              "teacher; needs --ema_decay; beyond the paper; "
-                              "0 = off)."),
+                              "KL(weight-averaged T || T) on target "
+                              "images, in T's loss (a mean teacher; needs "
+                              "--ema_decay; beyond the paper; 0 = off)."),
     "refine_start_step": ("loss", "refine_start_step",
                           "Step from which the target entropy, pseudo-label, "
                           "VAT and teacher terms count (0 = from the "
@@ -138,8 +137,8 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
     "keep_checkpoints": ("train", "keep_checkpoints", "Checkpoints kept."),
     "quiet": ("train", "quiet", "No progress bar."),
     "ema_decay": ("train", "ema_decay", "Decay of the moving average of "
-                  "G's and T's weights that evaluation and export use "
-                  "(0 = off)."),
+                  "G's and T's weights that evaluation and export use, and "
+                  "--target_teacher_weight's teacher (0 = off)."),
     "init_from": ("train", "init_from", "Start a run that has no "
                   "checkpoint yet from another run's model_dir (or its "
                   "checkpoints/ or best/ folder, or a checkpoint "

@@ -171,7 +171,7 @@ def test_vat_alone_reaches_only_the_classifier_and_compiles_in_bfloat16():
 
 
 @pytest.mark.slow
-def test_teacher_is_the_weight_averaged_classifier_in_inference_mode():
+def test_teacher_is_the_weight_averaged_classifier():
   model, _, _, _ = _run(tiny.tiny_config(loss=dict(target_teacher=1.0),
                                          train=dict(ema_decay=0.5)), steps=2)
   t = model.nets.classifier
@@ -334,8 +334,7 @@ def test_two_replicas_update_like_one(jit, mirrored):
 
 @pytest.mark.slow
 def test_refinement_terms_on_two_replicas_match_one(mirrored):
-  # VAT's start directions are drawn for the global batch and sliced, as z;
-  # each replica's teacher reads its own copy of the averages.
+  # VAT's start directions are drawn for the global batch and sliced, as z.
   _assert_same(_gradients(_refine_config()),
                _gradients(_refine_config(dict(strategy="mirrored",
                                               sync_batch_norm=True)),
@@ -344,11 +343,15 @@ def test_refinement_terms_on_two_replicas_match_one(mirrored):
 
 @pytest.mark.slow
 def test_mirrored_bf16_step_keeps_replicas_and_averages_in_sync(mirrored):
+  # With the mean teacher on: T's averages are read in each replica, under
+  # bfloat16.
   cfg = tiny.tiny_config(runtime=dict(strategy="mirrored",
                                       precision="mixed_bfloat16"),
-                         train=dict(ema_decay=0.5))
+                         train=dict(ema_decay=0.5),
+                         loss=dict(target_teacher=1.0))
   model, before, after, logs = _run(cfg, steps=2, strategy=mirrored)
   assert np.isfinite(float(logs["loss/generator"]))
+  assert 0 < float(logs["loss/target_teacher"]) < np.inf
   assert _changed(before, after, "generator")
   for v in model.nets.classifier.trainable_variables[:2]:
     copies = mirrored.experimental_local_results(v.value)
