@@ -87,7 +87,8 @@ def teacher_divergence(logits: tf.Tensor,
 
   With the weight-averaged T as the teacher, this is the consistency term of
   a mean teacher (Tarvainen & Valpola, NeurIPS 2017; French et al., ICLR
-  2018, for domain adaptation).
+  2018, for domain adaptation); with T's prediction on the clean image as
+  the teacher of its prediction on a perturbed one, VAT's divergence.
 
   Args:
     logits: (B, C) T's class scores.
@@ -176,9 +177,9 @@ def virtual_adversarial_loss(
   # confident prediction) still normalises to the full radius.
   hd /= tf.reduce_max(tf.abs(hd), axis=axes, keepdims=True) + 1e-30
   r_adv = tf.stop_gradient(radius * tf.math.l2_normalize(hd, axis=axes))
-  log_p = tf.stop_gradient(tf.nn.log_softmax(tf.cast(logits, tf.float32)))
-  log_q = tf.nn.log_softmax(tf.cast(logits_fn(images + r_adv), tf.float32))
-  return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
+  return teacher_divergence(
+      tf.cast(logits_fn(images + r_adv), tf.float32),
+      tf.cast(logits, tf.float32))
 
 
 def foreground_mask(source_images: tf.Tensor,

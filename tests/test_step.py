@@ -79,7 +79,8 @@ def test_pmse_term_reaches_the_generator():
 
 def _lag_average(model):
   """A fresh average equals the weights (and T has no dropout or batch
-  norm), so a mean teacher would agree with T exactly: make it lag."""
+  norm), so a mean teacher would agree with T exactly: move the average
+  far enough from the weights for the term to be measured."""
   if model.average is not None:
     for a in model.average.averages:
       a.assign(a * 2.0)
@@ -175,8 +176,7 @@ def test_teacher_is_the_weight_averaged_classifier():
   model, _, _, _ = _run(tiny.tiny_config(loss=dict(target_teacher=1.0),
                                          train=dict(ema_decay=0.5)), steps=2)
   t = model.nets.classifier
-  for a in model.average.averages:  # a teacher far enough to measure
-    a.assign(a * 2.0)
+  _lag_average(model)
   # Every variable of T but the dropout seeds has its average in the teacher.
   assert sorted(id(v) for v, _ in model._teacher) == sorted(
       id(v) for v in t.variables if not v.path.endswith("seed_generator_state"))
