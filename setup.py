@@ -18,7 +18,7 @@ setuptools.setup(
         f"pixelda-{name}=pixelda_tf.{module}:run" for name, module in (
             ("train", "train"), ("evaluate", "evaluate"), ("adapt", "adapt"),
             ("export", "export"), ("classify", "classify"),
-            ("seeds", "seeds"), ("bench", "bench"),
+            ("seeds", "seeds"), ("bench", "bench"), ("refine", "refine"),
             ("data", "data.__main__"))]},
     install_requires=[
         "keras>=3.5,<4",

@@ -440,7 +440,7 @@ class RunDir:
   def save(self, step: int) -> None:
     """A checkpoint of step, and the minutes at each kept checkpoint (so a
     resume from any of them continues the clock from there)."""
-    _save(self._latest, step)
+    save_checkpoint(self._latest, step)
     self.saved_step = step
     if self.chief:
       kept = {p.rsplit("-", 1)[-1] for p in self._latest.checkpoints}
@@ -458,7 +458,7 @@ class RunDir:
     acc = entry["val_accuracy"]
     if acc is not None and acc > self.best["val_accuracy"]:
       self.best = {"val_accuracy": acc, "step": entry["step"]}
-      _save(self._best, entry["step"])
+      save_checkpoint(self._best, entry["step"])
       if self.chief:
         write_json(self.file(os.path.join(BEST_DIR, BEST_FILE)), self.best)
 
@@ -494,7 +494,8 @@ class RunDir:
       self._scratch = None
 
 
-def _save(manager: tf.train.CheckpointManager, step: int) -> None:
+def save_checkpoint(manager: tf.train.CheckpointManager, step: int
+                    ) -> None:
   """manager.save, with an error naming the file when the write fails (a
   full disk, a lost mount). TensorFlow writes into a temporary name and
   renames at the end, so the checkpoints before it stay intact."""
