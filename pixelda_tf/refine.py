@@ -8,8 +8,8 @@ r"""Refines a trained run's classifier on unlabelled target images (DIRT-T).
 
 A DIRT-T phase (`pixelda_tf.refining`): T alone trains on the target's train
 images, minimising its conditional entropy with KL(teacher || T), the
-teacher being T at the last reset; no labels are used. Only T trains, so the
-default 3,000 steps take about two minutes on a 2-core CPU. --out becomes a
+teacher being T at the start and at every reset; no labels are used. Only T
+trains, so the default 3,000 steps take minutes on a 2-core CPU. --out becomes a
 new run folder (the trained run is only read); refine.json there holds the
 settings and the accuracy history, which is also printed.
 
@@ -23,6 +23,7 @@ import json
 
 from absl import app
 from absl import flags
+import tensorflow as tf
 
 from pixelda_tf import cli
 from pixelda_tf import config as config_lib
@@ -78,7 +79,7 @@ def main(argv):
         overwrite=OVERWRITE.value)
   except (config_lib.ConfigError, DataError, FileNotFoundError,
           FileExistsError, ValueError, rundir.CheckpointError,
-          pixelda.NonFiniteLossError) as e:
+          pixelda.NonFiniteLossError, tf.errors.OpError) as e:
     return usage.error(e)
   for row in refining.history_rows(results):
     print(json.dumps(row))

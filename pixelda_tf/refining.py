@@ -4,9 +4,12 @@ DIRT-T (Shu et al., ICLR 2018: decision-boundary iterative refinement with a
 teacher) follows domain adaptation with a phase on unlabelled target images
 alone: T minimises its conditional entropy there (its boundaries move out of
 dense target regions), while KL(teacher || T) keeps each stretch of that
-move short. The teacher is T's own weights at the last reset, taken every
-`teacher_reset_steps`. Source labels no longer count. Not part of PixelDA;
-nothing runs it unless asked.
+move short. The teacher is T's own weights at the start and at every reset,
+taken every `teacher_reset_steps` (with the defaults, 3,000 steps and a
+reset every 5,000, it stays the trained T: one stretch). Source labels no
+longer count. DIRT-T's target VAT term is left out: at weight 1 beside the
+entropy it cost 1.1 points on the released MNIST-M (WORKSPACE_NOTES.md).
+Not part of PixelDA; nothing runs it unless asked.
 
 Only T trains: G and D are copied as they are, so a step is a few T passes
 (T is ~3% of G's FLOPs) and thousands of steps take minutes on a CPU. T
@@ -16,11 +19,17 @@ ema_decay`) is what the refined run's evaluations score and its export
 serves.
 
 The result is a new run folder, read by evaluate, export and adapt like any
-run: config.json, `checkpoints/` (T refined; G, D, their averages and the
-step as in the checkpoint read) and refine.json (the settings and the
-accuracy history). It is written into `<out>.partial-<pid>` and renamed to
-`<out>` when complete, so a killed refinement leaves nothing that looks
-finished, and the trained run is only read.
+run: config.json (the run's, with the data flags given), `checkpoints/`
+(one checkpoint, `latest`; T and its average refined; G, D, their averages,
+the optimizers' state and the step as in the checkpoint read) and
+refine.json (the settings, the data overrides and the accuracy history).
+With `private_source_layer` (the official T), the source twin shares T's
+refined head, so a GAN run continued from the folder (`--init_from`) starts
+with its source path changed too. The folder is written into
+`<out>.partial-<pid>`, made before training so an unwritable place fails
+at once, and renamed to `<out>` when complete: a killed or failed
+refinement leaves nothing that looks finished, and the trained run is only
+read.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ from pixelda_tf import pixelda
 from pixelda_tf import provenance
 from pixelda_tf import rundir
 
-RESULTS_FILE = "refine.json"
+RESULTS_FILE = rundir.REFINE_FILE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +135,22 @@ def _use_averaged_classifier(model: pixelda.PixelDA) -> None:
       variable.assign(average)
 
 
+def _check_folders(model_dir: str, out: str, overwrite: bool) -> None:
+  """Refuses an `out` that is, holds or sits inside the trained run (an
+  `--overwrite` would delete it), or that names a file."""
+  run, new = os.path.realpath(model_dir), os.path.realpath(out)
+  config_lib.require(
+      os.path.commonpath([run, new]) not in (run, new),
+      f"--out={out} is, holds or sits inside the trained run {model_dir}: "
+      "give the refined run a folder of its own beside it")
+  if tf.io.gfile.exists(out):
+    if not overwrite:
+      raise FileExistsError(
+          f"--out={out} exists; remove it or pass --overwrite")
+    config_lib.require(tf.io.gfile.isdir(out),
+                       f"--out={out} is a file: give a folder path")
+
+
 def refine_run(model_dir: str, out: str, overrides: Dict[str, Any],
                rc: RefineConfig = RefineConfig(), which: str = "latest",
                overwrite: bool = False) -> Dict:
@@ -139,25 +164,22 @@ def refine_run(model_dir: str, out: str, overrides: Dict[str, Any],
     which: the checkpoint to start from: `latest`, `best` or a prefix.
 
   Returns:
-    refine.json's contents: the settings, `history` (step, seconds,
+    refine.json's contents: the settings, `data_overrides`, `history`
+    (step, seconds,
     entropy, teacher_kl, val_accuracy, test_accuracy, test_accuracy_raw;
     None for a split with no labels), `accuracy` (the final averaged T on
     the target test split) and `accuracy_before`.
 
   Raises:
     FileExistsError: `out` exists and not `overwrite`.
-    ConfigError: bad settings, or `out` is the trained run's folder.
+    ConfigError: bad settings, or `out` is, holds or sits in the run.
     FileNotFoundError / CheckpointError / DataError: no run, checkpoint or
       target images.
-    NonFiniteLossError: a non-finite loss (nothing is written).
+    NonFiniteLossError: a non-finite loss or weight (nothing is written).
+    tf.errors.OpError: `out`'s place cannot be written (before training).
   """
   rc.validate()
-  config_lib.require(
-      os.path.abspath(out) != os.path.abspath(model_dir),
-      f"--out={out} is the trained run's folder: give the refined run a "
-      "folder of its own")
-  if tf.io.gfile.exists(out) and not overwrite:
-    raise FileExistsError(f"--out={out} exists; remove it or pass --overwrite")
+  _check_folders(model_dir, out, overwrite)
   cfg = config_lib.override_data(rundir.load_config(model_dir), overrides)
   rundir.checkpoint_candidates(model_dir, which)  # Fail before loading data.
   target = data.load_domain(cfg.data, "target", "train")
@@ -166,8 +188,25 @@ def refine_run(model_dir: str, out: str, overrides: Dict[str, Any],
         f"{target.origin}: {len(target)} target train images, fewer than "
         f"--batch_size={rc.batch_size}: lower --batch_size or add images")
   scored = {split: _labelled_split(cfg, split) for split in ("val", "test")}
-
   model = rundir.restore(model_dir, which, averaged=False)
+  tmp = out.rstrip("/") + f".partial-{os.getpid()}"
+  if tf.io.gfile.exists(tmp):
+    tf.io.gfile.rmtree(tmp)
+  tf.io.gfile.makedirs(tmp)
+  try:
+    results = _refine(model, cfg, rc, target, scored)
+    results.update(model_dir=model_dir, out=out, data_overrides=overrides)
+    _write_run(model, cfg, tmp, out, results)
+  except BaseException:
+    tf.io.gfile.rmtree(tmp)
+    raise
+  return results
+
+
+def _refine(model: pixelda.PixelDA, cfg: config_lib.Config,
+            rc: RefineConfig, target: data.Domain, scored: Dict) -> Dict:
+  """The phase itself: trains `model`'s T and leaves the refined weights in
+  T and its average slots; returns refine.json's contents but the paths."""
   _use_averaged_classifier(model)
   student = model.nets.classifier
   teacher = keras.models.clone_model(student)
@@ -214,11 +253,15 @@ def refine_run(model_dir: str, out: str, overrides: Dict[str, Any],
   batches = iter(images)
   for i in range(1, rc.steps + 1):
     logs = step(next(batches), tf.constant(i, tf.int64))
+    if not math.isfinite(float(logs["loss"])):
+      raise pixelda.NonFiniteLossError(
+          f"non-finite loss at step {i} of the refinement "
+          f"({ {k: float(v) for k, v in logs.items()} }): nothing is written "
+          "and the trained run is unchanged; lower --learning_rate")
     if i % rc.teacher_reset_steps == 0:
       teacher.set_weights(student.get_weights())
     if (rc.eval_every and i % rc.eval_every == 0) or i == rc.steps:
       logs = {k: float(v) for k, v in logs.items()}
-      pixelda.check_finite(logs, i)
       history.append(score(i, time.time() - started, logs))
   seconds = time.time() - started
 
@@ -232,9 +275,14 @@ def refine_run(model_dir: str, out: str, overrides: Dict[str, Any],
     for slot, variable in zip(model.average.averages, model.average.sources):
       if id(variable) in refined:
         slot.assign(refined[id(variable)])
-  results = {
-      "model_dir": model_dir, "checkpoint": model.restored_from,
-      "step": int(model.step), "out": out,
+  bad = model.nonfinite_variables()
+  if bad:
+    raise pixelda.NonFiniteLossError(
+        f"non-finite weights after the refinement: {', '.join(bad[:5])}: "
+        "nothing is written and the trained run is unchanged; lower "
+        "--learning_rate")
+  return {
+      "checkpoint": model.restored_from, "step": int(model.step),
       "settings": dataclasses.asdict(rc), "target_origin": target.origin,
       "num_target_images": len(target),
       "unscored": {split: why for split, (_, why) in scored.items() if why},
@@ -244,8 +292,6 @@ def refine_run(model_dir: str, out: str, overrides: Dict[str, Any],
       "val_accuracy": history[-1]["val_accuracy"],
       "wall_time_s": seconds, "code": provenance.code_version(),
   }
-  _write_run(model, cfg, out, results)
-  return results
 
 
 def _accuracy(classifier: keras.Model, dataset, cfg: config_lib.Config
@@ -254,14 +300,10 @@ def _accuracy(classifier: keras.Model, dataset, cfg: config_lib.Config
                              cfg.classifier.num_classes)["accuracy"]
 
 
-def _write_run(model: pixelda.PixelDA, cfg: config_lib.Config, out: str,
-               results: Dict) -> None:
-  """config.json, the checkpoint and refine.json into `<out>.partial-<pid>`,
-  then renamed to `out`."""
-  tmp = out.rstrip("/") + f".partial-{os.getpid()}"
-  if tf.io.gfile.exists(tmp):
-    tf.io.gfile.rmtree(tmp)
-  tf.io.gfile.makedirs(tmp)
+def _write_run(model: pixelda.PixelDA, cfg: config_lib.Config, tmp: str,
+               out: str, results: Dict) -> None:
+  """config.json, the checkpoint and refine.json into `tmp`, then renamed to
+  `out`."""
   cfg = dataclasses.replace(cfg, train=dataclasses.replace(
       cfg.train, model_dir=out, init_from=None))
   rundir.write_json(os.path.join(tmp, rundir.CONFIG_FILE), cfg.to_dict())

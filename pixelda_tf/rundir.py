@@ -44,6 +44,7 @@ RESULTS_FILE = "results.json"
 HISTORY_FILE = "history.json"
 SOURCES_FILE = "data_sources.json"
 PROGRESS_FILE = "progress.json"
+REFINE_FILE = "refine.json"  # A refined run's (pixelda_tf.refining).
 
 # Where the data lives (the same files may move; what is compared is their
 # content, `data_fingerprint`).
@@ -140,6 +141,11 @@ def checkpoint_candidates(model_dir: str, which: str = "latest") -> List[str]:
   folder = os.path.join(model_dir, CHECKPOINT_DIR if which == "latest"
                         else BEST_DIR)
   paths = _kept(folder)
+  if not paths and which == "best" and tf.io.gfile.exists(
+      os.path.join(model_dir, REFINE_FILE)):
+    raise FileNotFoundError(
+        f"{model_dir} is a refined run (pixelda_tf.refine): it has one "
+        "checkpoint, the refinement's last; use --checkpoint=latest")
   if not paths:
     raise FileNotFoundError(
         f"no {which} checkpoint in {folder}: train first with "

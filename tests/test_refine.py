@@ -5,6 +5,7 @@ read, and bad settings fail before any work."""
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -127,6 +128,46 @@ def test_refinement_starts_from_the_averaged_classifier(run, tmp_path):
       _variables(raw, "generator"))
 
 
+def test_saved_average_is_the_refined_average(run, tmp_path):
+  # After one update the average (warm-up decay min(0.998, 2/11)) is
+  # 2/11 of the start plus 9/11 of the updated weights; that is what the
+  # refined run's averaged T must hold.
+  out = str(tmp_path / "r")
+  refining.refine_run(run, out, {}, refining.RefineConfig(
+      steps=1, batch_size=4, learning_rate=1e-2))
+  start = _variables(rundir.restore(run, averaged=True), "classifier")
+  raw = _variables(rundir.restore(out, averaged=False), "classifier")
+  saved = _variables(rundir.restore(out, averaged=True), "classifier")
+  assert max(np.abs(a - b).max() for a, b in zip(start, raw)) > 1e-3
+  for s0, r1, got in zip(start, raw, saved):
+    np.testing.assert_allclose(got, 2 / 11 * s0 + 9 / 11 * r1, atol=1e-6)
+
+
+def test_run_without_an_average_keeps_the_refined_average_in_t(
+    tmp_path, fake, monkeypatch):
+  # A baseline run (source_only) trained without --ema_decay.
+  monkeypatch.setenv("PIXELDA_OFFLINE", "1")
+  cfg = tiny.tiny_config(
+      data=dict(mnist_dir=str(fake / "mnist"),
+                mnist_m_dir=str(fake / "mnist_m"),
+                mnist_m_variant="released", data_dir=str(tmp_path / "data"),
+                val_size=4, download=False),
+      train=dict(model_dir=str(tmp_path / "run"), train_steps=2,
+                 mode="source_only", checkpoint_every=2, eval_every=0,
+                 image_every=0, summary_every=1, quiet=True))
+  training.train(cfg, strategy=tf.distribute.get_strategy())
+  out = str(tmp_path / "r")
+  results = refining.refine_run(cfg.train.model_dir, out, {},
+                                refining.RefineConfig(**QUICK))
+  start = _variables(rundir.restore(cfg.train.model_dir), "classifier")
+  refined = rundir.restore(out)
+  assert refined.average is None
+  assert any(not np.array_equal(a, b) for a, b in zip(
+      _variables(refined, "classifier"), start))
+  assert evaluation.evaluate_model_dir(
+      out, {}, out_dir=str(tmp_path / "e"))["accuracy"] == results["accuracy"]
+
+
 def test_refinement_repeats_exactly_per_seed(run, tmp_path):
   def refined_t(name, seed):
     refining.refine_run(run, str(tmp_path / name), {},
@@ -152,6 +193,32 @@ def test_teacher_is_reset_to_the_student(run, tmp_path):
 
   assert max(kl("every_step", 1)) < 1e-6
   assert min(kl("never", 1000)) > 1e-6
+  # Reset after steps 2 and 4: steps 1 and 3 start at the teacher.
+  results = refining.refine_run(
+      run, str(tmp_path / "every_2"), {},
+      refining.RefineConfig(**{**QUICK, "eval_every": 1},
+                            teacher_reset_steps=2, learning_rate=1e-2))
+  logged = [r["teacher_kl"] for r in results["history"][1:]]
+  assert max(logged[0], logged[2]) < 1e-6 < min(logged[1], logged[3])
+
+
+def test_xla_refines_as_plain(run, tmp_path):
+  # The refined run reads jit_compile from the run's config: a copy of the
+  # run with it on refines to the same weights.
+  jit_run = str(tmp_path / "jit_run")
+  shutil.copytree(run, jit_run)
+  cfg = rundir.read_json(os.path.join(jit_run, rundir.CONFIG_FILE), None)
+  assert cfg["runtime"]["jit_compile"] is False
+  cfg["runtime"]["jit_compile"] = True
+  rundir.write_json(os.path.join(jit_run, rundir.CONFIG_FILE), cfg)
+  plain, xla = (
+      _variables(rundir.restore(refining.refine_run(
+          model_dir, str(tmp_path / name), {},
+          refining.RefineConfig(**QUICK, learning_rate=1e-2))["out"]),
+                 "classifier")
+      for model_dir, name in ((run, "plain"), (jit_run, "xla")))
+  for a, b in zip(plain, xla):
+    np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 def test_unlabelled_target_refines_with_nothing_to_score(run, tmp_path):
@@ -166,9 +233,10 @@ def test_unlabelled_target_refines_with_nothing_to_score(run, tmp_path):
 def test_non_finite_loss_writes_nothing(run, tmp_path, monkeypatch):
   monkeypatch.setattr(losses, "conditional_entropy",
                       lambda logits: tf.fill(tf.shape(logits)[:1], np.nan))
-  with pytest.raises(pixelda.NonFiniteLossError, match="step 2"):
+  # Found at the step it happens, not at the next evaluation.
+  with pytest.raises(pixelda.NonFiniteLossError, match="step 1 "):
     refining.refine_run(run, str(tmp_path / "r"), {},
-                        refining.RefineConfig(**QUICK))
+                        refining.RefineConfig(**{**QUICK, "eval_every": 0}))
   assert os.listdir(tmp_path) == []
 
 
@@ -189,33 +257,54 @@ def test_bad_settings_fail_before_reading_the_run(tmp_path, settings, message):
 
 
 def test_bad_folders_and_batches(run, tmp_path):
-  with pytest.raises(config_lib.ConfigError, match="folder of its own"):
-    refining.refine_run(run, run + "/", {}, refining.RefineConfig(**QUICK))
+  before = _digests(run)
+  parent = os.path.dirname(run)
+  os.symlink(run, tmp_path / "link")
+  for out in (run + "/", str(tmp_path / "link"), os.path.join(run, "r"),
+              parent):
+    with pytest.raises(config_lib.ConfigError, match="folder of its own"):
+      refining.refine_run(run, out, {}, refining.RefineConfig(**QUICK),
+                          overwrite=True)
+  assert _digests(run) == before
   (tmp_path / "taken").mkdir()
   with pytest.raises(FileExistsError, match="--overwrite"):
     refining.refine_run(run, str(tmp_path / "taken"), {},
                         refining.RefineConfig(**QUICK))
+  (tmp_path / "a_file").write_text("x")
+  with pytest.raises(config_lib.ConfigError, match="is a file"):
+    refining.refine_run(run, str(tmp_path / "a_file"), {},
+                        refining.RefineConfig(**QUICK), overwrite=True)
+  (tmp_path / "taken" / "old").write_text("x")
+  refining.refine_run(run, str(tmp_path / "taken"), {},
+                      refining.RefineConfig(**QUICK), overwrite=True)
+  assert sorted(os.listdir(tmp_path / "taken")) == [
+      "checkpoints", "config.json", "refine.json"]
+  with pytest.raises(FileNotFoundError, match="--checkpoint=latest"):
+    rundir.checkpoint_candidates(str(tmp_path / "taken"), "best")
   with pytest.raises(data.DataError, match="fewer than --batch_size=100000"):
     refining.refine_run(run, str(tmp_path / "r"), {},
                         refining.RefineConfig(steps=1, batch_size=100000))
 
 
-def _cli(*args):
+def _cli(*args, cwd=ROOT):
   env = dict(os.environ, PIXELDA_OFFLINE="1", PYTHONPATH=ROOT,
              TF_CPP_MIN_LOG_LEVEL="2")
   return subprocess.run([sys.executable, "-m", "pixelda_tf.refine", *args],
-                        cwd=ROOT, env=env, capture_output=True, text=True,
+                        cwd=cwd, env=env, capture_output=True, text=True,
                         timeout=120)
 
 
 def test_binary_prints_the_history_and_refuses_training_flags(run, tmp_path):
-  out = str(tmp_path / "r")
-  proc = _cli(f"--model_dir={run}", f"--out={out}", "--steps=2",
-              "--batch_size=4", "--eval_every=1", "--learning_rate=0.01")
+  # A relative --out, from another folder: the refined run reads there.
+  proc = _cli(f"--model_dir={run}", "--out=r", "--steps=2",
+              "--batch_size=4", "--eval_every=1", "--learning_rate=0.01",
+              cwd=tmp_path)
   assert proc.returncode == 0, proc.stderr[-2000:]
+  out = str(tmp_path / "r")
   lines = [json.loads(l) for l in proc.stdout.strip().splitlines()]
   assert [l["step"] for l in lines[:-1]] == [0, 1, 2]
-  assert lines[-1]["out"] == out
+  assert lines[-1]["out"] == "r"
+  assert int(rundir.restore(out).step) == 2
   settings = rundir.read_json(os.path.join(out, "refine.json"),
                               None)["settings"]
   assert (settings["steps"], settings["batch_size"], settings["eval_every"],
