@@ -1,4 +1,4 @@
-"""Flag handling shared by the evaluate, adapt and classify binaries.
+"""Flag handling shared by the evaluate, adapt, classify and refine binaries.
 
 These tools start from a trained run's config.json; only the data flags the
 user actually passed override it (`FLAGS[name].present`), and training flags

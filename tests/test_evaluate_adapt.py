@@ -25,7 +25,6 @@ from pixelda_tf import config as config_lib
 from pixelda_tf import data
 from pixelda_tf import evaluation
 from pixelda_tf import rundir
-from pixelda_tf import training
 from pixelda_tf.data import folders
 from tests import make_fake_data
 from tests import tiny
@@ -48,16 +47,7 @@ def run(tmp_path_factory):
   with pytest.MonkeyPatch.context() as mp:
     mp.setenv("PIXELDA_OFFLINE", "1")
     make_fake_data.main(fake)
-    cfg = tiny.tiny_config(
-        data=dict(mnist_dir=os.path.join(fake, "mnist"),
-                  mnist_m_dir=os.path.join(fake, "mnist_m"),
-                  mnist_m_variant="released", data_dir=str(root / "data"),
-                  val_size=VAL_SIZE, download=False),
-        train=dict(model_dir=str(root / "run"), train_steps=2,
-                   checkpoint_every=2, eval_every=0, image_every=0,
-                   summary_every=1, quiet=True, ema_decay=0.5))
-    training.train(cfg, strategy=tf.distribute.get_strategy())
-    yield cfg.train.model_dir, fake
+    yield tiny.released_run(root, fake, val_size=VAL_SIZE), fake
 
 
 def _read_png(path):

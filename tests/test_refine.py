@@ -20,7 +20,6 @@ from pixelda_tf import losses
 from pixelda_tf import pixelda
 from pixelda_tf import refining
 from pixelda_tf import rundir
-from pixelda_tf import training
 from tests import make_fake_data
 from tests import tiny
 
@@ -39,16 +38,7 @@ def run(tmp_path_factory):
   with pytest.MonkeyPatch.context() as mp:
     mp.setenv("PIXELDA_OFFLINE", "1")
     make_fake_data.main(fake)
-    cfg = tiny.tiny_config(
-        data=dict(mnist_dir=os.path.join(fake, "mnist"),
-                  mnist_m_dir=os.path.join(fake, "mnist_m"),
-                  mnist_m_variant="released", data_dir=str(root / "data"),
-                  val_size=4, download=False),
-        train=dict(model_dir=str(root / "run"), train_steps=2,
-                   checkpoint_every=2, eval_every=0, image_every=0,
-                   summary_every=1, quiet=True, ema_decay=0.5))
-    training.train(cfg, strategy=tf.distribute.get_strategy())
-    yield cfg.train.model_dir
+    yield tiny.released_run(root, fake)
 
 
 def _variables(model, net):
@@ -147,19 +137,12 @@ def test_run_without_an_average_keeps_the_refined_average_in_t(
     tmp_path, fake, monkeypatch):
   # A baseline run (source_only) trained without --ema_decay.
   monkeypatch.setenv("PIXELDA_OFFLINE", "1")
-  cfg = tiny.tiny_config(
-      data=dict(mnist_dir=str(fake / "mnist"),
-                mnist_m_dir=str(fake / "mnist_m"),
-                mnist_m_variant="released", data_dir=str(tmp_path / "data"),
-                val_size=4, download=False),
-      train=dict(model_dir=str(tmp_path / "run"), train_steps=2,
-                 mode="source_only", checkpoint_every=2, eval_every=0,
-                 image_every=0, summary_every=1, quiet=True))
-  training.train(cfg, strategy=tf.distribute.get_strategy())
+  model_dir = tiny.released_run(tmp_path, str(fake), mode="source_only",
+                                ema_decay=0.0)
   out = str(tmp_path / "r")
-  results = refining.refine_run(cfg.train.model_dir, out, {},
+  results = refining.refine_run(model_dir, out, {},
                                 refining.RefineConfig(**QUICK))
-  start = _variables(rundir.restore(cfg.train.model_dir), "classifier")
+  start = _variables(rundir.restore(model_dir), "classifier")
   refined = rundir.restore(out)
   assert refined.average is None
   assert any(not np.array_equal(a, b) for a, b in zip(

@@ -1,6 +1,7 @@
 """Tiny configurations and batches that keep the tests fast."""
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -31,6 +32,26 @@ def data_config(tmp_path, fake, **fields) -> config_lib.DataConfig:
   return config_lib.DataConfig(**{
       "data_dir": str(tmp_path / "data"), "mnist_dir": str(fake / "mnist"),
       "download": False, **fields})
+
+
+def released_run(root, fake: str, val_size: int = 4, **train) -> str:
+  """Trains a tiny 2-step run on the fake MNIST -> released MNIST-M files in
+  `fake` (make_fake_data.main) into root/run; `train` overrides TrainConfig
+  fields (default: a weight average, ema_decay=0.5). Returns the model_dir.
+  Needs PIXELDA_OFFLINE=1 set by the caller."""
+  # Imported here: tiny configs are used by tests that never train.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import training  # pylint: disable=g-import-not-at-top
+  cfg = tiny_config(
+      data=dict(mnist_dir=os.path.join(fake, "mnist"),
+                mnist_m_dir=os.path.join(fake, "mnist_m"),
+                mnist_m_variant="released", data_dir=str(root / "data"),
+                val_size=val_size, download=False),
+      train=dict(dict(model_dir=str(root / "run"), train_steps=2,
+                      checkpoint_every=2, eval_every=0, image_every=0,
+                      summary_every=1, quiet=True, ema_decay=0.5), **train))
+  training.train(cfg, strategy=tf.distribute.get_strategy())
+  return cfg.train.model_dir
 
 
 def batch(seed: int = 0, size: int = SIZE, n: int = BATCH) -> dict:
