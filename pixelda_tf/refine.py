@@ -8,10 +8,11 @@ r"""Refines a trained run's classifier on unlabelled target images (DIRT-T).
 
 A DIRT-T phase (`pixelda_tf.refining`): T alone trains on the target's train
 images, minimising its conditional entropy with KL(teacher || T), the
-teacher being T at the start and at every reset; no labels are used. Only T
-trains, so the default 3,000 steps take minutes on a 2-core CPU. --out becomes a
-new run folder (the trained run is only read); refine.json there holds the
-settings and the accuracy history, which is also printed.
+teacher being T at the start and its weight average at every reset; no
+labels are used. Only T trains, so the default 3,000 steps take minutes on
+a 2-core CPU. --out becomes a new run folder (the trained run is only
+read); refine.json there holds the settings and the accuracy history,
+which is also printed.
 
 --learning_rate, --batch_size, --beta1, --ema_decay, --eval_every and --seed
 set the phase's own values (defaults: `refining.RefineConfig`); data flags
@@ -48,7 +49,7 @@ TEACHER = flags.DEFINE_float("teacher_weight", _DEFAULTS.teacher_weight,
                              "Weight of KL(teacher || T) on target images.")
 RESET = flags.DEFINE_integer(
     "teacher_reset_steps", _DEFAULTS.teacher_reset_steps,
-    "The teacher becomes T's current weights every this many steps.")
+    "The teacher becomes T's weight average every this many steps.")
 OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")
 # Training flags that mean the same here, with the phase's own defaults.
 _SHARED = ("learning_rate", "batch_size", "beta1", "ema_decay", "eval_every")

@@ -164,25 +164,25 @@ def test_refinement_repeats_exactly_per_seed(run, tmp_path):
              for a, b in zip(refined_t("c", 1), first))
 
 
-def test_teacher_is_reset_to_the_student(run, tmp_path):
-  # Reset every step: the teacher is the student each step starts from, so
-  # KL(teacher || student) is 0 where it is logged; never reset, it grows.
-  def kl(name, reset):
+def test_teacher_is_reset_to_the_average(run, tmp_path):
+  # With an average that is the student itself (ema_decay ~ 0), a reset
+  # every step makes the teacher the student each step starts from:
+  # KL(teacher || student) is 0 where logged; never reset, it grows.
+  def kl(name, reset, ema_decay=1e-9, every=2):
     results = refining.refine_run(
         run, str(tmp_path / name), {},
-        refining.RefineConfig(**QUICK, teacher_reset_steps=reset,
+        refining.RefineConfig(**{**QUICK, "eval_every": every},
+                              teacher_reset_steps=reset, ema_decay=ema_decay,
                               learning_rate=1e-2))
     return [r["teacher_kl"] for r in results["history"][1:]]
 
   assert max(kl("every_step", 1)) < 1e-6
   assert min(kl("never", 1000)) > 1e-6
   # Reset after steps 2 and 4: steps 1 and 3 start at the teacher.
-  results = refining.refine_run(
-      run, str(tmp_path / "every_2"), {},
-      refining.RefineConfig(**{**QUICK, "eval_every": 1},
-                            teacher_reset_steps=2, learning_rate=1e-2))
-  logged = [r["teacher_kl"] for r in results["history"][1:]]
+  logged = kl("every_2", 2, every=1)
   assert max(logged[0], logged[2]) < 1e-6 < min(logged[1], logged[3])
+  # With a real average the reset teacher is the average, not the student.
+  assert min(kl("average", 1, ema_decay=0.998)) > 1e-6
 
 
 def test_xla_refines_as_plain(run, tmp_path):
