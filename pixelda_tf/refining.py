@@ -166,10 +166,9 @@ def refine_run(model_dir: str, out: str, overrides: Dict[str, Any],
 
   Returns:
     refine.json's contents: the settings, `data_overrides`, `history`
-    (step, seconds,
-    entropy, teacher_kl, val_accuracy, test_accuracy, test_accuracy_raw;
-    None for a split with no labels), `accuracy` (the final averaged T on
-    the target test split) and `accuracy_before`.
+    (step, seconds, entropy, teacher_kl, val_accuracy, test_accuracy,
+    test_accuracy_raw; None for a split with no labels), `accuracy` (the
+    final averaged T on the target test split) and `accuracy_before`.
 
   Raises:
     FileExistsError: `out` exists and not `overwrite`.
