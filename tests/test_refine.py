@@ -20,7 +20,6 @@ from pixelda_tf import losses
 from pixelda_tf import pixelda
 from pixelda_tf import refining
 from pixelda_tf import rundir
-from tests import make_fake_data
 from tests import tiny
 
 # Trains and starts processes: not in the quick tier.
@@ -31,14 +30,12 @@ QUICK = dict(steps=4, batch_size=4, eval_every=2)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-  """A tiny trained run with a weight average (ema_decay=0.5), offline."""
-  root = tmp_path_factory.mktemp("refine")
-  fake = str(root / "fake")
+def run(tmp_path_factory, fake):
+  """A tiny trained run with a weight average (ema_decay=0.5), offline, on
+  the session's fake data (only read here)."""
   with pytest.MonkeyPatch.context() as mp:
     mp.setenv("PIXELDA_OFFLINE", "1")
-    make_fake_data.main(fake)
-    yield tiny.released_run(root, fake)
+    yield tiny.released_run(tmp_path_factory.mktemp("refine"), str(fake))
 
 
 def _variables(model, net):
