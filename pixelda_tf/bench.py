@@ -150,13 +150,19 @@ def step_flops(nets, cfg: config_lib.Config) -> Dict[str, float]:
   gen_trained = (cfg.loss.style or cfg.loss.task_in_g * cfg.loss.task_adapted
                  or cfg.loss.pmse)
   # T(target), when a refinement term is weighted: t_loss only (a forward
-  # pass alone when only VAT uses it, as constants).
+  # pass alone when only VAT (as constants) or logs use it).
   w = cfg.loss
+  noisy_teacher = w.target_teacher and (w.target_teacher_shift
+                                        or w.target_teacher_noise)
   refine = (_call_flops(t, b, 1, 1, 0)
-            if w.target_entropy or w.pseudo_label or w.target_teacher
-            else _call_flops(t, b, 0, 0, 0) if w.target_vat else 0)
+            if w.target_entropy or w.pseudo_label
+            or (w.target_teacher and not noisy_teacher)
+            else _call_flops(t, b, 0, 0, 0)
+            if w.target_vat or noisy_teacher else 0)
   if w.target_teacher:
     refine += _call_flops(t, b, 0, 0, 0)  # the averaged T's forward pass
+    if noisy_teacher:
+      refine += _call_flops(t, b, 1, 1, 0)  # T on the student's view: t_loss
   if w.target_vat:
     # VAT's probe: forward and input gradient down to the images, plus the
     # forward-mode tangent (one more forward); its perturbed call: t_loss.

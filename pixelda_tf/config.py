@@ -176,8 +176,14 @@ class LossConfig:
       Valpola 2017; French et al., ICLR 2018, for domain adaptation). Both
       see the same clean image and T has no dropout, so this is temporal
       consistency only (T pulled towards its own average), without the
-      papers' input noise. Needs `TrainConfig.ema_decay` > 0; a refinement
-      beyond the paper; 0 = off.
+      papers' input noise (see `target_teacher_shift`). Needs
+      `TrainConfig.ema_decay` > 0; a refinement beyond the paper; 0 = off.
+    target_teacher_shift: with `target_teacher` weighted, T's own prediction
+      is made on a view of the target image moved by up to this many whole
+      pixels each way (edges repeated), while the teacher sees the clean
+      image: a noisy mean teacher (0 = the clean image).
+    target_teacher_noise: the std of Gaussian noise added to that view, in
+      pixel units of [-1, 1] (French et al.: 0.1; 0 = none).
     refine_start_step: the step from which `target_entropy`,
       `pseudo_label`, `target_vat` and `target_teacher` count (0 = from the
       start): a late
@@ -197,11 +203,14 @@ class LossConfig:
   target_vat: float = 0.0
   target_vat_radius: float = 3.5
   target_teacher: float = 0.0
+  target_teacher_shift: int = 0
+  target_teacher_noise: float = 0.0
   refine_start_step: int = 0
 
 
 # LossConfig fields that are not loss weights.
 _LOSS_SETTINGS = ("pmse_mask", "pseudo_label_threshold", "target_vat_radius",
+                  "target_teacher_shift", "target_teacher_noise",
                   "refine_start_step")
 
 
@@ -553,6 +562,19 @@ def validate(cfg: Config) -> Config:
           f"--target_teacher_weight={w.target_teacher}: the teacher is the "
           "weight-averaged classifier, and --ema_decay=0 keeps no average: "
           "set --ema_decay (e.g. 0.999) or drop --target_teacher_weight")
+  size = cfg.data.image_size
+  require(0 <= w.target_teacher_shift < size // 2,
+          f"--target_teacher_shift={w.target_teacher_shift}: must be >= 0 "
+          f"and under half the image side ({size}), e.g. 2")
+  require(0 <= w.target_teacher_noise < math.inf,
+          f"--target_teacher_noise={w.target_teacher_noise}: must be finite "
+          "and >= 0, e.g. 0.1")
+  require(w.target_teacher
+          or not (w.target_teacher_shift or w.target_teacher_noise),
+          f"--target_teacher_shift={w.target_teacher_shift} and "
+          f"--target_teacher_noise={w.target_teacher_noise} perturb the mean "
+          "teacher's student view, and --target_teacher_weight=0 turns the "
+          "teacher off: set --target_teacher_weight (e.g. 1) or drop them")
   require(r.num_cpu_devices >= 0, "--num_cpu_devices must be >= 0")
   require(not (r.strategy == "default" and r.num_cpu_devices > 1),
           "--num_cpu_devices > 1 only makes sense with --strategy=mirrored")

@@ -108,6 +108,14 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
                               "KL(weight-averaged T || T) on target "
                               "images, in T's loss (a mean teacher; needs "
                               "--ema_decay; beyond the paper; 0 = off)."),
+    "target_teacher_shift": ("loss", "target_teacher_shift",
+                             "Largest shift, in whole pixels each way, of "
+                             "the target view T's own prediction is made on "
+                             "in the teacher term (a noisy mean teacher; 0 = "
+                             "the teacher's clean view)."),
+    "target_teacher_noise": ("loss", "target_teacher_noise",
+                             "Std of Gaussian noise added to that view "
+                             "(images in [-1, 1]; 0 = none)."),
     "refine_start_step": ("loss", "refine_start_step",
                           "Step from which the target entropy, pseudo-label, "
                           "VAT and teacher terms count (0 = from the "

@@ -102,6 +102,28 @@ def teacher_divergence(logits: tf.Tensor,
   return tf.reduce_sum(tf.exp(log_q) * (log_q - log_p), axis=-1)
 
 
+def shifted_images(images: tf.Tensor, shifts: tf.Tensor) -> tf.Tensor:
+  """Each image translated by whole pixels, its edge rows and columns
+  repeated into the space it leaves: a noisy mean teacher's view for the
+  student (French et al., ICLR 2018: translations of up to 2 pixels).
+
+  out[b, i, j] = images[b, clip(i - dy_b, 0, H - 1), clip(j - dx_b, 0, W - 1)].
+
+  Args:
+    images: (B, H, W, C).
+    shifts: (B, 2) int32, each image's (dy, dx); positive moves the content
+      down and to the right.
+
+  Returns:
+    (B, H, W, C), the dtype of `images`.
+  """
+  h, w = tf.shape(images)[1], tf.shape(images)[2]
+  rows = tf.clip_by_value(tf.range(h)[None, :] - shifts[:, :1], 0, h - 1)
+  cols = tf.clip_by_value(tf.range(w)[None, :] - shifts[:, 1:], 0, w - 1)
+  out = tf.gather(images, rows, axis=1, batch_dims=1)
+  return tf.gather(out, cols, axis=2, batch_dims=1)
+
+
 def pseudo_label_loss(logits: tf.Tensor, threshold: float):
   """Self-training: cross-entropy of T's logits against their own argmax,
   kept only where T's top probability is at least `threshold`.

@@ -247,6 +247,24 @@ class PixelDA:
     return _replica_rows(tf.random.stateless_normal(global_shape, seed=seed),
                          local_shape[0])
 
+  def _student_view(self, step: tf.Tensor,
+                    local_shape: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """The noisy mean teacher's draws, as z is: each target image's shift
+    (B, 2) int32 in [-s, s] and its Gaussian noise (B, S, S, 3)."""
+    w = self.cfg.loss
+    global_shape = tf.concat([[self.cfg.train.batch_size], local_shape[1:]],
+                             axis=0)
+    # Two more streams than z's and VAT's.
+    seed = tf.constant(self.cfg.train.seed, tf.int64)
+    shift = tf.random.stateless_uniform(
+        [self.cfg.train.batch_size, 2], tf.stack([seed + (2 << 32), step]),
+        minval=-w.target_teacher_shift, maxval=w.target_teacher_shift + 1,
+        dtype=tf.int32)
+    noise = w.target_teacher_noise * tf.random.stateless_normal(
+        global_shape, tf.stack([seed + (3 << 32), step]))
+    return {"target_student_shift": _replica_rows(shift, local_shape[0]),
+            "target_student_noise": _replica_rows(noise, local_shape[0])}
+
   def _reduced(self, batch):
     """Runs the per-replica part; logs and gradients summed over replicas,
     batch-norm statistics averaged, as plain tensors (cross-replica)."""
@@ -258,6 +276,11 @@ class PixelDA:
       z = self._noise(step, tf.shape(batch["source_images"])[0])
       if self.pixelda and self.cfg.loss.target_vat:
         batch = {**batch, "target_vat_noise": self._vat_noise(
+            step, tf.shape(batch["target_images"]))}
+      w = self.cfg.loss
+      if self.pixelda and w.target_teacher and (w.target_teacher_shift
+                                                or w.target_teacher_noise):
+        batch = {**batch, **self._student_view(
             step, tf.shape(batch["target_images"]))}
       scales = ({n: s.dynamic_scale.value for n, s in self.loss_scalers.items()}
                 or None)
@@ -428,7 +451,9 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
       target_images (B, S, S, 3), and with `target_vat` weighted,
       target_vat_noise (B, S, S, 3), the VAT probe's random direction.
       With `target_teacher` weighted, `call.teacher` gives the weight-
-      averaged T's predictions.
+      averaged T's predictions, and with its view perturbed,
+      target_student_shift (B, 2) int32 and target_student_noise
+      (B, S, S, 3) make the view T's own prediction is made on.
     z: (B, noise_dim) in [-1, 1].
     w: the loss weights.
     mean: per-example losses (B,) -> the scalar this replica contributes.
@@ -474,8 +499,12 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
       terms += w.target_vat * vat
       refine_logs["loss/target_vat"] = vat
     if w.target_teacher:
+      student = t_target
+      if "target_student_shift" in batch:  # a noisy mean teacher
+        student = call(nets.classifier, losses.shifted_images(
+            xt, batch["target_student_shift"]) + batch["target_student_noise"])
       teacher = mean(losses.teacher_divergence(
-          t_target, call.teacher(nets.classifier, xt)))
+          student, call.teacher(nets.classifier, xt)))
       terms += w.target_teacher * teacher
       refine_logs["loss/target_teacher"] = teacher
     started = (tf.cast(step >= w.refine_start_step, tf.float32)

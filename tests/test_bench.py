@@ -46,6 +46,17 @@ def test_flop_count_matches_a_hand_count():
   teacher = bench.step_flops(nets, tiny.tiny_config(
       loss=dict(target_teacher=1.0), train=dict(ema_decay=0.9)))
   assert teacher["classifier"] - flops["classifier"] == 4 * t_fwd - t_first
+  # A noisy teacher: T(target) a forward pass (logs only), the averaged T's
+  # forward, and T on the student's view with both gradients.
+  noisy = bench.step_flops(nets, tiny.tiny_config(
+      loss=dict(target_teacher=1.0, target_teacher_shift=2),
+      train=dict(ema_decay=0.9)))
+  assert noisy["classifier"] - flops["classifier"] == 5 * t_fwd - t_first
+  # With the entropy term T(target) is trained too.
+  noisy = bench.step_flops(nets, tiny.tiny_config(
+      loss=dict(target_teacher=1.0, target_teacher_noise=0.1,
+                target_entropy=0.1), train=dict(ema_decay=0.9)))
+  assert noisy["classifier"] - flops["classifier"] == 7 * t_fwd - 2 * t_first
 
 
 def _in_process(cfg, mode, steps, warmup, matmul_size):

@@ -123,6 +123,18 @@ def test_command_line_overrides_the_flagfile_and_seeds_are_separate():
      "average: set --ema_decay"),
     (["--target_teacher_weight=1", "--ema_decay=0.99", "--mode=source_only"],
      "--mode=source_only trains without"),
+    (["--target_teacher_shift=2"], "--target_teacher_shift=2 and "
+     "--target_teacher_noise=0.0 perturb the mean teacher's student view, and "
+     "--target_teacher_weight=0 turns the teacher off"),
+    (["--target_teacher_noise=0.1"], "--target_teacher_weight=0 turns"),
+    (["--target_teacher_weight=1", "--ema_decay=0.99",
+      "--target_teacher_shift=-1"], "--target_teacher_shift=-1: must be >= 0 "
+     "and under half the image side"),
+    (["--target_teacher_weight=1", "--ema_decay=0.99",
+      "--target_teacher_shift=16"], "--target_teacher_shift=16: must be"),
+    (["--target_teacher_weight=1", "--ema_decay=0.99",
+      "--target_teacher_noise=nan"], "--target_teacher_noise=nan: must be "
+     "finite and >= 0, e.g. 0.1"),
     (["--strategy=mirrored", "--precision=mixed_float16"],
      "--precision=mixed_float16 is not supported with --strategy=mirrored"),
     (["--d_filters=0"], "--d_filters=0 and --d_max_filters=512: both must "

@@ -147,6 +147,27 @@ def test_teacher_divergence_matches_numpy_and_leaves_the_teacher_alone():
   assert tape.gradient(loss, t) is None
 
 
+def test_shifted_images_match_numpy_edge_padding_and_compile():
+  rng = np.random.default_rng(0)
+  images = rng.uniform(-1, 1, (5, 6, 7, 3)).astype(np.float32)
+  shifts = np.array([[0, 0], [2, -1], [-2, 2], [1, 3], [-5, 0]], np.int32)
+  expected = []
+  for image, (dy, dx) in zip(images, shifts):
+    # Pad by 6 with the edge values, then cut the window moved by (dy, dx).
+    padded = np.pad(image, ((6, 6), (6, 6), (0, 0)), mode="edge")
+    expected.append(padded[6 - dy:6 - dy + 6, 6 - dx:6 - dx + 7])
+  got = losses.shifted_images(tf.constant(images), tf.constant(shifts))
+  np.testing.assert_array_equal(got.numpy(), np.stack(expected))
+  np.testing.assert_array_equal(got.numpy()[0], images[0])
+  # Positive dy moves the content down (the first row repeats), negative dx
+  # to the left.
+  np.testing.assert_array_equal(got.numpy()[1, :3, :-1],
+                                images[1, [0, 0, 0], 1:])
+  xla = tf.function(losses.shifted_images, jit_compile=True)
+  np.testing.assert_array_equal(
+      xla(tf.constant(images), tf.constant(shifts)).numpy(), got.numpy())
+
+
 def test_conditional_entropy_matches_numpy():
   logits = np.array([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0], [50.0, 0.0, 0.0]],
                     np.float32)

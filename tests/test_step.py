@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pixelda_tf import pixelda
+from pixelda_tf import losses, pixelda
 from tests import tiny
 
 
@@ -102,7 +102,9 @@ def _refine_config(runtime=None, **loss):
   # target image is pseudo-labelled once the refinement stage has begun.
   return tiny.tiny_config(
       loss=dict(pseudo_label=1.0, target_entropy=0.5, target_vat=2.0,
-                target_teacher=10.0, pseudo_label_threshold=0.05, **loss),
+                target_teacher=10.0, target_teacher_shift=1,
+                target_teacher_noise=0.05, pseudo_label_threshold=0.05,
+                **loss),
       discriminator=dict(dropout_keep_prob=1.0, noise_stddev=0.0),
       train=dict(ema_decay=0.9), runtime=runtime or {})
 
@@ -199,6 +201,45 @@ def test_teacher_is_the_weight_averaged_classifier():
   p = tf.nn.softmax(t(xt, training=False)).numpy()
   with model.average.applied():
     q = tf.nn.softmax(t(xt, training=False)).numpy()
+  kl = (q * (np.log(q) - np.log(p))).sum(axis=1).mean()
+  assert kl > 1e-3
+  np.testing.assert_allclose(float(logs["loss/target_teacher"]), kl,
+                             rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_noisy_teacher_sees_the_clean_image_and_t_a_shifted_noisy_one():
+  cfg = tiny.tiny_config(loss=dict(target_teacher=1.0, target_teacher_shift=2,
+                                   target_teacher_noise=0.1),
+                         train=dict(ema_decay=0.5))
+  model = pixelda.PixelDA(cfg, tf.distribute.get_strategy())
+  model.step.assign(3)
+  # An untrained T is nearly uniform whatever it sees: make it confident,
+  # and its average (the teacher) equal to it.
+  t = model.nets.classifier
+  for v in t.trainable_variables:
+    v.assign(v * 3.0)
+  for v, a in model._teacher:
+    a.assign(v)
+  batch = tiny.batch(0)
+  logs, _ = model.gradients(next(iter(tf.data.Dataset.from_tensors(batch))))
+  xt = tf.constant(batch["target_images"])
+  draws = model._student_view(tf.constant(3, tf.int64), tf.shape(xt))
+  shift = draws["target_student_shift"].numpy()
+  noise = draws["target_student_noise"].numpy()
+  assert shift.shape == (tiny.BATCH, 2) and noise.shape == xt.shape
+  assert -2 <= shift.min() < 0 < shift.max() <= 2
+  assert 0.05 < noise.std() < 0.15
+  # A pure function of (seed, step): the same at step 3, others at step 4.
+  again = model._student_view(tf.constant(3, tf.int64), tf.shape(xt))
+  np.testing.assert_array_equal(again["target_student_noise"].numpy(), noise)
+  other = model._student_view(tf.constant(4, tf.int64), tf.shape(xt))
+  assert not np.array_equal(other["target_student_noise"].numpy(), noise)
+  # The teacher is T itself (no dropout or batch norm in T), so the whole
+  # term comes from the view: KL(T(clean) || T(shifted + noise)).
+  q = tf.nn.softmax(t(xt, training=False)).numpy()
+  view = losses.shifted_images(xt, shift) + noise
+  p = tf.nn.softmax(t(view, training=False)).numpy()
   kl = (q * (np.log(q) - np.log(p))).sum(axis=1).mean()
   assert kl > 1e-3
   np.testing.assert_allclose(float(logs["loss/target_teacher"]), kl,
