@@ -181,9 +181,11 @@ class LossConfig:
     target_teacher_shift: with `target_teacher` weighted, T's own prediction
       is made on a view of the target image moved by up to this many whole
       pixels each way (edges repeated), while the teacher sees the clean
-      image: a noisy mean teacher (0 = the clean image).
+      image: a one-sided noisy mean teacher (French et al. perturb the
+      teacher's view too, independently; 0 = the clean image).
     target_teacher_noise: the std of Gaussian noise added to that view, in
-      pixel units of [-1, 1] (French et al.: 0.1; 0 = none).
+      pixel units of [-1, 1] (French et al.'s digits: shifts of 2 and
+      noise 0.1; 0 = none).
     refine_start_step: the step from which `target_entropy`,
       `pseudo_label`, `target_vat` and `target_teacher` count (0 = from the
       start): a late
@@ -563,7 +565,9 @@ def validate(cfg: Config) -> Config:
           "weight-averaged classifier, and --ema_decay=0 keeps no average: "
           "set --ema_decay (e.g. 0.999) or drop --target_teacher_weight")
   size = cfg.data.image_size
-  require(0 <= w.target_teacher_shift < size // 2,
+  require(isinstance(w.target_teacher_shift, int)
+          and not isinstance(w.target_teacher_shift, bool)
+          and 0 <= w.target_teacher_shift < size // 2,
           f"--target_teacher_shift={w.target_teacher_shift}: must be >= 0 "
           f"and under half the image side ({size}), e.g. 2")
   require(0 <= w.target_teacher_noise < math.inf,

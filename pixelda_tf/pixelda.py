@@ -250,20 +250,24 @@ class PixelDA:
   def _student_view(self, step: tf.Tensor,
                     local_shape: tf.Tensor) -> Dict[str, tf.Tensor]:
     """The noisy mean teacher's draws, as z is: each target image's shift
-    (B, 2) int32 in [-s, s] and its Gaussian noise (B, S, S, 3)."""
+    (B, 2) int32 in [-s, s] and its Gaussian noise (B, S, S, 3), each only
+    when its setting is on."""
     w = self.cfg.loss
-    global_shape = tf.concat([[self.cfg.train.batch_size], local_shape[1:]],
-                             axis=0)
+    b = self.cfg.train.batch_size
     # Two more streams than z's and VAT's.
     seed = tf.constant(self.cfg.train.seed, tf.int64)
-    shift = tf.random.stateless_uniform(
-        [self.cfg.train.batch_size, 2], tf.stack([seed + (2 << 32), step]),
-        minval=-w.target_teacher_shift, maxval=w.target_teacher_shift + 1,
-        dtype=tf.int32)
-    noise = w.target_teacher_noise * tf.random.stateless_normal(
-        global_shape, tf.stack([seed + (3 << 32), step]))
-    return {"target_student_shift": _replica_rows(shift, local_shape[0]),
-            "target_student_noise": _replica_rows(noise, local_shape[0])}
+    draws = {}
+    if w.target_teacher_shift:
+      draws["target_student_shift"] = tf.random.stateless_uniform(
+          [b, 2], tf.stack([seed + (2 << 32), step]),
+          minval=-w.target_teacher_shift, maxval=w.target_teacher_shift + 1,
+          dtype=tf.int32)
+    if w.target_teacher_noise:
+      draws["target_student_noise"] = (
+          w.target_teacher_noise * tf.random.stateless_normal(
+              tf.concat([[b], local_shape[1:]], axis=0),
+              tf.stack([seed + (3 << 32), step])))
+    return {k: _replica_rows(v, local_shape[0]) for k, v in draws.items()}
 
   def _reduced(self, batch):
     """Runs the per-replica part; logs and gradients summed over replicas,
@@ -277,9 +281,7 @@ class PixelDA:
       if self.pixelda and self.cfg.loss.target_vat:
         batch = {**batch, "target_vat_noise": self._vat_noise(
             step, tf.shape(batch["target_images"]))}
-      w = self.cfg.loss
-      if self.pixelda and w.target_teacher and (w.target_teacher_shift
-                                                or w.target_teacher_noise):
+      if self.pixelda and _noisy_teacher(self.cfg.loss):
         batch = {**batch, **self._student_view(
             step, tf.shape(batch["target_images"]))}
       scales = ({n: s.dynamic_scale.value for n, s in self.loss_scalers.items()}
@@ -452,8 +454,9 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
       target_vat_noise (B, S, S, 3), the VAT probe's random direction.
       With `target_teacher` weighted, `call.teacher` gives the weight-
       averaged T's predictions, and with its view perturbed,
-      target_student_shift (B, 2) int32 and target_student_noise
-      (B, S, S, 3) make the view T's own prediction is made on.
+      target_student_shift (B, 2) int32 and/or target_student_noise
+      (B, S, S, 3) (each when its setting is on) make the view T's own
+      prediction is made on.
     z: (B, noise_dim) in [-1, 1].
     w: the loss weights.
     mean: per-example losses (B,) -> the scalar this replica contributes.
@@ -482,7 +485,9 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
   refine, refine_logs = tf.constant(0.0), {}
   if w.target_entropy or w.pseudo_label or w.target_vat or w.target_teacher:
     t_target = call(nets.classifier, xt)
-    if not (w.target_entropy or w.pseudo_label or w.target_teacher):
+    noisy = _noisy_teacher(w)
+    if not (w.target_entropy or w.pseudo_label
+            or (w.target_teacher and not noisy)):
       t_target = tf.stop_gradient(t_target)  # VAT's constants; logs only
     entropy = mean(losses.conditional_entropy(t_target))
     per_example, confident = losses.pseudo_label_loss(
@@ -500,9 +505,13 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
       refine_logs["loss/target_vat"] = vat
     if w.target_teacher:
       student = t_target
-      if "target_student_shift" in batch:  # a noisy mean teacher
-        student = call(nets.classifier, losses.shifted_images(
-            xt, batch["target_student_shift"]) + batch["target_student_noise"])
+      if noisy:  # T's own prediction on a perturbed view
+        view = xt
+        if w.target_teacher_shift:
+          view = losses.shifted_images(view, batch["target_student_shift"])
+        if w.target_teacher_noise:
+          view = view + batch["target_student_noise"]
+        student = call(nets.classifier, view)
       teacher = mean(losses.teacher_divergence(
           student, call.teacher(nets.classifier, xt)))
       terms += w.target_teacher * teacher
@@ -534,6 +543,12 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
   }
   return ({"discriminator": d_loss, "classifier": t_loss,
            "generator": g_loss}, logs)
+
+
+def _noisy_teacher(w: config_lib.LossConfig) -> bool:
+  """Whether the teacher term's student sees a perturbed view."""
+  return bool(w.target_teacher
+              and (w.target_teacher_shift or w.target_teacher_noise))
 
 
 def baseline_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],

@@ -198,6 +198,13 @@ def test_config_round_trips_through_json():
   assert config_lib.Config.from_dict(json.loads(cfg.to_json())) == cfg
   with pytest.raises(config_lib.ConfigError, match="unknown train"):
     config_lib.Config.from_dict({"train": {"bogus": 1}})
+  # A config.json's shift that no flag could give (absl parses an integer).
+  for shift in (1.5, True):
+    with pytest.raises(config_lib.ConfigError,
+                       match="--target_teacher_shift=(1.5|True): must be"):
+      config_lib.validate(config_lib.Config.from_dict({
+          "loss": {"target_teacher": 1.0, "target_teacher_shift": shift},
+          "train": {"ema_decay": 0.9}}))
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -102,9 +102,7 @@ def _refine_config(runtime=None, **loss):
   # target image is pseudo-labelled once the refinement stage has begun.
   return tiny.tiny_config(
       loss=dict(pseudo_label=1.0, target_entropy=0.5, target_vat=2.0,
-                target_teacher=10.0, target_teacher_shift=1,
-                target_teacher_noise=0.05, pseudo_label_threshold=0.05,
-                **loss),
+                target_teacher=10.0, pseudo_label_threshold=0.05, **loss),
       discriminator=dict(dropout_keep_prob=1.0, noise_stddev=0.0),
       train=dict(ema_decay=0.9), runtime=runtime or {})
 
@@ -248,9 +246,11 @@ def test_noisy_teacher_sees_the_clean_image_and_t_a_shifted_noisy_one():
 
 @pytest.mark.slow
 def test_refinement_under_xla_matches_plain():
-  _assert_same(_gradients_at(_refine_config(refine_start_step=1), 1),
+  # With the noisy teacher's view (the clean teacher: the start-step test).
+  noisy = dict(target_teacher_shift=1, target_teacher_noise=0.05)
+  _assert_same(_gradients_at(_refine_config(refine_start_step=1, **noisy), 1),
                _gradients_at(_refine_config(dict(jit_compile=True),
-                                            refine_start_step=1), 1))
+                                            refine_start_step=1, **noisy), 1))
 
 
 @pytest.mark.parametrize("mode,moved", [("source_only", "source_images"),
@@ -375,10 +375,12 @@ def test_two_replicas_update_like_one(jit, mirrored):
 
 @pytest.mark.slow
 def test_refinement_terms_on_two_replicas_match_one(mirrored):
-  # VAT's start directions are drawn for the global batch and sliced, as z.
-  _assert_same(_gradients(_refine_config()),
+  # VAT's start directions and the noisy teacher's shifts and noise are
+  # drawn for the global batch and sliced, as z.
+  noisy = dict(target_teacher_shift=2, target_teacher_noise=0.1)
+  _assert_same(_gradients(_refine_config(**noisy)),
                _gradients(_refine_config(dict(strategy="mirrored",
-                                              sync_batch_norm=True)),
+                                              sync_batch_norm=True), **noisy),
                           strategy=mirrored))
 
 
