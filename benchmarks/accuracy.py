@@ -30,7 +30,13 @@ A run trained in stages (each resumed from the last one's checkpoint with
 
 import json
 import os
+import sys
 
+# The checkout this script is in, before an installed pixelda_tf: its runs
+# (sweeps.child_env) and the recorded provenance are then this checkout's.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
 

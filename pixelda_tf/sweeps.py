@@ -15,21 +15,34 @@ from typing import Dict, List, Optional
 import numpy as np
 
 
+def child_env() -> Dict[str, str]:
+  """This environment, with the folder holding the pixelda_tf this process
+  imported first on PYTHONPATH: a `python -m pixelda_tf...` child then runs
+  the same code that the driver records as the result's provenance, not
+  whichever copy its working folder or an installed package would give."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  path = os.environ.get("PYTHONPATH")
+  return {**os.environ,
+          "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
 def run_train(train_args: List[str], model_dir: str,
               *extra: str) -> Optional[Dict]:
   """`python -m pixelda_tf.train` with train_args, then extra, then
-  --model_dir (rerunning resumes); returns its results.json, or None when
-  the run failed (its output, above, says why)."""
+  --model_dir (rerunning resumes), on this process's pixelda_tf
+  (`child_env`); returns its results.json, or None when the run failed
+  (its output, above, says why)."""
   cmd = [sys.executable, "-m", "pixelda_tf.train", *train_args, *extra,
          f"--model_dir={model_dir}"]
   print("running:", " ".join(cmd), flush=True)
-  if run_passing_signals(cmd):
+  if run_passing_signals(cmd, env=child_env()):
     return None
   with open(os.path.join(model_dir, "results.json")) as f:
     return json.load(f)
 
 
-def run_passing_signals(cmd: List[str]) -> int:
+def run_passing_signals(cmd: List[str],
+                        env: Optional[Dict[str, str]] = None) -> int:
   """Runs cmd and returns its exit code. SIGINT or SIGTERM sent to this
   process (a `kill` of the driver, a preempted job) is passed on to the
   run, which saves a checkpoint and stops; then the sweep stops too
@@ -42,7 +55,7 @@ def run_passing_signals(cmd: List[str]) -> int:
   runs.
   """
   if threading.current_thread() is not threading.main_thread():
-    return subprocess.run(cmd, check=False).returncode
+    return subprocess.run(cmd, check=False, env=env).returncode
   received, proc = [], None
 
   def pass_on(signum, unused_frame):
@@ -53,7 +66,7 @@ def run_passing_signals(cmd: List[str]) -> int:
   previous = {s: signal.signal(s, pass_on)
               for s in (signal.SIGINT, signal.SIGTERM)}
   try:
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, env=env)
     if received:  # Arrived before proc was set.
       proc.send_signal(received[0])
     code = proc.wait()

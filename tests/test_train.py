@@ -436,6 +436,25 @@ def test_a_signal_to_the_sweep_driver_reaches_its_run_and_stops_the_sweep(
   assert sweeps.run_passing_signals([sys.executable, "-c", "pass"]) == 0
 
 
+def test_sweep_children_run_the_drivers_pixelda_tf(tmp_path, monkeypatch):
+  # From another folder, with another pixelda_tf first on PYTHONPATH (an
+  # older checkout), a child still imports the driver's own copy.
+  from pixelda_tf import sweeps  # pylint: disable=g-import-not-at-top
+  decoy = tmp_path / "old" / "pixelda_tf"
+  decoy.mkdir(parents=True)
+  (decoy / "__init__.py").write_text("")
+  monkeypatch.setenv("PYTHONPATH", str(decoy.parent))
+  monkeypatch.chdir(tmp_path)
+  out = tmp_path / "where"
+  code = sweeps.run_passing_signals(
+      [sys.executable, "-c", "import pixelda_tf; open(%r, 'w').write("
+       "pixelda_tf.__file__)" % str(out)], env=sweeps.child_env())
+  assert code == 0
+  assert out.read_text() == os.path.join(ROOT, "pixelda_tf", "__init__.py")
+  assert sweeps.child_env()["PYTHONPATH"] == ROOT + os.pathsep + str(
+      decoy.parent)
+
+
 # --- Faults: a second process, damaged checkpoints, a full disk. ------------
 
 
