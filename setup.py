@@ -39,10 +39,11 @@ setuptools.setup(
         "cpu": ["tensorflow-cpu>=2.16,<2.22"],
         # NVIDIA GPUs: TensorFlow with its CUDA libraries from pip.
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],
-        # tfds.testing imports dill. tensorflow-serving-api is installed
+        # tfds.testing imports dill; pytest-xdist runs the suite on two
+        # workers (`-n 2`, README). tensorflow-serving-api is installed
         # separately with --no-deps (see README): it requires the `tensorflow`
         # wheel, which would be installed over tensorflow-cpu.
-        "test": ["pytest>=7", "dill"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "dill"],
         # benchmarks/accuracy.py's accuracy-vs-time plot.
         "bench": ["matplotlib"],
     },
