@@ -37,10 +37,16 @@ import tempfile
 import threading
 import time
 
+# The checkout this script is in, before an installed pixelda_tf: the code it
+# runs and records as provenance is then this checkout's.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
 
 from pixelda_tf import provenance
+from pixelda_tf import sweeps
 
 RUNS = flags.DEFINE_integer("runs", 20, "Interrupted runs.")
 STEPS = flags.DEFINE_integer("steps", 60, "Training steps of each run.")
@@ -73,7 +79,7 @@ class _Run:
     self._stdout_path = model_dir.rstrip("/") + ".stdout"
     with open(self._stdout_path, "w") as out:
       self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE,
-                                   text=True)
+                                   text=True, env=sweeps.child_env())
     self.last_step, self.first_step_at, self.stderr = 0, None, []
     self.stdout = ""
     self._reader = threading.Thread(target=self._read, daemon=True)

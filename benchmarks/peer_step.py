@@ -23,6 +23,11 @@ import statistics
 import subprocess
 import sys
 
+# The checkout this script is in, before an installed pixelda_tf: the code it
+# runs and records as provenance is then this checkout's.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
 

@@ -64,6 +64,7 @@ from pixelda_tf import config as config_lib
 from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import provenance
+from pixelda_tf import sweeps
 
 MODES = {
     # name: (strategy, jit_compile, num_cpu_devices, CPU speed layers:
@@ -363,7 +364,7 @@ def run_mode(cfg: config_lib.Config, mode: str, steps: int, warmup: int,
     cmd = [sys.executable, "-m", "pixelda_tf.bench", f"--worker={mode}",
            f"--worker_config={f.name}", f"--steps={steps}",
            f"--warmup={warmup}", f"--matmul_size={matmul_size}"]
-    env = dict(os.environ)
+    env = sweeps.child_env()  # the worker runs this process's pixelda_tf
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
                           check=False)
