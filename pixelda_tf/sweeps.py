@@ -17,12 +17,15 @@ import numpy as np
 
 def child_env() -> Dict[str, str]:
   """This environment, with the folder holding the pixelda_tf this process
-  imported first on PYTHONPATH: a `python -m pixelda_tf...` child then runs
-  the same code that the driver records as the result's provenance, not
-  whichever copy its working folder or an installed package would give."""
+  imported first on PYTHONPATH, and (Python 3.11+) PYTHONSAFEPATH set so
+  that `python -m` does not put the working folder ahead of it: a
+  `python -m pixelda_tf...` child then runs the same code that the driver
+  records as the result's provenance, not a copy in its working folder or
+  an installed package. On Python 3.10 a pixelda_tf in the working folder
+  still comes first."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   path = os.environ.get("PYTHONPATH")
-  return {**os.environ,
+  return {**os.environ, "PYTHONSAFEPATH": "1",
           "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 

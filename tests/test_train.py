@@ -437,13 +437,16 @@ def test_a_signal_to_the_sweep_driver_reaches_its_run_and_stops_the_sweep(
 
 
 def test_sweep_children_run_the_drivers_pixelda_tf(tmp_path, monkeypatch):
-  # From another folder, with another pixelda_tf first on PYTHONPATH (an
-  # older checkout), a child still imports the driver's own copy.
+  # From a folder holding another pixelda_tf (an older checkout), with yet
+  # another first on PYTHONPATH, a child still imports the driver's copy.
   from pixelda_tf import sweeps  # pylint: disable=g-import-not-at-top
-  decoy = tmp_path / "old" / "pixelda_tf"
-  decoy.mkdir(parents=True)
-  (decoy / "__init__.py").write_text("")
-  monkeypatch.setenv("PYTHONPATH", str(decoy.parent))
+  for decoy in (tmp_path / "pixelda_tf", tmp_path / "old" / "pixelda_tf"):
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("")
+  if sys.version_info < (3, 11):  # no PYTHONSAFEPATH: the folder wins
+    (tmp_path / "pixelda_tf" / "__init__.py").unlink()
+    (tmp_path / "pixelda_tf").rmdir()
+  monkeypatch.setenv("PYTHONPATH", str(tmp_path / "old"))
   monkeypatch.chdir(tmp_path)
   out = tmp_path / "where"
   code = sweeps.run_passing_signals(
@@ -452,7 +455,7 @@ def test_sweep_children_run_the_drivers_pixelda_tf(tmp_path, monkeypatch):
   assert code == 0
   assert out.read_text() == os.path.join(ROOT, "pixelda_tf", "__init__.py")
   assert sweeps.child_env()["PYTHONPATH"] == ROOT + os.pathsep + str(
-      decoy.parent)
+      tmp_path / "old")
 
 
 # --- Faults: a second process, damaged checkpoints, a full disk. ------------
