@@ -153,8 +153,7 @@ def step_flops(nets, cfg: config_lib.Config) -> Dict[str, float]:
   # T(target), when a refinement term is weighted: t_loss only (a forward
   # pass alone when only VAT (as constants) or logs use it).
   w = cfg.loss
-  noisy_teacher = w.target_teacher and (w.target_teacher_shift
-                                        or w.target_teacher_noise)
+  noisy_teacher = w.noisy_teacher
   refine = (_call_flops(t, b, 1, 1, 0)
             if w.target_entropy or w.pseudo_label
             or (w.target_teacher and not noisy_teacher)

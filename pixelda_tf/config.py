@@ -209,6 +209,12 @@ class LossConfig:
   target_teacher_noise: float = 0.0
   refine_start_step: int = 0
 
+  @property
+  def noisy_teacher(self) -> bool:
+    """Whether the teacher term's student sees a perturbed view."""
+    return bool(self.target_teacher
+                and (self.target_teacher_shift or self.target_teacher_noise))
+
 
 # LossConfig fields that are not loss weights.
 _LOSS_SETTINGS = ("pmse_mask", "pseudo_label_threshold", "target_vat_radius",

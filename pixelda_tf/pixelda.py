@@ -281,7 +281,7 @@ class PixelDA:
       if self.pixelda and self.cfg.loss.target_vat:
         batch = {**batch, "target_vat_noise": self._vat_noise(
             step, tf.shape(batch["target_images"]))}
-      if self.pixelda and _noisy_teacher(self.cfg.loss):
+      if self.pixelda and self.cfg.loss.noisy_teacher:
         batch = {**batch, **self._student_view(
             step, tf.shape(batch["target_images"]))}
       scales = ({n: s.dynamic_scale.value for n, s in self.loss_scalers.items()}
@@ -485,7 +485,7 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
   refine, refine_logs = tf.constant(0.0), {}
   if w.target_entropy or w.pseudo_label or w.target_vat or w.target_teacher:
     t_target = call(nets.classifier, xt)
-    noisy = _noisy_teacher(w)
+    noisy = w.noisy_teacher
     if not (w.target_entropy or w.pseudo_label
             or (w.target_teacher and not noisy)):
       t_target = tf.stop_gradient(t_target)  # VAT's constants; logs only
@@ -543,12 +543,6 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
   }
   return ({"discriminator": d_loss, "classifier": t_loss,
            "generator": g_loss}, logs)
-
-
-def _noisy_teacher(w: config_lib.LossConfig) -> bool:
-  """Whether the teacher term's student sees a perturbed view."""
-  return bool(w.target_teacher
-              and (w.target_teacher_shift or w.target_teacher_noise))
 
 
 def baseline_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
