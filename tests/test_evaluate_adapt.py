@@ -479,3 +479,45 @@ def test_checkpoint_ensemble_combines_the_k_newest_up_to_each_end():
   with pytest.raises(ValueError, match="K=3 needs 3 checkpoints up to step 20"):
     checkpoint_ensemble.combine([20], [10, 20, 30], probabilities, weights_of,
                                 score, [3])
+
+
+# --- benchmarks/error_sources.py ---------------------------------------------
+
+def _error_sources():
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  try:
+    import error_sources  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.pop(0)
+  return error_sources
+
+
+def test_error_sources_finds_each_test_image_among_the_released_by_bytes():
+  error_sources = _error_sources()
+  released = np.arange(4 * 2 * 2 * 3, dtype=np.uint8).reshape(4, 2, 2, 3)
+  assert error_sources.locate(released[[2, 0, 3]], released).tolist() == [
+      2, 0, 3]
+  other = released[:1].copy()
+  other[0, 0, 0, 0] = 255
+  with pytest.raises(ValueError, match="test image 1 is not among"):
+    error_sources.locate(np.concatenate([released[:1], other]), released)
+  twins = np.concatenate([released, released[1:2]])
+  with pytest.raises(ValueError, match="released images 1 and 4 are identical"):
+    error_sources.locate(released[:1], twins)
+
+
+def test_error_sources_splits_the_target_errors_by_the_other_views():
+  error_sources = _error_sources()
+  labels = np.array([0, 1, 2, 3, 4])
+  target = np.array([0, 7, 7, 7, 4])  # wrong on examples 1, 2, 3
+  source = np.array([0, 1, 9, 3, 4])  # example 2's digit is wrong too
+  adapted = np.array([[0, 1, 9, 8, 4],  # example 3 wrong on one draw of z
+                      [0, 1, 9, 3, 4]])
+  out = error_sources.tally(labels, target, source, adapted)
+  assert out["examples"] == 5 and out["target_errors"] == 3
+  assert out["accuracy"] == {"target": 0.4, "source": 0.8, "adapted": 0.7}
+  assert out["of_which_source_wrong"] == 1
+  assert out["of_which_adapted_wrong_any"] == 2
+  assert out["of_which_adapted_wrong_all"] == 1
+  assert out["of_which_right_on_source_and_every_adapted"] == 1
+  assert out["confusions"] == {"1->7": 1, "2->7": 1, "3->7": 1}

@@ -1,0 +1,161 @@
+r"""Where do a released-MNIST-M run's test errors come from?
+
+  python benchmarks/error_sources.py --model_dir=RUN/pixelda \
+      --checkpoint=RUN/pixelda/checkpoints/ckpt-64000 --z=4 \
+      --json=benchmarks/results/NAME_error_sources.json [--png=errors.png]
+
+Released MNIST-M image i was made from MNIST image i of the same split
+(benchmarks/mnistm_compare.py), so every target test image has a source
+digit. For each test image this scores T (the run's classifier; averaged
+weights when the run keeps an average) three ways:
+  target   on the released image itself (the run's test accuracy);
+  source   on its MNIST digit, prepared as the run prepares source images;
+  adapted  on G(digit, z) for --z draws of z (`evaluation.noise`, seed 0).
+A target error that T gets right on the digit and on every adapted draw is
+a domain gap that G's outputs do not cover; one that T gets wrong on the
+digit too is the digit's (a badly written or mislabelled digit).
+
+Needs a run trained with --mnist_m_variant=released and MNIST as the source;
+the test images are found in the released files by their bytes, so a
+held-out slice (--test_size) and the released test split both work.
+Read-only on the run's folder. Prints the JSON.
+"""
+
+import hashlib
+import json
+import os
+import sys
+
+# Runnable from a checkout without installing the package.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+import numpy as np  # noqa: E402
+
+MODEL_DIR = flags.DEFINE_string("model_dir", None, "A finished run's folder.")
+CHECKPOINT = flags.DEFINE_string("checkpoint", "latest",
+                                 "latest, best or a checkpoint prefix.")
+Z = flags.DEFINE_integer("z", 4, "Draws of z per digit for the adapted view.")
+JSON = flags.DEFINE_string("json", None, "Also write the result here.")
+PNG = flags.DEFINE_string("png", None, "Also write the target error images "
+                          "here (16 a row, in test order).")
+
+
+def locate(images: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+  """Position in `candidates` of each image, matched byte for byte.
+
+  Raises:
+    ValueError: an image is not among the candidates, or two candidates are
+      the same bytes (the match would be ambiguous).
+  """
+  def key(x):
+    return hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()
+  where = {}
+  for i, c in enumerate(candidates):
+    if where.setdefault(key(c), i) != i:
+      raise ValueError(f"released images {where[key(c)]} and {i} are "
+                       "identical; cannot tell which one a test image is")
+  out = []
+  for j, x in enumerate(images):
+    if key(x) not in where:
+      raise ValueError(f"test image {j} is not among the released images; "
+                       "was the run trained on another MNIST-M variant?")
+    out.append(where[key(x)])
+  return np.array(out, np.int64)
+
+
+def tally(labels, target_pred, source_pred, adapted_preds) -> dict:
+  """Splits the target errors by what T does on the same digit elsewhere.
+
+  Args:
+    labels, target_pred, source_pred: int arrays (N,).
+    adapted_preds: int array (K, N), one row per draw of z.
+  """
+  labels = np.asarray(labels)
+  target_wrong = np.asarray(target_pred) != labels
+  source_wrong = np.asarray(source_pred) != labels
+  adapted_wrong = (np.asarray(adapted_preds) != labels).sum(0)
+  k = len(adapted_preds)
+  pairs = {}
+  for i in np.nonzero(target_wrong)[0]:
+    pair = f"{labels[i]}->{target_pred[i]}"
+    pairs[pair] = pairs.get(pair, 0) + 1
+  return {
+      "examples": int(len(labels)),
+      "accuracy": {"target": float(1 - target_wrong.mean()),
+                   "source": float(1 - source_wrong.mean()),
+                   "adapted": float(1 - adapted_wrong.mean() / k)},
+      "target_errors": int(target_wrong.sum()),
+      "of_which_source_wrong": int((target_wrong & source_wrong).sum()),
+      "of_which_adapted_wrong_any": int(
+          (target_wrong & (adapted_wrong > 0)).sum()),
+      "of_which_adapted_wrong_all": int(
+          (target_wrong & (adapted_wrong == k)).sum()),
+      "of_which_right_on_source_and_every_adapted": int(
+          (target_wrong & ~source_wrong & (adapted_wrong == 0)).sum()),
+      "confusions": dict(sorted(pairs.items(), key=lambda kv: -kv[1])),
+  }
+
+
+def _predict(model, images, batch=500):
+  return np.concatenate([
+      np.argmax(np.asarray(model(images[i:i + batch], training=False)), -1)
+      for i in range(0, len(images), batch)])
+
+
+def main(argv):
+  del argv
+  from pixelda_tf import data  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import rundir  # pylint: disable=g-import-not-at-top
+  from pixelda_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+  from pixelda_tf.data import sources  # pylint: disable=g-import-not-at-top
+
+  cfg = rundir.load_config(MODEL_DIR.value)
+  if cfg.data.target != "mnist_m" or cfg.data.source != "mnist":
+    raise app.UsageError("needs a run from MNIST to the released MNIST-M")
+  test = data.load_domain(cfg.data, "target", "test")
+  released, _, _ = sources.load(cfg.data, "target")
+  split = "test" if "test_images" in released else "train"
+  where = locate(test.images, released[f"{split}_images"])
+  digits = data.load_domain(cfg.data, "source", split)
+  if not np.array_equal(digits.labels[where], test.labels):
+    raise ValueError(f"the released {split} labels differ from MNIST's at the "
+                     "same positions: not the released MNIST-M")
+  model = rundir.restore(MODEL_DIR.value, CHECKPOINT.value)
+  classifier, generator = model.nets.classifier, model.nets.generator
+  x_target = np.asarray(pipeline.to_model_range(test.images))
+  x_source = np.asarray(pipeline.to_model_range(digits.images[where],
+                                                cfg.data.image_size))
+  noise_dim = generator.inputs[1].shape[-1]
+  z = np.stack([evaluation.noise(0, int(i), Z.value, noise_dim)
+                for i in where])
+  adapted = [_predict(classifier, np.concatenate([
+      np.asarray(generator([x_source[i:i + 500], z[i:i + 500, k]],
+                           training=False))
+      for i in range(0, len(where), 500)])) for k in range(Z.value)]
+  target_pred = _predict(classifier, x_target)
+  out = {"model_dir": MODEL_DIR.value, "checkpoint": model.restored_from,
+         "step": int(model.step), "released_split": split, "z": Z.value,
+         **tally(test.labels, target_pred, _predict(classifier, x_source),
+                 np.stack(adapted))}
+  wrong = np.nonzero(target_pred != test.labels)[0]
+  out["errors_released_index"] = [int(where[i]) for i in wrong]
+  if PNG.value and len(wrong):
+    rows = -(-len(wrong) // 16)
+    grid = np.full((rows * 34, 16 * 34, 3), 255, np.uint8)
+    for n, i in enumerate(wrong):
+      r, c = divmod(n, 16)
+      grid[r * 34 + 1:r * 34 + 33, c * 34 + 1:c * 34 + 33] = test.images[i]
+    evaluation.save_png(PNG.value, grid)
+  text = json.dumps(out, indent=1)
+  print(text)
+  if JSON.value:
+    with open(JSON.value, "w", encoding="utf-8") as f:
+      f.write(text + "\n")
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("model_dir")
+  app.run(main)
