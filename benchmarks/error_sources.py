@@ -18,7 +18,7 @@ digit too is the digit's (a badly written or mislabelled digit).
 Needs a run trained with --mnist_m_variant=released and MNIST as the source;
 the test images are found in the released files by their bytes, so a
 held-out slice (--test_size) and the released test split both work.
-Read-only on the run's folder. Prints the JSON.
+Read-only on the run's folder. Prints the JSON (with the code's commit).
 """
 
 import hashlib
@@ -108,6 +108,7 @@ def main(argv):
   del argv
   from pixelda_tf import data  # pylint: disable=g-import-not-at-top
   from pixelda_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import provenance  # pylint: disable=g-import-not-at-top
   from pixelda_tf import rundir  # pylint: disable=g-import-not-at-top
   from pixelda_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   from pixelda_tf.data import sources  # pylint: disable=g-import-not-at-top
@@ -142,6 +143,7 @@ def main(argv):
                  np.stack(adapted))}
   wrong = np.nonzero(target_pred != test.labels)[0]
   out["errors_released_index"] = [int(where[i]) for i in wrong]
+  out["code"] = provenance.code_version()
   if PNG.value and len(wrong):
     rows = -(-len(wrong) // 16)
     grid = np.full((rows * 34, 16 * 34, 3), 255, np.uint8)
