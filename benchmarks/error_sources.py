@@ -33,13 +33,19 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 import numpy as np  # noqa: E402
 
-MODEL_DIR = flags.DEFINE_string("model_dir", None, "A finished run's folder.")
-CHECKPOINT = flags.DEFINE_string("checkpoint", "latest",
-                                 "latest, best or a checkpoint prefix.")
-Z = flags.DEFINE_integer("z", 4, "Draws of z per digit for the adapted view.")
-JSON = flags.DEFINE_string("json", None, "Also write the result here.")
-PNG = flags.DEFINE_string("png", None, "Also write the target error images "
-                          "here (16 a row, in test order).")
+FLAGS = flags.FLAGS
+
+
+def _define_flags():
+  """Defines the script's flags (once, from __main__: importing the module
+  for its functions must not clash with pixelda_tf's --model_dir)."""
+  flags.DEFINE_string("model_dir", None, "A finished run's folder.")
+  flags.DEFINE_string("checkpoint", "latest",
+                      "latest, best or a checkpoint prefix.")
+  flags.DEFINE_integer("z", 4, "Draws of z per digit for the adapted view.")
+  flags.DEFINE_string("json", None, "Also write the result here.")
+  flags.DEFINE_string("png", None, "Also write the target error images "
+                      "here (16 a row, in test order).")
 
 
 def locate(images: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -113,7 +119,7 @@ def main(argv):
   from pixelda_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   from pixelda_tf.data import sources  # pylint: disable=g-import-not-at-top
 
-  cfg = rundir.load_config(MODEL_DIR.value)
+  cfg = rundir.load_config(FLAGS.model_dir)
   if cfg.data.target != "mnist_m" or cfg.data.source != "mnist":
     raise app.UsageError("needs a run from MNIST to the released MNIST-M")
   test = data.load_domain(cfg.data, "target", "test")
@@ -124,40 +130,41 @@ def main(argv):
   if not np.array_equal(digits.labels[where], test.labels):
     raise ValueError(f"the released {split} labels differ from MNIST's at the "
                      "same positions: not the released MNIST-M")
-  model = rundir.restore(MODEL_DIR.value, CHECKPOINT.value)
+  model = rundir.restore(FLAGS.model_dir, FLAGS.checkpoint)
   classifier, generator = model.nets.classifier, model.nets.generator
   x_target = np.asarray(pipeline.to_model_range(test.images))
   x_source = np.asarray(pipeline.to_model_range(digits.images[where],
                                                 cfg.data.image_size))
   noise_dim = generator.inputs[1].shape[-1]
-  z = np.stack([evaluation.noise(0, int(i), Z.value, noise_dim)
+  z = np.stack([evaluation.noise(0, int(i), FLAGS.z, noise_dim)
                 for i in where])
   adapted = [_predict(classifier, np.concatenate([
       np.asarray(generator([x_source[i:i + 500], z[i:i + 500, k]],
                            training=False))
-      for i in range(0, len(where), 500)])) for k in range(Z.value)]
+      for i in range(0, len(where), 500)])) for k in range(FLAGS.z)]
   target_pred = _predict(classifier, x_target)
-  out = {"model_dir": MODEL_DIR.value, "checkpoint": model.restored_from,
-         "step": int(model.step), "released_split": split, "z": Z.value,
+  out = {"model_dir": FLAGS.model_dir, "checkpoint": model.restored_from,
+         "step": int(model.step), "released_split": split, "z": FLAGS.z,
          **tally(test.labels, target_pred, _predict(classifier, x_source),
                  np.stack(adapted))}
   wrong = np.nonzero(target_pred != test.labels)[0]
   out["errors_released_index"] = [int(where[i]) for i in wrong]
   out["code"] = provenance.code_version()
-  if PNG.value and len(wrong):
+  if FLAGS.png and len(wrong):
     rows = -(-len(wrong) // 16)
     grid = np.full((rows * 34, 16 * 34, 3), 255, np.uint8)
     for n, i in enumerate(wrong):
       r, c = divmod(n, 16)
       grid[r * 34 + 1:r * 34 + 33, c * 34 + 1:c * 34 + 33] = test.images[i]
-    evaluation.save_png(PNG.value, grid)
+    evaluation.save_png(FLAGS.png, grid)
   text = json.dumps(out, indent=1)
   print(text)
-  if JSON.value:
-    with open(JSON.value, "w", encoding="utf-8") as f:
+  if FLAGS.json:
+    with open(FLAGS.json, "w", encoding="utf-8") as f:
       f.write(text + "\n")
 
 
 if __name__ == "__main__":
+  _define_flags()
   flags.mark_flag_as_required("model_dir")
   app.run(main)

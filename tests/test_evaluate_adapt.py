@@ -7,6 +7,7 @@ flag handling (only the data flags given override config.json) and their
 one-line errors. Each subprocess pays ~5 s of TF import.
 """
 
+import importlib
 import json
 import os
 import re
@@ -484,6 +485,10 @@ def test_checkpoint_ensemble_combines_the_k_newest_up_to_each_end():
 # --- benchmarks/error_sources.py ---------------------------------------------
 
 def _error_sources():
+  # pixelda_tf's flags (--model_dir among them) are defined first, as in any
+  # process that imported the binaries: the script must not define its own
+  # on import.
+  importlib.import_module("pixelda_tf.flags")
   sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
   try:
     import error_sources  # pylint: disable=g-import-not-at-top
