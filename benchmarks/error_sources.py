@@ -7,17 +7,21 @@ r"""Where do a released-MNIST-M run's test errors come from?
 Released MNIST-M image i was made from MNIST image i of the same split
 (benchmarks/mnistm_compare.py), so every target test image has a source
 digit. For each test image this scores T (the run's classifier; averaged
-weights when the run keeps an average) three ways:
+weights when the run keeps an average; called as evaluate calls it, so
+through its target path, on all three) three ways:
   target   on the released image itself (the run's test accuracy);
-  source   on its MNIST digit, prepared as the run prepares source images;
+  source   on its MNIST digit (padded or resized as the run's source, grey
+           repeated to three channels);
   adapted  on G(digit, z) for --z draws of z (`evaluation.noise`, seed 0).
 A target error that T gets right on the digit and on every adapted draw is
-a domain gap that G's outputs do not cover; one that T gets wrong on the
-digit too is the digit's (a badly written or mislabelled digit).
+one whose digit shape T reads in the source and adapted styles but not in
+this target image's. The counts overlap (an error wrong on the digit can
+also be wrong on some z); the last one is disjoint from the others.
 
-Needs a run trained with --mnist_m_variant=released and MNIST as the source;
-the test images are found in the released files by their bytes, so a
-held-out slice (--test_size) and the released test split both work.
+Needs a run trained with --mnist_m_variant=released, MNIST as the source,
+32x32 images (the released size) and target labels; the test images are
+found in the released files by their bytes, so a held-out slice
+(--test_size) and the released test split both work.
 Read-only on the run's folder. Prints the JSON (with the code's commit).
 """
 
@@ -42,7 +46,8 @@ def _define_flags():
   flags.DEFINE_string("model_dir", None, "A finished run's folder.")
   flags.DEFINE_string("checkpoint", "latest",
                       "latest, best or a checkpoint prefix.")
-  flags.DEFINE_integer("z", 4, "Draws of z per digit for the adapted view.")
+  flags.DEFINE_integer("z", 4, "Draws of z per digit for the adapted view.",
+                       lower_bound=1)
   flags.DEFINE_string("json", None, "Also write the result here.")
   flags.DEFINE_string("png", None, "Also write the target error images "
                       "here (16 a row, in test order).")
@@ -50,6 +55,13 @@ def _define_flags():
 
 def locate(images: np.ndarray, candidates: np.ndarray) -> np.ndarray:
   """Position in `candidates` of each image, matched byte for byte.
+
+  Args:
+    images: uint8 (N, H, W, C), the images to find.
+    candidates: uint8 (M, H, W, C), where to find them.
+
+  Returns:
+    int64 (N,): for each image, its index in `candidates`.
 
   Raises:
     ValueError: an image is not among the candidates, or two candidates are
@@ -105,6 +117,7 @@ def tally(labels, target_pred, source_pred, adapted_preds) -> dict:
 
 
 def _predict(model, images, batch=500):
+  """Class indices int64 (N,) of float32 images (N, S, S, 3) in [-1, 1]."""
   return np.concatenate([
       np.argmax(np.asarray(model(images[i:i + batch], training=False)), -1)
       for i in range(0, len(images), batch)])
@@ -122,7 +135,14 @@ def main(argv):
   cfg = rundir.load_config(FLAGS.model_dir)
   if cfg.data.target != "mnist_m" or cfg.data.source != "mnist":
     raise app.UsageError("needs a run from MNIST to the released MNIST-M")
+  if cfg.data.image_size != 32:
+    raise app.UsageError(
+        f"the run's images are {cfg.data.image_size}x{cfg.data.image_size}; "
+        "the byte match needs the released 32x32 (train at --image_size=32)")
   test = data.load_domain(cfg.data, "target", "test")
+  if test.labels is None:
+    raise app.UsageError("the run's target test split has no labels "
+                         "(--target_labels=none): nothing to score")
   released, _, _ = sources.load(cfg.data, "target")
   split = "test" if "test_images" in released else "train"
   where = locate(test.images, released[f"{split}_images"])

@@ -513,16 +513,21 @@ def test_error_sources_finds_each_test_image_among_the_released_by_bytes():
 
 def test_error_sources_splits_the_target_errors_by_the_other_views():
   error_sources = _error_sources()
-  labels = np.array([0, 1, 2, 3, 4])
-  target = np.array([0, 7, 7, 7, 4])  # wrong on examples 1, 2, 3
-  source = np.array([0, 1, 9, 3, 4])  # example 2's digit is wrong too
-  adapted = np.array([[0, 1, 9, 8, 4],  # example 3 wrong on one draw of z
-                      [0, 1, 9, 3, 4]])
+  # Example: 0 right everywhere; 1 wrong on the target only; 2 wrong
+  # everywhere; 3 wrong on the target and one z; 4 right on the target, the
+  # digit wrong; 5 right on the target, both z wrong; 6 wrong on the target
+  # and the digit, every z right.
+  labels = np.array([0, 1, 2, 3, 4, 5, 6])
+  target = np.array([0, 9, 9, 9, 4, 5, 9])
+  source = np.array([0, 1, 9, 3, 9, 5, 9])
+  adapted = np.array([[0, 1, 9, 9, 4, 9, 6],
+                      [0, 1, 9, 3, 4, 9, 6]])
   out = error_sources.tally(labels, target, source, adapted)
-  assert out["examples"] == 5 and out["target_errors"] == 3
-  assert out["accuracy"] == {"target": 0.4, "source": 0.8, "adapted": 0.7}
-  assert out["of_which_source_wrong"] == 1
-  assert out["of_which_adapted_wrong_any"] == 2
-  assert out["of_which_adapted_wrong_all"] == 1
-  assert out["of_which_right_on_source_and_every_adapted"] == 1
-  assert out["confusions"] == {"1->7": 1, "2->7": 1, "3->7": 1}
+  assert out["examples"] == 7 and out["target_errors"] == 4
+  assert out["accuracy"] == pytest.approx(
+      {"target": 3 / 7, "source": 4 / 7, "adapted": 9 / 14})
+  assert out["of_which_source_wrong"] == 2  # 2 and 6, not 4
+  assert out["of_which_adapted_wrong_any"] == 2  # 2 and 3, not 5
+  assert out["of_which_adapted_wrong_all"] == 1  # 2, not 5
+  assert out["of_which_right_on_source_and_every_adapted"] == 1  # 1 only
+  assert out["confusions"] == {"1->9": 1, "2->9": 1, "3->9": 1, "6->9": 1}
