@@ -423,13 +423,17 @@ def test_load_adapted_takes_classes_from_sorted_visible_subfolders(tmp_path):
 
 # --- benchmarks/checkpoint_ensemble.py ----------------------------------------
 
-def _checkpoint_ensemble():
+def _benchmark(name: str):
+  """Imports benchmarks/<name>.py (a script folder, not a package)."""
   sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
   try:
-    import checkpoint_ensemble  # pylint: disable=g-import-not-at-top
+    return importlib.import_module(name)
   finally:
     sys.path.pop(0)
-  return checkpoint_ensemble
+
+
+def _checkpoint_ensemble():
+  return _benchmark("checkpoint_ensemble")
 
 
 def test_checkpoint_ensemble_plans_end_points_and_the_steps_they_need(
@@ -489,12 +493,7 @@ def _error_sources():
   # process that imported the binaries: the script must not define its own
   # on import.
   importlib.import_module("pixelda_tf.flags")
-  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-  try:
-    import error_sources  # pylint: disable=g-import-not-at-top
-  finally:
-    sys.path.pop(0)
-  return error_sources
+  return _benchmark("error_sources")
 
 
 def test_error_sources_finds_each_test_image_among_the_released_by_bytes():
