@@ -118,9 +118,11 @@ def tally(labels, target_pred, source_pred, adapted_preds) -> dict:
 
 def _predict(model, images, batch=500):
   """Class indices int64 (N,) of float32 images (N, S, S, 3) in [-1, 1]."""
-  return np.concatenate([
-      np.argmax(np.asarray(model(images[i:i + batch], training=False)), -1)
-      for i in range(0, len(images), batch)])
+  from pixelda_tf import evaluation  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  unlabelled = np.zeros(len(images), np.int64)
+  return evaluation.predict(model, tf.data.Dataset.from_tensor_slices(
+      (images, unlabelled)).batch(batch))[1]
 
 
 def main(argv):
