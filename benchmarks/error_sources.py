@@ -18,6 +18,19 @@ one whose digit shape T reads in the source and adapted styles but not in
 this target image's. The counts overlap (an error wrong on the digit can
 also be wrong on some z); the last one is disjoint from the others.
 
+"appearance" then asks which target looks G does not render. The released
+images were made from the MNIST digit padded to 32x32 and set to 255 where
+it is non-zero (benchmarks/mnistm_compare.py), so that layer marks the digit
+pixels of the released image (and of each G(digit, z), whose digit is where
+the run's source digit is non-zero: the same pixels when the run pads its
+digits, --smaller_images=pad, as the released presets do). Two measures, in
+grey levels: `contrast`, the mean over channels of |mean digit pixel - mean
+background pixel|, and `background_std`, the spread of the background's
+pixel values (a flat colour field is near 0, a busy photo crop 50 or more).
+For each, quantiles over the target test images and over the renders, and
+per bin the share of the target images, their errors and error rate, and the
+share of the renders.
+
 Needs a run trained with --mnist_m_variant=released, MNIST as the source,
 32x32 images (the released size) and target labels; the test images are
 found in the released files by their bytes, so a held-out slice
@@ -116,6 +129,75 @@ def tally(labels, target_pred, source_pred, adapted_preds) -> dict:
   }
 
 
+# Lower bin edges, in grey levels (0-255), for the appearance measures.
+BINS = {"contrast": (0, 20, 40, 80), "background_std": (0, 30, 40, 50, 60)}
+QUANTILES = (0.1, 0.5, 0.9, 0.99)
+
+
+def appearance(images: np.ndarray, digit: np.ndarray) -> dict:
+  """Digit contrast and background spread of each image.
+
+  Args:
+    images: uint8 (N, H, W, 3).
+    digit: bool (N, H, W), True on the digit's pixels.
+
+  Returns:
+    {"contrast": float64 (N,), "background_std": float64 (N,)}: the mean
+    over channels of |mean digit pixel - mean background pixel|, and the
+    standard deviation of the background pixels' values (all channels
+    pooled), both in grey levels.
+
+  Raises:
+    ValueError: shapes disagree, or an image has no digit or no background
+      pixel.
+  """
+  if images.ndim != 4 or images.shape[:3] != digit.shape:
+    raise ValueError(f"images {images.shape} and digit masks {digit.shape} "
+                     "do not match: give (N, H, W, C) and (N, H, W)")
+  fg = digit[..., None].astype(np.float64)
+  bg = 1.0 - fg
+  n_fg, n_bg = fg.sum((1, 2)), bg.sum((1, 2))  # (N, 1)
+  empty = np.nonzero((n_fg[:, 0] == 0) | (n_bg[:, 0] == 0))[0]
+  if len(empty):
+    raise ValueError(f"image {empty[0]} has no digit or no background pixel: "
+                     "its mask is not a released digit layer")
+  x = images.astype(np.float64)
+  fg_mean = (x * fg).sum((1, 2)) / n_fg  # (N, C)
+  bg_mean = (x * bg).sum((1, 2)) / n_bg
+  pooled = bg_mean.mean(1)[:, None, None, None]
+  var = (((x - pooled) ** 2) * bg).sum((1, 2, 3)) / (n_bg[:, 0] * x.shape[-1])
+  return {"contrast": np.abs(fg_mean - bg_mean).mean(1),
+          "background_std": np.sqrt(var)}
+
+
+def binned(target: np.ndarray, wrong: np.ndarray, rendered: np.ndarray,
+           edges) -> dict:
+  """One appearance measure over the target images and G's renders.
+
+  Args:
+    target: float (N,), the measure on the target test images.
+    wrong: bool (N,), T's errors on them.
+    rendered: float (M,), the measure on the renders (any M).
+    edges: increasing lower bin edges; the last bin is open.
+  """
+  target, wrong = np.asarray(target), np.asarray(wrong, bool)
+  rendered = np.asarray(rendered)
+  q = lambda v: {str(p): round(float(np.quantile(v, p)), 1)  # pylint: disable=unnecessary-lambda-assignment
+                 for p in QUANTILES}
+  bins = []
+  for lo, hi in zip(edges, list(edges[1:]) + [np.inf]):
+    t = (target >= lo) & (target < hi)
+    bins.append({
+        "from": lo, "to": None if hi == np.inf else hi,
+        "target_share": float(t.mean()), "errors": int(wrong[t].sum()),
+        "error_rate": float(wrong[t].mean()) if t.any() else None,
+        "rendered_share": float(((rendered >= lo) & (rendered < hi)).mean())})
+  return {"quantiles": {"target": q(target), "rendered": q(rendered),
+                        "target_errors": q(target[wrong]) if wrong.any()
+                                         else None},
+          "bins": bins}
+
+
 def _predict(model, images, batch=500):
   """Class indices int64 (N,) of float32 images (N, S, S, 3) in [-1, 1]."""
   from pixelda_tf import evaluation  # pylint: disable=g-import-not-at-top
@@ -129,6 +211,7 @@ def main(argv):
   del argv
   from pixelda_tf import data  # pylint: disable=g-import-not-at-top
   from pixelda_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import exporting  # pylint: disable=g-import-not-at-top
   from pixelda_tf import provenance  # pylint: disable=g-import-not-at-top
   from pixelda_tf import rundir  # pylint: disable=g-import-not-at-top
   from pixelda_tf.data import pipeline  # pylint: disable=g-import-not-at-top
@@ -160,15 +243,30 @@ def main(argv):
   noise_dim = generator.inputs[1].shape[-1]
   z = np.stack([evaluation.noise(0, int(i), FLAGS.z, noise_dim)
                 for i in where])
-  adapted = [_predict(classifier, np.concatenate([
+  renders = [np.concatenate([
       np.asarray(generator([x_source[i:i + 500], z[i:i + 500, k]],
                            training=False))
-      for i in range(0, len(where), 500)])) for k in range(FLAGS.z)]
+      for i in range(0, len(where), 500)]) for k in range(FLAGS.z)]
+  adapted = [_predict(classifier, r) for r in renders]
   target_pred = _predict(classifier, x_target)
   out = {"model_dir": FLAGS.model_dir, "checkpoint": model.restored_from,
          "step": int(model.step), "released_split": split, "z": FLAGS.z,
          **tally(test.labels, target_pred, _predict(classifier, x_source),
                  np.stack(adapted))}
+  # The released image's digit layer: MNIST's 28x28 digit padded, non-zero
+  # = digit. A render's digit is where the run's source digit is non-zero
+  # (the same pixels under --smaller_images=pad).
+  raw, _, _ = sources.load(cfg.data, "source")
+  layer = np.pad(raw[f"{split}_images"][where].reshape(len(where), 28, 28),
+                 ((0, 0), (2, 2), (2, 2))) > 0
+  seen = appearance(test.images, layer)
+  source_layer = digits.images[where].max(-1) > 0
+  drawn = [appearance(np.asarray(exporting.to_uint8(r)), source_layer)
+           for r in renders]
+  out["appearance"] = {
+      name: binned(seen[name], target_pred != test.labels,
+                   np.concatenate([d[name] for d in drawn]), edges)
+      for name, edges in BINS.items()}
   wrong = np.nonzero(target_pred != test.labels)[0]
   out["errors_released_index"] = [int(where[i]) for i in wrong]
   out["code"] = provenance.code_version()

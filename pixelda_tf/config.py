@@ -121,11 +121,15 @@ class DiscriminatorConfig:
     max_filters: cap on the channel count (512 in the paper).
     dropout_keep_prob: keep probability of the dropout after each conv.
     noise_stddev: stddev of the Gaussian noise after each conv.
+    minibatch_std: append, before the logit, one channel holding how much
+      the batch's last features vary across its images (Karras et al.
+      2018); not in the paper, off by default.
   """
   filters: int = 64
   max_filters: int = 512
   dropout_keep_prob: float = 0.9
   noise_stddev: float = 0.2
+  minibatch_std: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

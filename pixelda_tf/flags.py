@@ -76,6 +76,11 @@ _FLAGS: Dict[str, Tuple[str, str, str]] = {
                             "Keep probability of the dropout after each conv."),
     "d_noise_stddev": ("discriminator", "noise_stddev",
                        "Stddev of the Gaussian noise after each conv."),
+    "d_minibatch_std": ("discriminator", "minibatch_std",
+                        "Give D a feature of how varied each batch is "
+                        "(minibatch standard deviation, Karras et al. 2018; "
+                        "not in the paper): against a generator that drops "
+                        "part of the target's looks."),
     # Classifier.
     "num_classes": ("classifier", "num_classes", "Number of classes."),
     "private_source_layer": ("classifier", "private_source_layer",

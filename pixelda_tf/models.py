@@ -9,7 +9,9 @@ default), and a layer followed by batch norm has no bias.
 Every factory takes explicit sizes, returns a named `keras.Model` built only
 from Keras built-in layers (so `.keras` files load with plain
 `keras.models.load_model`), and draws each layer's initial weights from its
-own seed derived from `seed`.
+own seed derived from `seed`. The exceptions are never exported: D's
+optional `MinibatchStd` and the CPU layers of `cpu_layers` (replaced by
+built-ins on export).
 
 Every factory also takes `dtype`, a Keras dtype policy (`None` for the
 global one, float32 unless someone changed it): with `mixed_bfloat16` or
@@ -37,6 +39,38 @@ DType = Optional[Union[str, keras.DTypePolicy]]
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-3
 INIT_STDDEV = 0.02
+
+
+@keras.saving.register_keras_serializable(package="pixelda_tf")
+class MinibatchStd(layers.Layer):
+  """Appends one channel: how much the batch's features vary across images.
+
+  The standard deviation over the batch of each feature (per position and
+  channel), averaged to one number and broadcast to every image and
+  position (Karras et al. 2018, "Progressive growing of GANs", section 3,
+  with one group: the whole per-replica batch). A discriminator that sees
+  it can tell a batch of real images from a generated batch that covers
+  only part of their variety. Computed in float32 under mixed precision.
+  """
+
+  def __init__(self, epsilon: float = 1e-8, **kwargs):
+    super().__init__(**kwargs)
+    self.epsilon = epsilon
+
+  def call(self, x):
+    x32 = keras.ops.cast(x, "float32")
+    std = keras.ops.sqrt(keras.ops.var(x32, axis=0) + self.epsilon)
+    shape = keras.ops.shape(x)
+    spread = keras.ops.broadcast_to(keras.ops.mean(std),
+                                    (shape[0], shape[1], shape[2], 1))
+    return keras.ops.concatenate([x, keras.ops.cast(spread, x.dtype)], -1)
+
+  def compute_output_shape(self, input_shape):
+    channels = input_shape[-1]
+    return (*input_shape[:-1], None if channels is None else channels + 1)
+
+  def get_config(self):
+    return {**super().get_config(), "epsilon": self.epsilon}
 
 
 class _Seeds:
@@ -153,7 +187,8 @@ def build_discriminator(image_size: int = 32,
   3x3 conv 64 stride 1 + leaky ReLU 0.2 (no BN), then stride-2 3x3 convs with
   BN + leaky ReLU, doubling the width up to `max_filters`, until 4x4; after
   every conv, dropout and Gaussian noise (active only with training=True);
-  flatten; dense to one logit.
+  with `cfg.minibatch_std` one more channel from `MinibatchStd`; flatten;
+  dense to one logit.
 
   Input: float32 (B, S, S, 3) in [-1, 1]. Output: float32 (B, 1) logits.
   """
@@ -185,6 +220,8 @@ def build_discriminator(image_size: int = 32,
     x = layers.LeakyReLU(0.2, name=f"conv{i}_lrelu", dtype=dtype)(x)
     x = regularise(x, f"conv{i}")
     size, i = (size + 1) // 2, i + 1
+  if cfg.minibatch_std:
+    x = MinibatchStd(name="minibatch_std", dtype=dtype)(x)
   x = layers.Flatten(name="flatten", dtype=dtype)(x)
   logit = layers.Dense(1, kernel_initializer=seeds.init(), name="logit",
                        dtype=_output_dtype(dtype))(x)

@@ -530,3 +530,58 @@ def test_error_sources_splits_the_target_errors_by_the_other_views():
   assert out["of_which_adapted_wrong_all"] == 1  # 2, not 5
   assert out["of_which_right_on_source_and_every_adapted"] == 1  # 1 only
   assert out["confusions"] == {"1->9": 1, "2->9": 1, "3->9": 1, "6->9": 1}
+
+
+def test_error_sources_appearance_matches_a_per_image_reference():
+  error_sources = _error_sources()
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (5, 8, 8, 3)).astype(np.uint8)
+  digit = rng.random((5, 8, 8)) < 0.3
+  digit[:, 0, 0], digit[:, 0, 1] = True, False  # never empty, never full
+  out = error_sources.appearance(images, digit)
+  for i in range(5):
+    x = images[i].astype(np.float64)
+    fg, bg = x[digit[i]], x[~digit[i]]  # (pixels, 3)
+    assert out["contrast"][i] == pytest.approx(
+        np.abs(fg.mean(0) - bg.mean(0)).mean())
+    assert out["background_std"][i] == pytest.approx(bg.std())
+  # A flat background has no spread whatever its colour; the contrast is
+  # the digit's distance from it in grey levels.
+  flat = np.full((1, 4, 4, 3), 40, np.uint8)
+  mask = np.zeros((1, 4, 4), bool)
+  mask[0, 1:3, 1:3] = True
+  flat[0, 1:3, 1:3] = (240, 40, 40)
+  out = error_sources.appearance(flat, mask)
+  assert out["background_std"][0] == 0.0
+  assert out["contrast"][0] == pytest.approx(200 / 3)
+
+
+def test_error_sources_appearance_rejects_masks_that_are_no_digit_layer():
+  error_sources = _error_sources()
+  images = np.zeros((2, 4, 4, 3), np.uint8)
+  mask = np.zeros((2, 4, 4), bool)
+  mask[0, 0, 0] = True
+  with pytest.raises(ValueError, match="image 1 has no digit or no background"):
+    error_sources.appearance(images, mask)
+  with pytest.raises(ValueError, match=r"do not match.*\(N, H, W, C\)"):
+    error_sources.appearance(images, mask[:, :3])
+
+
+def test_error_sources_bins_shares_errors_and_renders():
+  error_sources = _error_sources()
+  target = np.array([5.0, 15, 25, 35, 90])
+  wrong = np.array([True, False, True, True, False])
+  rendered = np.array([1.0, 2, 3, 95])
+  out = error_sources.binned(target, wrong, rendered, (0, 10, 30))
+  assert [(b["from"], b["to"]) for b in out["bins"]] == [
+      (0, 10), (10, 30), (30, None)]
+  assert [b["target_share"] for b in out["bins"]] == [0.2, 0.4, 0.4]
+  assert [b["errors"] for b in out["bins"]] == [1, 1, 1]
+  assert [b["error_rate"] for b in out["bins"]] == [1.0, 0.5, 0.5]
+  assert [b["rendered_share"] for b in out["bins"]] == [0.75, 0.0, 0.25]
+  assert out["quantiles"]["target_errors"]["0.5"] == 25.0
+  assert out["quantiles"]["rendered"]["0.1"] == pytest.approx(1.3)
+  empty = error_sources.binned(target, wrong, rendered, (0, 10, 30, 50, 80))
+  assert empty["bins"][3]["error_rate"] is None  # no target image in [50, 80)
+  assert error_sources.binned(target, np.zeros(5, bool), rendered, (0,))[
+      "quantiles"]["target_errors"] is None

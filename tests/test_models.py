@@ -176,3 +176,42 @@ def test_speed_layers_round_trip_through_keras_files(tmp_path):
   assert isinstance(loaded.get_layer("conv1"), cpu_layers.Stride2Conv2D)
   np.testing.assert_allclose(loaded(x, training=False).numpy(),
                              d(x, training=False).numpy(), rtol=1e-6)
+
+
+def test_minibatch_std_appends_the_batch_spread_as_numpy_computes_it():
+  x = np.random.default_rng(1).normal(size=(5, 4, 4, 3)).astype("float32")
+  out = np.asarray(models.MinibatchStd()(x))
+  assert out.shape == (5, 4, 4, 4)
+  np.testing.assert_array_equal(out[..., :3], x)
+  expected = np.sqrt(x.var(axis=0) + 1e-8).mean()
+  np.testing.assert_allclose(out[..., 3], np.full((5, 4, 4), expected),
+                             rtol=1e-5)
+  # bfloat16 in, bfloat16 out (the spread is computed in float32).
+  low = models.MinibatchStd(dtype="mixed_bfloat16")(x)
+  assert keras.backend.standardize_dtype(low.dtype) == "bfloat16"
+
+
+@pytest.mark.parametrize("minibatch_std", [False, True])
+def test_minibatch_std_makes_d_see_the_rest_of_the_batch(minibatch_std):
+  cfg = config_lib.DiscriminatorConfig(filters=8, max_filters=32,
+                                       minibatch_std=minibatch_std)
+  d = models.build_discriminator(16, cfg)
+  assert any(l.name == "minibatch_std" for l in d.layers) == minibatch_std
+  x = np.random.default_rng(2).uniform(-1, 1, (4, 16, 16, 3)).astype("f")
+  other = x.copy()
+  other[1:] = 0.0  # the same first image in a batch with no variety
+  first, alone = d(x)[0], d(other)[0]
+  # Inference mode: BN uses its moving statistics, so without the layer an
+  # image's logit does not depend on the others.
+  assert (not np.allclose(first, alone, atol=1e-6)) == minibatch_std
+  assert d(x).shape == (4, 1)
+
+
+def test_minibatch_std_round_trips_through_a_keras_file(tmp_path):
+  cfg = config_lib.DiscriminatorConfig(filters=8, max_filters=32,
+                                       minibatch_std=True)
+  d = models.build_discriminator(16, cfg)
+  d.save(tmp_path / "d.keras")
+  again = keras.models.load_model(tmp_path / "d.keras")
+  x = np.random.default_rng(3).uniform(-1, 1, (3, 16, 16, 3)).astype("f")
+  np.testing.assert_allclose(again(x), d(x), rtol=1e-6)

@@ -172,6 +172,21 @@ def test_vat_alone_reaches_only_the_classifier_and_compiles_in_bfloat16():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("runtime", [
+    dict(), dict(precision="mixed_bfloat16", jit_compile=True),
+    dict(precision="mixed_bfloat16", fused_batch_norm=True,
+         split_conv_grad=True)])
+def test_minibatch_std_discriminator_trains_in_every_step_form(runtime):
+  model, before, after, logs = _run(tiny.tiny_config(
+      discriminator=dict(minibatch_std=True), runtime=runtime), steps=1)
+  assert model.nets.discriminator.get_layer("minibatch_std")
+  for net in ("generator", "discriminator", "classifier"):
+    assert _changed(before, after, net), net
+  for k, v in logs.items():
+    assert np.isfinite(float(v)), k
+
+
+@pytest.mark.slow
 def test_teacher_is_the_weight_averaged_classifier():
   model, _, _, _ = _run(tiny.tiny_config(loss=dict(target_teacher=1.0),
                                          train=dict(ema_decay=0.5)), steps=2)
