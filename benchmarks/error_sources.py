@@ -57,13 +57,17 @@ def _define_flags():
   """Defines the script's flags (once, from __main__: importing the module
   for its functions must not clash with pixelda_tf's --model_dir)."""
   flags.DEFINE_string("model_dir", None, "A finished run's folder.")
-  flags.DEFINE_string("checkpoint", "latest",
-                      "latest, best or a checkpoint prefix.")
+  flags.DEFINE_list("checkpoint", ["latest"],
+                    "latest, best or a checkpoint prefix; several, comma-"
+                    "separated, give one JSON with a list \"checkpoints\" "
+                    "(the data are loaded once; a prefix may be in another "
+                    "run folder with the same networks, e.g. a fork's).")
   flags.DEFINE_integer("z", 4, "Draws of z per digit for the adapted view.",
                        lower_bound=1)
   flags.DEFINE_string("json", None, "Also write the result here.")
   flags.DEFINE_string("png", None, "Also write the target error images "
-                      "here (16 a row, in test order).")
+                      "here (16 a row, in test order; of the last "
+                      "checkpoint).")
 
 
 def locate(images: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -235,24 +239,9 @@ def main(argv):
   if not np.array_equal(digits.labels[where], test.labels):
     raise ValueError(f"the released {split} labels differ from MNIST's at the "
                      "same positions: not the released MNIST-M")
-  model = rundir.restore(FLAGS.model_dir, FLAGS.checkpoint)
-  classifier, generator = model.nets.classifier, model.nets.generator
   x_target = np.asarray(pipeline.to_model_range(test.images))
   x_source = np.asarray(pipeline.to_model_range(digits.images[where],
                                                 cfg.data.image_size))
-  noise_dim = generator.inputs[1].shape[-1]
-  z = np.stack([evaluation.noise(0, int(i), FLAGS.z, noise_dim)
-                for i in where])
-  renders = [np.concatenate([
-      np.asarray(generator([x_source[i:i + 500], z[i:i + 500, k]],
-                           training=False))
-      for i in range(0, len(where), 500)]) for k in range(FLAGS.z)]
-  adapted = [_predict(classifier, r) for r in renders]
-  target_pred = _predict(classifier, x_target)
-  out = {"model_dir": FLAGS.model_dir, "checkpoint": model.restored_from,
-         "step": int(model.step), "released_split": split, "z": FLAGS.z,
-         **tally(test.labels, target_pred, _predict(classifier, x_source),
-                 np.stack(adapted))}
   # The released image's digit layer: MNIST's 28x28 digit padded, non-zero
   # = digit. A render's digit is where the run's source digit is non-zero
   # (the same pixels under --smaller_images=pad).
@@ -261,16 +250,49 @@ def main(argv):
                  ((0, 0), (2, 2), (2, 2))) > 0
   seen = appearance(test.images, layer)
   source_layer = digits.images[where].max(-1) > 0
-  drawn = [appearance(np.asarray(exporting.to_uint8(r)), source_layer)
-           for r in renders]
-  out["appearance"] = {
-      name: binned(seen[name], target_pred != test.labels,
-                   np.concatenate([d[name] for d in drawn]), edges)
-      for name, edges in BINS.items()}
-  wrong = np.nonzero(target_pred != test.labels)[0]
-  out["errors_released_index"] = [int(where[i]) for i in wrong]
-  out["code"] = provenance.code_version()
-  if FLAGS.png and len(wrong):
+
+  def score(checkpoint):
+    model = rundir.restore(FLAGS.model_dir, checkpoint)
+    classifier, generator = model.nets.classifier, model.nets.generator
+    noise_dim = generator.inputs[1].shape[-1]
+    z = np.stack([evaluation.noise(0, int(i), FLAGS.z, noise_dim)
+                  for i in where])
+    renders = [np.concatenate([
+        np.asarray(generator([x_source[i:i + 500], z[i:i + 500, k]],
+                             training=False))
+        for i in range(0, len(where), 500)]) for k in range(FLAGS.z)]
+    target_pred = _predict(classifier, x_target)
+    out = {"model_dir": FLAGS.model_dir, "checkpoint": model.restored_from,
+           "step": int(model.step), "released_split": split, "z": FLAGS.z,
+           **tally(test.labels, target_pred, _predict(classifier, x_source),
+                   np.stack([_predict(classifier, r) for r in renders]))}
+    drawn = [appearance(np.asarray(exporting.to_uint8(r)), source_layer)
+             for r in renders]
+    out["appearance"] = {
+        name: binned(seen[name], target_pred != test.labels,
+                     np.concatenate([d[name] for d in drawn]), edges)
+        for name, edges in BINS.items()}
+    wrong = np.nonzero(target_pred != test.labels)[0]
+    out["errors_released_index"] = [int(where[i]) for i in wrong]
+    busy = [b for b in out["appearance"]["background_std"]["bins"]
+            if b["from"] >= 50]
+    print(f"step {out['step']}: target {out['accuracy']['target']:.2%}, "
+          f"{out['target_errors']} errors ({sum(b['errors'] for b in busy)} "
+          "on a background spread of 50 or more); background spread >= 50: "
+          f"{sum(b['target_share'] for b in busy):.1%} of the target images, "
+          f"{sum(b['rendered_share'] for b in busy):.2%} of G's renders",
+          file=sys.stderr, flush=True)
+    return out, wrong
+
+  results = [score(c) for c in FLAGS.checkpoint]
+  if len(results) == 1:
+    out, wrong = results[0]
+    out["code"] = provenance.code_version()
+  else:
+    out = {"checkpoints": [r for r, _ in results],
+           "code": provenance.code_version()}
+  if FLAGS.png and len(results[-1][1]):
+    wrong = results[-1][1]
     rows = -(-len(wrong) // 16)
     grid = np.full((rows * 34, 16 * 34, 3), 255, np.uint8)
     for n, i in enumerate(wrong):
