@@ -26,7 +26,8 @@ the run's source digit is non-zero: the same pixels when the run pads its
 digits, --smaller_images=pad, as the released presets do). Two measures, in
 grey levels: `contrast`, the mean over channels of |mean digit pixel - mean
 background pixel|, and `background_std`, the spread of the background's
-pixel values (a flat colour field is near 0, a busy photo crop 50 or more).
+pixel values, each channel about its own mean (a flat field of any colour
+is 0, a busy photo crop 40 or more).
 For each, quantiles over the target test images and over the renders, and
 per bin the share of the target images, their errors and error rate, and the
 share of the renders.
@@ -148,8 +149,9 @@ def appearance(images: np.ndarray, digit: np.ndarray) -> dict:
   Returns:
     {"contrast": float64 (N,), "background_std": float64 (N,)}: the mean
     over channels of |mean digit pixel - mean background pixel|, and the
-    standard deviation of the background pixels' values (all channels
-    pooled), both in grey levels.
+    background's texture: the root of the mean over channels of each
+    channel's variance over the background pixels (a flat field of any
+    colour is 0), both in grey levels.
 
   Raises:
     ValueError: shapes disagree, or an image has no digit or no background
@@ -168,10 +170,10 @@ def appearance(images: np.ndarray, digit: np.ndarray) -> dict:
   x = images.astype(np.float64)
   fg_mean = (x * fg).sum((1, 2)) / n_fg  # (N, C)
   bg_mean = (x * bg).sum((1, 2)) / n_bg
-  pooled = bg_mean.mean(1)[:, None, None, None]
-  var = (((x - pooled) ** 2) * bg).sum((1, 2, 3)) / (n_bg[:, 0] * x.shape[-1])
+  # Each channel about its own mean: a flat coloured field has no spread.
+  var = (((x - bg_mean[:, None, None, :]) ** 2) * bg).sum((1, 2)) / n_bg
   return {"contrast": np.abs(fg_mean - bg_mean).mean(1),
-          "background_std": np.sqrt(var)}
+          "background_std": np.sqrt(var.mean(1))}
 
 
 def binned(target: np.ndarray, wrong: np.ndarray, rendered: np.ndarray,

@@ -544,16 +544,18 @@ def test_error_sources_appearance_matches_a_per_image_reference():
     fg, bg = x[digit[i]], x[~digit[i]]  # (pixels, 3)
     assert out["contrast"][i] == pytest.approx(
         np.abs(fg.mean(0) - bg.mean(0)).mean())
-    assert out["background_std"][i] == pytest.approx(bg.std())
+    assert out["background_std"][i] == pytest.approx(
+        np.sqrt(bg.var(0).mean()))
   # A flat background has no spread whatever its colour; the contrast is
   # the digit's distance from it in grey levels.
-  flat = np.full((1, 4, 4, 3), 40, np.uint8)
+  flat = np.zeros((1, 4, 4, 3), np.uint8)
+  flat[0] = (200, 40, 40)
   mask = np.zeros((1, 4, 4), bool)
   mask[0, 1:3, 1:3] = True
-  flat[0, 1:3, 1:3] = (240, 40, 40)
+  flat[0, 1:3, 1:3] = (0, 40, 100)
   out = error_sources.appearance(flat, mask)
   assert out["background_std"][0] == 0.0
-  assert out["contrast"][0] == pytest.approx(200 / 3)
+  assert out["contrast"][0] == pytest.approx(260 / 3)
 
 
 def test_error_sources_appearance_rejects_masks_that_are_no_digit_layer():

@@ -213,5 +213,7 @@ def test_minibatch_std_round_trips_through_a_keras_file(tmp_path):
   d = models.build_discriminator(16, cfg)
   d.save(tmp_path / "d.keras")
   again = keras.models.load_model(tmp_path / "d.keras")
+  layer = models.MinibatchStd(epsilon=0.5)
+  assert models.MinibatchStd.from_config(layer.get_config()).epsilon == 0.5
   x = np.random.default_rng(3).uniform(-1, 1, (3, 16, 16, 3)).astype("f")
   np.testing.assert_allclose(again(x), d(x), rtol=1e-6)
