@@ -264,6 +264,7 @@ def main(argv):
                              training=False))
         for i in range(0, len(where), 500)]) for k in range(FLAGS.z)]
     target_pred = _predict(classifier, x_target)
+    is_wrong = target_pred != test.labels
     out = {"model_dir": FLAGS.model_dir, "checkpoint": model.restored_from,
            "step": int(model.step), "released_split": split, "z": FLAGS.z,
            **tally(test.labels, target_pred, _predict(classifier, x_source),
@@ -271,10 +272,10 @@ def main(argv):
     drawn = [appearance(np.asarray(exporting.to_uint8(r)), source_layer)
              for r in renders]
     out["appearance"] = {
-        name: binned(seen[name], target_pred != test.labels,
+        name: binned(seen[name], is_wrong,
                      np.concatenate([d[name] for d in drawn]), edges)
         for name, edges in BINS.items()}
-    wrong = np.nonzero(target_pred != test.labels)[0]
+    wrong = np.nonzero(is_wrong)[0]
     out["errors_released_index"] = [int(where[i]) for i in wrong]
     busy = [b for b in out["appearance"]["background_std"]["bins"]
             if b["from"] >= 50]
