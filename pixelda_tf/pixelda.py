@@ -450,13 +450,8 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
     call: runs a network in training mode (`StatelessCalls`).
     nets: the networks.
     batch: source_images (B, S, S, 3) in [-1, 1], source_labels (B,) int,
-      target_images (B, S, S, 3), and with `target_vat` weighted,
-      target_vat_noise (B, S, S, 3), the VAT probe's random direction.
-      With `target_teacher` weighted, `call.teacher` gives the weight-
-      averaged T's predictions, and with its view perturbed,
-      target_student_shift (B, 2) int32 and/or target_student_noise
-      (B, S, S, 3) (each when its setting is on) make the view T's own
-      prediction is made on.
+      target_images (B, S, S, 3), and what the refinement terms read
+      (`target_refinement`).
     z: (B, noise_dim) in [-1, 1].
     w: the loss weights.
     mean: per-example losses (B,) -> the scalar this replica contributes.
@@ -480,45 +475,7 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
   style = mean(losses.generator_adversarial_loss(d_fake))
   task_source = mean(losses.task_loss(ys, t_source))
   task_adapted = mean(losses.task_loss(ys, t_adapted))
-  # Optional refinements on unlabelled target images (beyond the paper).
-  # Before refine_start_step they are computed and logged but weighted 0.
-  refine, refine_logs = tf.constant(0.0), {}
-  if w.target_entropy or w.pseudo_label or w.target_vat or w.target_teacher:
-    t_target = call(nets.classifier, xt)
-    noisy = w.noisy_teacher
-    if not (w.target_entropy or w.pseudo_label
-            or (w.target_teacher and not noisy)):
-      t_target = tf.stop_gradient(t_target)  # VAT's constants; logs only
-    entropy = mean(losses.conditional_entropy(t_target))
-    per_example, confident = losses.pseudo_label_loss(
-        t_target, w.pseudo_label_threshold)
-    pseudo = mean(per_example)
-    terms = w.target_entropy * entropy + w.pseudo_label * pseudo
-    refine_logs = {"loss/target_entropy": entropy, "loss/pseudo_label": pseudo,
-                   "accuracy/pseudo_labelled": mean(confident)}
-    if w.target_vat:
-      vat = mean(losses.virtual_adversarial_loss(
-          lambda x: call(nets.classifier, x), xt, t_target,
-          batch["target_vat_noise"], w.target_vat_radius,
-          lambda x: call(nets.probe_classifier, x, nets.classifier)))
-      terms += w.target_vat * vat
-      refine_logs["loss/target_vat"] = vat
-    if w.target_teacher:
-      student = t_target
-      if noisy:  # T's own prediction on a perturbed view
-        view = xt
-        if w.target_teacher_shift:
-          view = losses.shifted_images(view, batch["target_student_shift"])
-        if w.target_teacher_noise:
-          view = view + batch["target_student_noise"]
-        student = call(nets.classifier, view)
-      teacher = mean(losses.teacher_divergence(
-          student, call.teacher(nets.classifier, xt)))
-      terms += w.target_teacher * teacher
-      refine_logs["loss/target_teacher"] = teacher
-    started = (tf.cast(step >= w.refine_start_step, tf.float32)
-               if w.refine_start_step else 1.0)
-    refine = started * terms
+  refine, refine_logs = target_refinement(call, nets, batch, w, mean, step)
   pmse = tf.constant(0.0)
   if w.pmse:
     mask = losses.foreground_mask(xs) if w.pmse_mask == "foreground" else None
@@ -543,6 +500,64 @@ def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],
   }
   return ({"discriminator": d_loss, "classifier": t_loss,
            "generator": g_loss}, logs)
+
+
+def target_refinement(call, nets: models.Networks,
+                      batch: Dict[str, tf.Tensor], w: config_lib.LossConfig,
+                      mean, step: tf.Tensor):
+  """T's optional terms on unlabelled target images (beyond the paper).
+
+  Conditional entropy, confident pseudo-labels, VAT and a mean teacher, each
+  at its weight in `w`; before `w.refine_start_step` they are computed and
+  logged but weighted 0. Arguments as `pixelda_losses`; `batch` also holds,
+  with `target_vat` weighted, target_vat_noise (B, S, S, 3), the VAT
+  probe's random direction, and with the teacher's view perturbed,
+  target_student_shift (B, 2) int32 and/or target_student_noise
+  (B, S, S, 3) (each when its setting is on), which make the view T's own
+  prediction is made on; `call.teacher` gives the weight-averaged T's.
+
+  Returns:
+    (the scalar added to T's loss, its logs); (0, {}) with every term off.
+  """
+  if not (w.target_entropy or w.pseudo_label or w.target_vat
+          or w.target_teacher):
+    return tf.constant(0.0), {}
+  xt = batch["target_images"]
+  t_target = call(nets.classifier, xt)
+  noisy = w.noisy_teacher
+  if not (w.target_entropy or w.pseudo_label
+          or (w.target_teacher and not noisy)):
+    t_target = tf.stop_gradient(t_target)  # VAT's constants; logs only
+  entropy = mean(losses.conditional_entropy(t_target))
+  per_example, confident = losses.pseudo_label_loss(
+      t_target, w.pseudo_label_threshold)
+  pseudo = mean(per_example)
+  terms = w.target_entropy * entropy + w.pseudo_label * pseudo
+  logs = {"loss/target_entropy": entropy, "loss/pseudo_label": pseudo,
+          "accuracy/pseudo_labelled": mean(confident)}
+  if w.target_vat:
+    vat = mean(losses.virtual_adversarial_loss(
+        lambda x: call(nets.classifier, x), xt, t_target,
+        batch["target_vat_noise"], w.target_vat_radius,
+        lambda x: call(nets.probe_classifier, x, nets.classifier)))
+    terms += w.target_vat * vat
+    logs["loss/target_vat"] = vat
+  if w.target_teacher:
+    student = t_target
+    if noisy:  # T's own prediction on a perturbed view
+      view = xt
+      if w.target_teacher_shift:
+        view = losses.shifted_images(view, batch["target_student_shift"])
+      if w.target_teacher_noise:
+        view = view + batch["target_student_noise"]
+      student = call(nets.classifier, view)
+    teacher = mean(losses.teacher_divergence(
+        student, call.teacher(nets.classifier, xt)))
+    terms += w.target_teacher * teacher
+    logs["loss/target_teacher"] = teacher
+  started = (tf.cast(step >= w.refine_start_step, tf.float32)
+             if w.refine_start_step else 1.0)
+  return started * terms, logs
 
 
 def baseline_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],

@@ -189,6 +189,19 @@ def test_minibatch_std_appends_the_batch_spread_as_numpy_computes_it():
   # bfloat16 in, bfloat16 out (the spread is computed in float32).
   low = models.MinibatchStd(dtype="mixed_bfloat16")(x)
   assert keras.backend.standardize_dtype(low.dtype) == "bfloat16"
+  # The spread of bfloat16 features is taken in float32 and rounded once:
+  # each feature's std rounded to bfloat16 before the mean would miss the
+  # rounded float32 mean on some of these draws (one in about 40).
+  layer = models.MinibatchStd(dtype="mixed_bfloat16")
+  rng = np.random.default_rng(2)
+  for _ in range(100):
+    x16 = keras.ops.cast(rng.normal(10, 3, (4, 2, 2, 3)).astype("float32"),
+                         "bfloat16")
+    x32 = keras.ops.convert_to_numpy(keras.ops.cast(x16, "float32"))
+    expected = keras.ops.cast(np.sqrt(x32.var(axis=0) + 1e-8).mean(),
+                              "bfloat16")
+    got = layer(x16)[0, 0, 0, 3]
+    assert float(got) == float(expected)
 
 
 @pytest.mark.parametrize("minibatch_std", [False, True])
