@@ -139,12 +139,16 @@ BINS = {"contrast": (0, 20, 40, 80), "background_std": (0, 30, 40, 50, 60)}
 QUANTILES = (0.1, 0.5, 0.9, 0.99)
 
 
-def appearance(images: np.ndarray, digit: np.ndarray) -> dict:
+def appearance(images: np.ndarray, digit: np.ndarray,
+               background: np.ndarray | None = None) -> dict:
   """Digit contrast and background spread of each image.
 
   Args:
     images: uint8 (N, H, W, 3).
     digit: bool (N, H, W), True on the digit's pixels.
+    background: bool (N, H, W), the pixels measured as background; default
+      every pixel off the digit (benchmarks/mnistm_compare.py leaves out the
+      digit layer's anti-aliased edge).
 
   Returns:
     {"contrast": float64 (N,), "background_std": float64 (N,)}: the mean
@@ -157,11 +161,15 @@ def appearance(images: np.ndarray, digit: np.ndarray) -> dict:
     ValueError: shapes disagree, or an image has no digit or no background
       pixel.
   """
-  if images.ndim != 4 or images.shape[:3] != digit.shape:
-    raise ValueError(f"images {images.shape} and digit masks {digit.shape} "
-                     "do not match: give (N, H, W, C) and (N, H, W)")
+  if background is None:
+    background = ~digit
+  if (images.ndim != 4
+      or not images.shape[:3] == digit.shape == background.shape):
+    raise ValueError(f"images {images.shape}, digit masks {digit.shape} and "
+                     f"background masks {background.shape} do not match: "
+                     "give (N, H, W, C), (N, H, W) and (N, H, W)")
   fg = digit[..., None].astype(np.float64)
-  bg = 1.0 - fg
+  bg = background[..., None].astype(np.float64)
   n_fg, n_bg = fg.sum((1, 2)), bg.sum((1, 2))  # (N, 1)
   empty = np.nonzero((n_fg[:, 0] == 0) | (n_bg[:, 0] == 0))[0]
   if len(empty):

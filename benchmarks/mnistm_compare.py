@@ -25,10 +25,12 @@ Measured, per set:
     photo (lowest mean |gradient|), a wrong one leaves digit edges.
   * digit layer: grey fraction (0 < d < 255 among d > 0), stroke area,
     stroke width (area / skeleton length), bounding box and centroid.
-  * background (d == 0) pixels: per-channel mean, within-image std, mean
-    |gradient| between neighbouring background pixels.
-  * contrast: |mean(digit pixels) - mean(background pixels)|, fraction of
-    images whose digit is brighter than the background.
+  * background (d == 0) pixels: per-channel mean, within-image spread (each
+    channel about its own mean, so colour is not spread: error_sources'
+    `appearance`), mean |gradient| between neighbouring background pixels.
+  * contrast: |mean(digit pixels) - mean(background pixels)| (d >= 128 and
+    d == 0; `appearance`), fraction of images whose digit is brighter than
+    the background.
   * two-sample test: a small CNN told to separate released from a set,
     trained on the first half of the indices, accuracy on the second half
     (50% = indistinguishable).
@@ -51,6 +53,8 @@ from pixelda_tf.data import images  # pylint: disable=wrong-import-position
 from pixelda_tf.data import mnist  # pylint: disable=wrong-import-position
 from pixelda_tf.data import mnist_m  # pylint: disable=wrong-import-position
 from pixelda_tf.data import photos as photos_lib  # pylint: disable=wrong-import-position
+
+import error_sources  # pylint: disable=wrong-import-position  (this folder)
 
 # Flags are defined only when this file runs as a script, so tests can import
 # its measurements beside pixelda_tf.flags (which also defines --mnist_dir).
@@ -231,7 +235,9 @@ def stats(x: np.ndarray, layer: np.ndarray) -> dict:
   nf = np.maximum(mask.sum((1, 2)), 1)[:, None]
   bg_mean = (xf * bg[..., None]).sum((1, 2)) / nb  # (N, 3)
   fg_mean = (xf * mask[..., None]).sum((1, 2)) / nf
-  bg_std = np.array([xf[i][bg[i]].std() for i in range(len(x))])
+  # Contrast and texture as error_sources measures them (a flat field of any
+  # colour has no spread), on the pixels clear of the digit's edge.
+  looks = error_sources.appearance(x, mask, background=bg)
   m = lambda v: float(np.mean(v))  # pylint: disable=unnecessary-lambda-assignment
   return {
       "digit_grey_fraction": m(grey),
@@ -242,11 +248,11 @@ def stats(x: np.ndarray, layer: np.ndarray) -> dict:
       "centroid_y": m(cy), "centroid_x": m(cx),
       "centroid_y_std": float(np.std(cy)), "centroid_x_std": float(np.std(cx)),
       "bg_mean_rgb": [round(float(v), 2) for v in bg_mean.mean(0)],
-      "bg_std_within_image": m(bg_std),
+      "bg_std_within_image": m(looks["background_std"]),
       "bg_gradient": m(_grad(x, bg)),
       "image_mean_rgb": [round(float(v), 2) for v in xf.mean((0, 1, 2))],
       "image_std": float(xf.std()),
-      "contrast_abs": m(np.abs(fg_mean - bg_mean).mean(1)),
+      "contrast_abs": m(looks["contrast"]),
       "digit_brighter_fraction": m(fg_mean.mean(1) > bg_mean.mean(1)),
   }
 

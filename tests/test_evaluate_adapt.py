@@ -546,6 +546,17 @@ def test_error_sources_appearance_matches_a_per_image_reference():
         np.abs(fg.mean(0) - bg.mean(0)).mean())
     assert out["background_std"][i] == pytest.approx(
         np.sqrt(bg.var(0).mean()))
+  # An explicit background: only its pixels count (here a third of them).
+  background = ~digit & (rng.random((5, 8, 8)) < 0.5)
+  background[:, 0, 1] = True
+  out = error_sources.appearance(images, digit, background=background)
+  for i in range(5):
+    x = images[i].astype(np.float64)
+    fg, bg = x[digit[i]], x[background[i]]
+    assert out["contrast"][i] == pytest.approx(
+        np.abs(fg.mean(0) - bg.mean(0)).mean())
+    assert out["background_std"][i] == pytest.approx(
+        np.sqrt(bg.var(0).mean()))
   # A flat background has no spread whatever its colour; the contrast is
   # the digit's distance from it in grey levels.
   flat = np.zeros((1, 4, 4, 3), np.uint8)
@@ -567,6 +578,8 @@ def test_error_sources_appearance_rejects_masks_that_are_no_digit_layer():
     error_sources.appearance(images, mask)
   with pytest.raises(ValueError, match=r"do not match.*\(N, H, W, C\)"):
     error_sources.appearance(images, mask[:, :3])
+  with pytest.raises(ValueError, match=r"background masks \(2, 4, 3\) do not"):
+    error_sources.appearance(images, mask, background=~mask[:, :, :3])
 
 
 def test_error_sources_bins_shares_errors_and_renders():

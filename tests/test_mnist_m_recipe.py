@@ -139,6 +139,19 @@ def test_stats_of_a_known_rectangle():
   assert s["bg_mean_rgb"] == [40, 40, 40] and s["bg_gradient"] == 0
   assert s["contrast_abs"] == pytest.approx(215 - 40)
   assert s["digit_brighter_fraction"] == 1
+  # The within-image spread is each channel's about its own mean, on the
+  # d == 0 pixels only: a flat red field is 0 whatever the digit's edge,
+  # and a channel at 100 on the top half, 0 below, spreads by its Bernoulli std.
+  photo = np.zeros((1, 32, 32, 3), np.uint8)
+  photo[..., 0] = 200
+  image = np.abs(photo.astype(np.int16) - layer[..., None]).astype(np.uint8)
+  assert compare.stats(image, layer)["bg_std_within_image"] == 0
+  photo[0, :16, :, 1] = 100
+  image = np.abs(photo.astype(np.int16) - layer[..., None]).astype(np.uint8)
+  s = compare.stats(image, layer)
+  p = (16 * 32 - 40) / (32 * 32 - 41)  # background share of the top half
+  assert s["bg_std_within_image"] == pytest.approx(
+      np.sqrt(100 ** 2 * p * (1 - p) / 3))
   fit = compare.template_fit(image, {"right": layer,
                                      "wrong": np.zeros_like(layer)})
   assert fit["right"] < fit["wrong"]
