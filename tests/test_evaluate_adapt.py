@@ -546,7 +546,8 @@ def test_error_sources_appearance_matches_a_per_image_reference():
         np.abs(fg.mean(0) - bg.mean(0)).mean())
     assert out["background_std"][i] == pytest.approx(
         np.sqrt(bg.var(0).mean()))
-  # An explicit background: only its pixels count (here a third of them).
+  # An explicit background: only its pixels count (about half of those off
+  # the digit here).
   background = ~digit & (rng.random((5, 8, 8)) < 0.5)
   background[:, 0, 1] = True
   out = error_sources.appearance(images, digit, background=background)
