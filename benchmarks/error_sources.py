@@ -155,7 +155,8 @@ def appearance(images: np.ndarray, digit: np.ndarray,
     over channels of |mean digit pixel - mean background pixel|, and the
     background's texture: the root of the mean over channels of each
     channel's variance over the background pixels (a flat field of any
-    colour is 0), both in grey levels.
+    colour is 0), both in grey levels; and the means themselves,
+    "digit_mean" and "background_mean", float64 (N, C).
 
   Raises:
     ValueError: shapes disagree, or an image has no digit or no background
@@ -181,7 +182,8 @@ def appearance(images: np.ndarray, digit: np.ndarray,
   # Each channel about its own mean: a flat coloured field has no spread.
   var = (((x - bg_mean[:, None, None, :]) ** 2) * bg).sum((1, 2)) / n_bg
   return {"contrast": np.abs(fg_mean - bg_mean).mean(1),
-          "background_std": np.sqrt(var.mean(1))}
+          "background_std": np.sqrt(var.mean(1)),
+          "digit_mean": fg_mean, "background_mean": bg_mean}
 
 
 def binned(target: np.ndarray, wrong: np.ndarray, rendered: np.ndarray,

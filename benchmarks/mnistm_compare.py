@@ -231,13 +231,10 @@ def stats(x: np.ndarray, layer: np.ndarray) -> dict:
   dist = np.array([ndimage.distance_transform_edt(m)[
       morphology.skeletonize(m)].mean() if m.any() else 0 for m in mask])
   xf = x.astype(np.float32)
-  nb = np.maximum(bg.sum((1, 2)), 1)[:, None]
-  nf = np.maximum(mask.sum((1, 2)), 1)[:, None]
-  bg_mean = (xf * bg[..., None]).sum((1, 2)) / nb  # (N, 3)
-  fg_mean = (xf * mask[..., None]).sum((1, 2)) / nf
-  # Contrast and texture as error_sources measures them (a flat field of any
-  # colour has no spread), on the pixels clear of the digit's edge.
+  # Means, contrast and texture as error_sources measures them (a flat field
+  # of any colour has no spread), on the pixels clear of the digit's edge.
   looks = error_sources.appearance(x, mask, background=bg)
+  bg_mean, fg_mean = looks["background_mean"], looks["digit_mean"]  # (N, 3)
   m = lambda v: float(np.mean(v))  # pylint: disable=unnecessary-lambda-assignment
   return {
       "digit_grey_fraction": m(grey),
