@@ -11,14 +11,15 @@ accuracy against training minutes to <root>/<name>/accuracy_vs_time.png
 (needs matplotlib: `pip install -e '.[bench]'`).
 
   python benchmarks/accuracy.py --history=RUN/history.json
-  python benchmarks/accuracy.py --summarize=A/results.json,B/results.json,...
+  python benchmarks/accuracy.py --summarize=A/results.json,B.json,...
   python benchmarks/accuracy.py --interval=0.9894,5000
   python benchmarks/accuracy.py --compare=A/history.json,B/history.json \
       [--compare_from=STEP]
 
 train nothing: the first prints a finished run's curve statistics (minutes
 to 95%, the swing of its last third), the second the mean and sample std of
-several runs' final and best-validation accuracy (e.g. one per seed), the
+several runs' final and best-validation accuracy (e.g. one per seed; each
+run's results.json or a file this script wrote), the
 third the 95% interval of an accuracy measured on N images (how far a
 figure on the held-out slice may sit from the accuracy on the images it
 samples), the fourth several runs' test accuracy side by side at equal
@@ -67,7 +68,12 @@ COMPARE_EVERY = flags.DEFINE_integer("compare_every", 2500,
                                      "Steps between --compare rows.")
 SUMMARIZE = flags.DEFINE_list(
     "summarize", None, "Train nothing: print the mean and std over runs "
-    "(e.g. seeds) of these results.json files' final and best accuracy.")
+    "(e.g. seeds) of their final and best-validation test accuracy. Give "
+    "each run's results.json or a file this script wrote (its accuracy.json, "
+    "or one stored in benchmarks/results; its --summarize_mode row).")
+SUMMARIZE_MODE = flags.DEFINE_enum(
+    "summarize_mode", "pixelda", ["pixelda", "source_only", "target_only"],
+    "The mode whose runs --summarize takes.")
 INTERVAL = flags.DEFINE_list(
     "interval", None, "Train nothing: ACCURACY,N prints the 95% Wilson "
     "score interval of an accuracy measured on N images, e.g. "
@@ -151,6 +157,52 @@ def read_history(path: str) -> list:
   if isinstance(history, dict):  # results.json
     history = history.get("val_history", [])
   return history
+
+
+def read_run(path: str, mode: str = "pixelda") -> dict:
+  """A finished run of `mode` for --summarize, as its results.json holds it:
+  from a run's results.json, or from a file this script wrote (accuracy.json
+  or a stored benchmarks/results file), whose `mode` row it takes."""
+  with open(path) as f:
+    try:
+      data = json.load(f)
+    except ValueError as e:
+      raise ValueError(f"{path} is not JSON ({e})") from None
+  if not isinstance(data, dict):
+    data = {}
+  final = data.get("final")
+  if isinstance(final, dict) and "mean" in final:
+    raise ValueError(f"{path} is a --summarize output: give the files of "
+                     "the runs it summarized")
+  if isinstance(final, dict) and "accuracy" in final:  # a run's results.json
+    if data.get("mode", mode) != mode:
+      raise ValueError(f"{path} is a {data['mode']} run, not {mode} (set "
+                       f"--summarize_mode={data['mode']} to summarize those)")
+    if final["accuracy"] is None:
+      raise ValueError(f"{path} has no final accuracy: "
+                       f"{final.get('reason', 'the run did not finish')}")
+    return data
+  rows = data.get("runs")
+  if not isinstance(rows, dict) or not rows or not all(
+      isinstance(r, dict) and "final_test_accuracy" in r
+      for r in rows.values()):
+    raise ValueError(
+        f"{path} is neither a run's results.json nor a file that "
+        "benchmarks/accuracy.py wrote (give one of those)")
+  if mode not in rows:
+    raise ValueError(f"{path} holds the modes {', '.join(sorted(rows))} and "
+                     f"no {mode} row (--summarize_mode picks the row)")
+  row = rows[mode]
+  missing = [k for k in ("steps", "minutes") if k not in row]
+  if missing:
+    raise ValueError(f"{path}: its {mode} row has no {' or '.join(missing)}")
+  if row["final_test_accuracy"] is None:
+    raise ValueError(f"{path}: its {mode} row has no final accuracy")
+  best = row.get("best_val_checkpoint_test_accuracy")
+  return {"final": {"accuracy": row["final_test_accuracy"]},
+          **({"best": {"accuracy": best}} if best is not None else {}),
+          "steps": row["steps"], "wall_time_s": 60 * row["minutes"],
+          "data_sources": {"target/test": row.get("target")}}
 
 
 def read_stages(spec: str) -> list:
@@ -268,10 +320,11 @@ def main(argv):
           f"max {100 * row['max']:+.2f})"))
     return 0
   if SUMMARIZE.value:
-    results = {}
-    for i, path in enumerate(SUMMARIZE.value):
-      with open(path) as f:
-        results[i] = json.load(f)
+    try:
+      results = {i: read_run(path, SUMMARIZE_MODE.value)
+                 for i, path in enumerate(SUMMARIZE.value)}
+    except (OSError, ValueError) as e:  # a missing or unreadable file
+      return usage.error(e)
     summary = sweeps.summarize(results)
     summary["files"] = SUMMARIZE.value
     print(json.dumps(summary, indent=2))

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 import tensorflow as tf
+from absl import flags
+from absl.testing import flagsaver
 
 from pixelda_tf import bench
 from pixelda_tf import models
@@ -231,3 +233,90 @@ def test_accuracy_interval_matches_published_wilson_intervals():
   assert rows[0]["test_examples"] == 10 and rows[1] == {}
   assert [round(x, 4) for x in rows[0]["final_test_interval_95"]] == [
       0.2366, 0.7634]
+
+
+def test_accuracy_summarize_reads_results_and_its_own_files(tmp_path):
+  # Seed 0 as a run's results.json, seed 1 as the file accuracy.py writes
+  # (its pixelda row; the stored benchmarks/results files have this shape).
+  run = tmp_path / "results.json"
+  run.write_text(json.dumps({
+      "mode": "pixelda", "final": {"accuracy": 0.96},
+      "best": {"accuracy": 0.95}, "steps": 10,
+      "wall_time_s": 120.0, "data_sources": {"target/test": "MNIST-M"}}))
+  row = {"final_test_accuracy": 0.97, "best_val_checkpoint_test_accuracy":
+         0.99, "steps": 20, "minutes": 3.0, "target": "MNIST-M"}
+  written = tmp_path / "accuracy.json"
+  written.write_text(json.dumps({"runs": {
+      "source_only": {**row, "final_test_accuracy": 0.6}, "pixelda": row}}))
+  # A run that kept no best-validation checkpoint counts in "final" only.
+  no_best = tmp_path / "no_best.json"
+  no_best.write_text(json.dumps({"runs": {"pixelda": {
+      **row, "best_val_checkpoint_test_accuracy": None}}}))
+
+  def summarize(*paths, mode="pixelda"):
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "accuracy.py"),
+         "--summarize=" + ",".join(str(p) for p in paths),
+         f"--summarize_mode={mode}"],
+        capture_output=True, text=True, cwd=ROOT)
+
+  out = summarize(run, written, no_best)
+  assert out.returncode == 0, out.stderr
+  summary = json.loads(out.stdout)
+  assert summary["final"]["mean"] == pytest.approx(0.9666667)
+  assert summary["final"]["std"] == pytest.approx(0.00577350)  # ddof=1
+  assert summary["best"]["mean"] == pytest.approx(0.97)
+  assert summary["best"]["n"] == 2
+  assert summary["runs"]["1"] == {"final": 0.97, "best": 0.99, "steps": 20,
+                                  "minutes": 3.0, "target": "MNIST-M"}
+  assert json.loads(summarize(written, mode="source_only").stdout)[
+      "final"]["mean"] == pytest.approx(0.6)
+  # Bad files get one line naming the file and the problem, no traceback:
+  # a missing file, not JSON, a history, a baselines-only file, a pixelda
+  # run asked for as source_only, a summary, an interrupted run, rows
+  # without their figures.
+  def write(name, content):
+    (tmp_path / name).write_text(
+        content if isinstance(content, str) else json.dumps(content))
+    return tmp_path / name
+  cases = [
+      ((tmp_path / "missing.json",), "missing.json"),
+      ((write("notes.txt", "96.5%"),), "not JSON"),
+      ((write("history.json", [{"step": 1, "test_accuracy": 0.5}]),),
+       "neither a run's results.json"),
+      ((write("empty.json", {"runs": {}}),), "neither a run's results.json"),
+      ((write("baselines.json", {"runs": {"source_only": row}}),),
+       "holds the modes source_only and no pixelda row"),
+      ((run,), "is a pixelda run, not source_only"),
+      ((write("summary.json", summary),), "is a --summarize output"),
+      ((write("stopped.json", {"final": {
+          "accuracy": None, "reason": "interrupted: rerun the same command"},
+                                "mode": "pixelda"}),),
+       "has no final accuracy: interrupted"),
+      ((write("no_steps.json", {"runs": {"pixelda": {
+          "final_test_accuracy": 0.9}}}),), "has no steps or minutes"),
+      ((write("no_final.json", {"runs": {"pixelda": {
+          **row, "final_test_accuracy": None}}}),), "has no final accuracy")]
+  for paths, says in cases:
+    mode = "source_only" if says.startswith("is a pixelda") else "pixelda"
+    out = summarize(written, *paths, mode=mode)
+    assert out.returncode == 1 and not out.stdout, (says, out.stdout)
+    assert says in out.stderr and "Traceback" not in out.stderr, (
+        says, out.stderr)
+
+
+def test_a_released_preset_runs_without_its_data_folder(monkeypatch):
+  # The benchmark trains on synthetic batches, so a released-MNIST-M preset
+  # must not stop for the --mnist_m_dir that training requires.
+  monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(
+      __file__))))  # The presets include each other by relative path.
+  argv = ["bench", "--flagfile=configs/mnistm_released_cpu_small_d.flags"]
+  with flagsaver.flagsaver():
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(argv)
+    configs = bench.configs_to_run(argv, paper=False)
+  flags.FLAGS.unparse_flags()
+  assert list(configs) == ["config"]
+  assert configs["config"].data.mnist_m_variant == "released"
+  assert (configs["config"].discriminator.filters,
+          configs["config"].discriminator.max_filters) == (32, 256)

@@ -168,15 +168,21 @@ def test_workers_stop_together_when_one_fails_or_they_disagree(
   # worker must see the disagreement and stop before the first step; told
   # the same run, they start together from its newest checkpoint. Workers
   # that fail alone, or were given other settings or data, stop them all.
-  _run_workers(fake, tmp_path)  # run/checkpoints: ckpt-3 and ckpt-5.
+  # A pair of workers trains run/ while one process trains seed1/ beside
+  # them with another seed: each keeps ckpt-3 and ckpt-5, and the last stage
+  # below starts from the workers' run.
+  procs = _start_workers(fake, tmp_path)
+  procs.append(subprocess.Popen(
+      _command(fake, tmp_path, f"--model_dir={tmp_path}/seed1", "--seed=1"),
+      cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True))
+  for code, _, err in _finish(procs):
+    assert code == 0, err[-3000:]
   first = tmp_path / "run" / "checkpoints"
   _expect_different_restores(fake, tmp_path, first / "ckpt-3",
                              first / "ckpt-5", "name one checkpoint")
-  # Told checkpoints of the same step but other weights (another seed's run,
-  # trained in one process), they stop too.
-  subprocess.run(_command(fake, tmp_path, f"--model_dir={tmp_path}/seed1",
-                          "--seed=1"), cwd=ROOT, env=_env(), check=True,
-                 capture_output=True)
+  # Told checkpoints of the same step but other weights (another seed's
+  # run), they stop too.
   _expect_different_restores(
       fake, tmp_path, first / "ckpt-5",
       tmp_path / "seed1" / "checkpoints" / "ckpt-5", "step 5, weights sha256 ")
@@ -204,23 +210,24 @@ def test_workers_stop_together_when_one_fails_or_they_disagree(
   assert ("another worker could not check its settings or load its data"
           in err0), err0[-3000:]
   assert code1 != 0 and "nowhere" in err1, err1[-3000:]
-  # Workers given different settings, or different data under the same
-  # flags, all stop before the chief writes anything, naming what differs.
+  # Workers given different settings and different data under the same
+  # flags all stop before the chief writes anything, naming each difference.
   other = tmp_path / "mnist_m_other"
   shutil.copytree(fake / "mnist_m", other)
   labels = other / "mnist_m_test_labels.txt"
   labels.write_text(labels.read_text().replace(" 1\n", " 2\n", 1))
-  for flags, named in (
-      (["--lr_decay_rate=0.9"], "optim.decay_rate"),
-      ([f"--mnist_m_dir={other}"], "target/test data (sha256)")):
-    procs = _start_workers(fake, tmp_path, (
-        [f"--model_dir={tmp_path}/stage5"],
-        [f"--model_dir={tmp_path}/stage5", *flags]))
-    for code, _, err in _finish(procs):
-      assert code != 0 and f"the workers disagree on {named} (" in err, (
-          err[-3000:])
-      assert "start every worker with the same flags" in err
-    assert not (tmp_path / "stage5" / "config.json").exists()
+  procs = _start_workers(fake, tmp_path, (
+      [f"--model_dir={tmp_path}/stage5"],
+      [f"--model_dir={tmp_path}/stage5", "--lr_decay_rate=0.9",
+       f"--mnist_m_dir={other}"]))
+  for code, _, err in _finish(procs):
+    assert code != 0 and "the workers disagree on " in err, err[-3000:]
+    named = err.split("the workers disagree on ", 1)[1]
+    named = named.split(" (this worker: ", 1)[0].split(", ")
+    assert sorted(named) == ["optim.decay_rate",
+                             "target/test data (sha256)"], named
+    assert "start every worker with the same flags" in err
+  assert not (tmp_path / "stage5" / "config.json").exists()
   stage = [f"--model_dir={tmp_path}/stage2", "--train_steps=8",
            f"--init_from={tmp_path}/run"]
   outputs = _run_workers(fake, tmp_path, (stage, stage))
