@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app
 from absl import flags
 
+from pixelda_tf import config as config_lib
 from pixelda_tf import provenance
 from pixelda_tf import sweeps
 from pixelda_tf import usage
@@ -72,7 +73,7 @@ SUMMARIZE = flags.DEFINE_list(
     "each run's results.json or a file this script wrote (its accuracy.json, "
     "or one stored in benchmarks/results; its --summarize_mode row).")
 SUMMARIZE_MODE = flags.DEFINE_enum(
-    "summarize_mode", "pixelda", ["pixelda", "source_only", "target_only"],
+    "summarize_mode", "pixelda", list(config_lib.MODES),
     "The mode whose runs --summarize takes.")
 INTERVAL = flags.DEFINE_list(
     "interval", None, "Train nothing: ACCURACY,N prints the 95% Wilson "
