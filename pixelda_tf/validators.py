@@ -1,0 +1,108 @@
+"""Label-free scores of a checkpoint: how well it seems to do on the target
+without the target's labels.
+
+Every score is higher-is-better and is a pure function of arrays the
+evaluation already has: the classifier's softmax outputs on unlabelled target
+images, the discriminator's logits, and the classifier's outputs on adapted
+source validation images, whose labels are the source's. Shapes: `probs` is
+(N, C), rows summing to 1; entropies are in nats.
+
+The standard validators follow Musgrave et al., "Three New Validators and a
+Large-Scale Benchmark Ranking for Unsupervised Domain Adaptation" (2022):
+  - `entropy`: -mean_i H(p_i) (confident predictions);
+  - `information_maximization` (IM): H(mean_i p_i) - mean_i H(p_i)
+    (confident and spread over the classes);
+  - `batch_nuclear_norm` (BNM, Cui et al. 2020): ||P||_* / N;
+  - `soft_neighborhood_density` (SND, Saito et al. 2021): the mean entropy of
+    each row's softmax over its similarities to the other rows.
+PixelDA's own signals:
+  - `z_agreement`: how often T gives one source image the same class for
+    several noise vectors z (G's adaptation keeps the label);
+  - `adapted_source_accuracy`: T's accuracy on G(x_s, z) for held-out
+    labelled source images (what the source labels can still say);
+  - `domain_confusion`: 1 - |2 a - 1|, where a is D's accuracy at telling
+    held-out target images from adapted ones (1 when D is at chance).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_TINY = 1e-12
+
+
+def _as_probs(probs) -> np.ndarray:
+  probs = np.asarray(probs, dtype=np.float64)
+  if probs.ndim != 2 or probs.shape[0] < 2:
+    raise ValueError(f"probs must be (N >= 2, C), got shape {probs.shape}")
+  return probs
+
+
+def _row_entropy(probs: np.ndarray) -> np.ndarray:
+  return -np.sum(probs * np.log(probs + _TINY), axis=-1)
+
+
+def entropy(probs) -> float:
+  """-mean_i H(p_i); 0 for one-hot rows, -log C for uniform ones."""
+  return float(-np.mean(_row_entropy(_as_probs(probs))))
+
+
+def information_maximization(probs) -> float:
+  """H(mean_i p_i) - mean_i H(p_i), in [0, log C]."""
+  probs = _as_probs(probs)
+  marginal = probs.mean(axis=0)
+  return float(_row_entropy(marginal[None])[0] -
+               np.mean(_row_entropy(probs)))
+
+
+def batch_nuclear_norm(probs) -> float:
+  """The sum of P's singular values over N (P: N x C)."""
+  probs = _as_probs(probs)
+  return float(np.linalg.norm(probs, ord="nuc") / probs.shape[0])
+
+
+def soft_neighborhood_density(probs, temperature: float = 0.05) -> float:
+  """SND: rows L2-normalised, cosine similarities to the other rows (self
+  excluded) turned into a distribution by softmax(s / temperature); the mean
+  entropy of those distributions."""
+  probs = _as_probs(probs)
+  unit = probs / (np.linalg.norm(probs, axis=1, keepdims=True) + _TINY)
+  logits = unit @ unit.T / temperature
+  np.fill_diagonal(logits, -np.inf)
+  logits -= logits.max(axis=1, keepdims=True)
+  weights = np.exp(logits)
+  weights /= weights.sum(axis=1, keepdims=True)
+  return float(np.mean(_row_entropy(weights)))
+
+
+def z_agreement(probs_by_z) -> float:
+  """(Z, N, C) predictions for N images under Z noise vectors: the mean over
+  images of the share of z that give the image's most frequent class."""
+  probs_by_z = np.asarray(probs_by_z)
+  if probs_by_z.ndim != 3 or probs_by_z.shape[0] < 2:
+    raise ValueError("probs_by_z must be (Z >= 2, N, C), got shape "
+                     f"{probs_by_z.shape}")
+  classes = probs_by_z.argmax(axis=-1)                         # (Z, N)
+  counts = np.apply_along_axis(np.bincount, 0, classes,
+                               minlength=probs_by_z.shape[-1])  # (C, N)
+  return float(np.mean(counts.max(axis=0) / probs_by_z.shape[0]))
+
+
+def adapted_source_accuracy(probs, labels) -> float:
+  """T's accuracy on adapted source images, against the source labels."""
+  probs, labels = _as_probs(probs), np.asarray(labels)
+  if labels.shape != probs.shape[:1]:
+    raise ValueError(f"labels must be ({probs.shape[0]},), got shape "
+                     f"{labels.shape}")
+  return float(np.mean(probs.argmax(axis=1) == labels))
+
+
+def domain_confusion(target_logits, adapted_logits) -> float:
+  """1 - |2a - 1| for D's accuracy a (D's logit > 0 means "target")."""
+  target_logits = np.asarray(target_logits).ravel()
+  adapted_logits = np.asarray(adapted_logits).ravel()
+  if not target_logits.size or not adapted_logits.size:
+    raise ValueError("domain_confusion needs target and adapted logits")
+  right = np.sum(target_logits > 0) + np.sum(adapted_logits <= 0)
+  accuracy = right / (target_logits.size + adapted_logits.size)
+  return float(1.0 - abs(2.0 * accuracy - 1.0))
