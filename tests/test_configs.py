@@ -94,8 +94,8 @@ def _restore_flags():
 
 
 def _set(*argv):
-  """Parses argv (flagfiles by their path under configs/) as a binary does;
-  returns {flag: value} for the flags it sets."""
+  """Parses argv as a binary does (pixelda_tf.flagfiles expands the
+  flagfiles); returns {flag: value} for the flags it sets."""
   FLAGS.unparse_flags()
   FLAGS(flagfiles.expand(["prog", *argv]))
   return {name: FLAGS[name].value for name in FLAGS.flag_values_dict()
