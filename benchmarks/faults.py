@@ -1,7 +1,8 @@
 r"""Fault injection: kill training at random moments, rerun, compare.
 
   python benchmarks/faults.py [--runs=20] [--steps=60] [--seed=0] -- \
-      --flagfile=configs/mnistm_cpu_smoke.flags [data flags]
+      --flagfile=configs/mnistm_cpu.flags --flagfile=configs/smoke.flags \
+      [data flags]
 
 First one unbroken run. Then, --runs times: start the same run in a new
 folder, send SIGKILL, SIGTERM or SIGINT (chosen at random) at a random moment

@@ -10,6 +10,9 @@ to the folder of the file that names it and then that folder's parents. So
 `python -m pixelda_tf.train --flagfile=/path/to/repo/configs/mnistm_cpu.flags`
 works from anywhere.
 
+A removed preset (`REMOVED`) named by a path that no longer exists fails
+with one line that gives the command replacing it.
+
 Used as every binary's flag parser: `app.run(main, flags_parser=parse)`.
 """
 
@@ -24,6 +27,35 @@ from absl import flags
 
 _DIRECTIVES = ("--flagfile=", "-flagfile=")
 _BARE = ("--flagfile", "-flagfile")   # the path is the next argument
+
+_SMOKE = " --flagfile={d}smoke.flags"
+_LONG = "--flagfile={d}mnistm_released_cpu.flags --lr_decay_steps=2000"
+_ENTROPY = " --target_entropy_weight=0.1 --refine_start_step=17000"
+# Removed preset file name -> the flags that replace it ({d}: the folder it
+# was named in). Each replacement expands to the removed file's values; the
+# --model_dir keeps an old run folder resumable.
+REMOVED = {
+    "mnistm_released_cpu_long.flags":
+        _LONG + " --max_minutes=140"
+        " --model_dir=runs/mnistm_released_cpu_long",
+    "mnistm_released_cpu_long_entropy.flags":
+        _LONG + " --max_minutes=140" + _ENTROPY +
+        " --model_dir=runs/mnistm_released_cpu_long_entropy",
+    "mnistm_released_cpu_late_decay_64k.flags":
+        "--flagfile={d}mnistm_released_cpu_late_decay.flags"
+        " --train_steps=64000 --max_minutes=0"
+        " --model_dir=runs/mnistm_released_cpu_late_decay_64k",
+    # The smoke siblings: their preset, then the one smoke overlay.
+    **{f"{name}_smoke.flags": f"--flagfile={{d}}{name}.flags" + _SMOKE
+       for name in ("mnistm", "mnistm_cpu", "mnistm_released_cpu",
+                    "mnistm_released_cpu_small_d",
+                    "mnistm_released_cpu_late_decay", "usps", "usps_cpu")},
+    "mnistm_released_cpu_late_decay_64k_smoke.flags":
+        "--flagfile={d}mnistm_released_cpu_late_decay.flags" + _SMOKE,
+    "mnistm_released_cpu_long_smoke.flags": _LONG + _SMOKE,
+    "mnistm_released_cpu_long_entropy_smoke.flags":
+        _LONG + _ENTROPY + _SMOKE,
+}
 
 
 def _path(value: str) -> str:
@@ -58,6 +90,14 @@ def _lines(path: str, including: Optional[str], stack: List[str]) -> List[str]:
     with open(resolved) as f:
       text = f.readlines()
   except OSError as e:
+    name = os.path.basename(path)
+    if name in REMOVED and not os.path.exists(resolved):
+      folder = os.path.dirname(path)
+      named = f" (named in {including})" if including else ""
+      raise flags.CantOpenFlagFileError(
+          f"{path} was removed{named}: use "
+          + REMOVED[name].format(d=os.path.join(folder, "") if folder
+                                 else "")) from e
     where = ""
     if including and not os.path.isabs(path):
       where = (f" (named in {including}; looked for it from the current "
