@@ -48,10 +48,14 @@ from absl import flags
 from pixelda_tf import provenance
 from pixelda_tf import sweeps
 
+import result_fields
+
 RUNS = flags.DEFINE_integer("runs", 20, "Interrupted runs.")
 STEPS = flags.DEFINE_integer("steps", 60, "Training steps of each run.")
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the signal and moment draws.")
-JSON = flags.DEFINE_string("json", None, "Write every run's details here.")
+JSON = flags.DEFINE_string(
+    "json", result_fields.default_json("faults", "faults.json"),
+    "Write every run's details here (empty: nowhere).")
 KEEP = flags.DEFINE_bool("keep", False, "Keep the run folders.")
 
 CHECKPOINT_EVERY = 3
@@ -171,7 +175,10 @@ def main(argv):
     print(line)
     if JSON.value:
       with open(JSON.value, "w") as f:
-        json.dump({"command_args": train_args, "steps": STEPS.value,
+        json.dump({**result_fields.fields(
+                       "none: each resumed run's weights are compared with "
+                       "an unbroken run's, no test images are scored"),
+                   "command_args": train_args, "steps": STEPS.value,
                    "code": provenance.code_version(),
                    "checkpoint_every": CHECKPOINT_EVERY, "runs": rows,
                    "summary": line}, f, indent=2)

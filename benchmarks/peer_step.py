@@ -35,6 +35,11 @@ from pixelda_tf import bench
 from pixelda_tf import config as config_lib
 from pixelda_tf import provenance
 
+import result_fields  # (this folder)
+
+# What the step benchmarks score on (the test_split every result file names).
+NO_TEST_SPLIT = "none: a train-step timing on random images"
+
 TORCH_PYTHON = flags.DEFINE_string(
     "torch_python", None, "A Python interpreter with torch installed.")
 ROUNDS = flags.DEFINE_integer("rounds", 2, "Alternating rounds.")
@@ -115,7 +120,8 @@ def main(argv):
           f"{row['speedup_vs_pytorch_float32']:>15.2f}x")
   if JSON.value:
     with open(JSON.value, "w") as f:
-      json.dump(dict(command_args=sys.argv[1:], code=provenance.code_version(),
+      json.dump(dict(result_fields.fields(NO_TEST_SPLIT),
+                     command_args=sys.argv[1:], code=provenance.code_version(),
                      cpu=cpu, table=table, runs=runs), f, indent=1)
 
 
