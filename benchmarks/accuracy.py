@@ -342,11 +342,19 @@ def main(argv):
     print(json.dumps(summary, indent=2))
     if SUMMARY_JSON.value:
       # The runs' own machines and commits stay in their files; these facts
-      # are the summary's.
-      splits = sorted({str(r.get("target")) for r in summary["runs"].values()})
-      summary.update(result_fields.fields("; ".join(splits)))
+      # are the summary's (its test split: the runs', as their files say).
+      splits = []
+      for i, path in enumerate(SUMMARIZE.value):
+        with open(path) as f:
+          data = json.load(f)
+        split = data.get("test_split") or summary["runs"][i].get("target")
+        if split not in splits:
+          splits.append(split)
+      summary.update(result_fields.fields("; ".join(map(str, splits))))
       summary["note"] = ("summary computed by `command` from the final and "
-                         "best-validation accuracies of the files in `files`")
+                         "best-validation accuracies of the files in `files`; "
+                         "`cpu` and `code_version` are the summary's, each "
+                         "run's are in its file")
       with open(SUMMARY_JSON.value, "w") as f:
         json.dump(summary, f, indent=2)
     return 0
