@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import subprocess
 import sys
 from typing import Iterator, List, Optional, Tuple
 
@@ -307,3 +308,42 @@ def test_owners():
       None, "benchmarks/results/a/x_seed2.json")
   assert json_owner("benchmarks/results/a/run.json") == (
       "benchmarks/results/a/run.json")
+
+
+# --- The writers record the facts -------------------------------------------
+
+
+def test_result_fields_name_the_machine_code_command_and_split():
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import result_fields  # pylint: disable=g-import-not-at-top
+  out = result_fields.fields("the released test split")
+  assert set(out) == set(PROVENANCE_FIELDS)
+  assert out["test_split"] == "the released test split"
+  assert out["cpu"].endswith(" cores")
+  assert result_fields.command(
+      [os.path.join(ROOT, "benchmarks", "faults.py"), "--runs=2", "--",
+       "--flagfile=a b.flags"]) == (
+           "python benchmarks/faults.py --runs=2 -- '--flagfile=a b.flags'")
+  assert result_fields.default_json("faults", "faults.json") == os.path.join(
+      ROOT, "benchmarks", "results", "faults", "faults.json")
+
+
+def test_accuracy_summary_json_carries_the_facts(tmp_path):
+  row = {"final_test_accuracy": 0.97, "best_val_checkpoint_test_accuracy":
+         0.96, "steps": 20, "minutes": 3.0, "target": "USPS"}
+  paths = []
+  for seed, final in enumerate((0.97, 0.95)):
+    path = tmp_path / f"seed{seed}.json"
+    path.write_text(json.dumps({"test_split": "the USPS test split", "runs": {
+        "pixelda": {**row, "final_test_accuracy": final}}}))
+    paths.append(str(path))
+  out = tmp_path / "seeds.json"
+  subprocess.run(
+      [sys.executable, os.path.join(ROOT, "benchmarks", "accuracy.py"),
+       "--summarize=" + ",".join(paths), f"--summary_json={out}"],
+      capture_output=True, text=True, cwd=ROOT, check=True)
+  summary = json.loads(out.read_text())
+  assert summary["final"]["mean"] == pytest.approx(0.96)
+  assert summary["test_split"] == "the USPS test split"
+  assert "--summary_json=" in summary["command"]
+  assert all(summary[field] for field in PROVENANCE_FIELDS)
