@@ -19,8 +19,9 @@ finished and saved); SIGKILL may lose up to --checkpoint_every steps, which
 is what a periodic checkpoint promises, and only steps beyond that count.
 Exit codes: -9 for SIGKILL, 143 (SIGTERM) and 130 (SIGINT) after the save,
 or 0 for a run that ended before its signal.
---json writes every run's details. Runs on the CPU without XLA, where a
-resumed run is bit-identical to an unbroken one.
+--json writes every run's details, with the machine, commit, command and
+(no) test split (stored: benchmarks/results/faults/faults.json). Runs on the
+CPU without XLA, where a resumed run is bit-identical to an unbroken one.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ RUNS = flags.DEFINE_integer("runs", 20, "Interrupted runs.")
 STEPS = flags.DEFINE_integer("steps", 60, "Training steps of each run.")
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the signal and moment draws.")
 JSON = flags.DEFINE_string(
-    "json", result_fields.default_json("faults", "faults.json"),
-    "Write every run's details here (empty: nowhere).")
+    "json", None, "Write every run's details here (the stored one: "
+    "benchmarks/results/faults/faults.json).")
 KEEP = flags.DEFINE_bool("keep", False, "Keep the run folders.")
 
 CHECKPOINT_EVERY = 3

@@ -2,7 +2,7 @@ r"""The paper-size step, pixelda-tf against PyTorch, per precision, in one sitti
 
     python benchmarks/peer_step.py --torch_python=PATH/TO/python \
         [--rounds=2] [--steps=20] [--warmup=3] [--tf_mode=fast] \
-        [--json=out.json]
+        [--json=benchmarks/results/step/peer_step_MACHINE.json]
 
 `--torch_python` is an interpreter that has `torch` (e.g. a venv made with
 `python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch`);

@@ -15,7 +15,6 @@ import sys
 from typing import Dict, List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join("benchmarks", "results")
 
 # The CPU features that decide speed and precision here (as /proc/cpuinfo
 # spells them) and how a reader knows them.
@@ -73,12 +72,6 @@ def fields(test_split: str) -> Dict[str, str]:
   """{cpu, code_version, command, test_split} of the running script."""
   return {"cpu": cpu(), "code_version": code_version(), "command": command(),
           "test_split": test_split}
-
-
-def default_json(folder: str, name: str) -> str:
-  """Where a script's result file goes by default: benchmarks/results/
-  FOLDER/NAME (from the repository root)."""
-  return os.path.join(ROOT, RESULTS, folder, name)
 
 
 def run_test_split(model_dir: str, count: Optional[int] = None) -> str:

@@ -324,8 +324,6 @@ def test_result_fields_name_the_machine_code_command_and_split():
       [os.path.join(ROOT, "benchmarks", "faults.py"), "--runs=2", "--",
        "--flagfile=a b.flags"]) == (
            "python benchmarks/faults.py --runs=2 -- '--flagfile=a b.flags'")
-  assert result_fields.default_json("faults", "faults.json") == os.path.join(
-      ROOT, "benchmarks", "results", "faults", "faults.json")
 
 
 def test_accuracy_summary_json_carries_the_facts(tmp_path):
