@@ -8,10 +8,15 @@ Trains each mode (everything after `--` goes to `python -m pixelda_tf.train`)
 into <root>/<name>/<mode> (rerunning resumes), then prints a table of target
 test accuracy, writes <root>/<name>/accuracy.json and plots target test
 accuracy against training minutes to <root>/<name>/accuracy_vs_time.png
-(needs matplotlib: `pip install -e '.[bench]'`).
+(needs matplotlib: `pip install -e '.[bench]'`). accuracy.json records the
+machine, the commit, the command and the test split; it is stored as
+benchmarks/results/FOLDER/<name>.json (FOLDER: the benchmark, e.g.
+released_mnistm), with <name>_accuracy_vs_time.png and the run's history.json
+as <name>_history.json beside it.
 
   python benchmarks/accuracy.py --history=RUN/history.json
-  python benchmarks/accuracy.py --summarize=A/results.json,B.json,...
+  python benchmarks/accuracy.py --summarize=A/results.json,B.json,... \
+      [--summary_json=benchmarks/results/FOLDER/NAME_seeds.json]
   python benchmarks/accuracy.py --interval=0.9894,5000
   python benchmarks/accuracy.py --compare=A/history.json,B/history.json \
       [--compare_from=STEP]
@@ -46,6 +51,8 @@ from pixelda_tf import provenance
 from pixelda_tf import sweeps
 from pixelda_tf import usage
 
+import result_fields
+
 NAME = flags.DEFINE_string("name", "experiment", "Experiment name.")
 ROOT = flags.DEFINE_string("root", "runs/bench", "Where runs land.")
 MODES = flags.DEFINE_list("modes", ["pixelda", "source_only", "target_only"],
@@ -72,6 +79,10 @@ SUMMARIZE = flags.DEFINE_list(
     "(e.g. seeds) of their final and best-validation test accuracy. Give "
     "each run's results.json or a file this script wrote (its accuracy.json, "
     "or one stored in benchmarks/results; its --summarize_mode row).")
+SUMMARY_JSON = flags.DEFINE_string(
+    "summary_json", None, "--summarize also writes its summary here, with "
+    "the facts every result file carries (e.g. benchmarks/results/"
+    "released_mnistm/NAME_seeds.json).")
 SUMMARIZE_MODE = flags.DEFINE_enum(
     "summarize_mode", "pixelda", list(config_lib.MODES),
     "The mode whose runs --summarize takes.")
@@ -329,6 +340,23 @@ def main(argv):
     summary = sweeps.summarize(results)
     summary["files"] = SUMMARIZE.value
     print(json.dumps(summary, indent=2))
+    if SUMMARY_JSON.value:
+      # The runs' own machines and commits stay in their files; these facts
+      # are the summary's (its test split: the runs', as their files say).
+      splits = []
+      for i, path in enumerate(SUMMARIZE.value):
+        with open(path) as f:
+          data = json.load(f)
+        split = data.get("test_split") or summary["runs"][i].get("target")
+        if split not in splits:
+          splits.append(split)
+      summary.update(result_fields.fields("; ".join(map(str, splits))))
+      summary["note"] = ("summary computed by `command` from the final and "
+                         "best-validation accuracies of the files in `files`; "
+                         "`cpu` and `code_version` are the summary's, each "
+                         "run's are in its file")
+      with open(SUMMARY_JSON.value, "w") as f:
+        json.dump(summary, f, indent=2)
     return 0
   train_args = argv[1:]
   out_dir = os.path.join(ROOT.value, NAME.value)
@@ -360,8 +388,10 @@ def main(argv):
           f"paper {rows[mode]['paper']}  steps {r['steps']}  "
           f"{rows[mode]['minutes']:.1f} min")
   with open(os.path.join(out_dir, "accuracy.json"), "w") as f:
-    json.dump({"command_args": train_args, "code": code, "runs": rows}, f,
-              indent=2)
+    # The same target test split for every mode (one data config).
+    split = next(iter(rows.values()))["target"]
+    json.dump({**result_fields.fields(split), "command_args": train_args,
+               "code": code, "runs": rows}, f, indent=2)
   try:
     plot(runs, os.path.join(out_dir, "accuracy_vs_time.png"), NAME.value)
   except ImportError:

@@ -2,7 +2,7 @@ r"""Does combining a run's last checkpoints hold a higher accuracy?
 
   python benchmarks/checkpoint_ensemble.py --model_dir=RUN/pixelda \
       --last=1,2,4,8,16 --from_minutes=160 \
-      --json=benchmarks/results/NAME_checkpoint_ensemble.json
+      --json=benchmarks/results/checkpoint_ensemble/NAME_checkpoint_ensemble.json
 
 For a finished run that kept the checkpoint of every evaluation (a
 `--checkpoint_every` that divides `--eval_every`, and `--keep_checkpoints`
@@ -39,6 +39,8 @@ from pixelda_tf import data
 from pixelda_tf import evaluation
 from pixelda_tf import provenance
 from pixelda_tf import rundir
+
+import result_fields  # (this folder)
 
 FLAGS = flags.FLAGS
 
@@ -197,6 +199,8 @@ def main(argv):
             f"  {(a >= 0.99).sum()}/{len(a)}")
   if FLAGS.json:
     rundir.write_json(FLAGS.json, {
+        **result_fields.fields(result_fields.run_test_split(
+            model_dir, int(len(labels)))),
         "model_dir": model_dir, "from_minutes": FLAGS.from_minutes,
         "num_examples": int(len(labels)), "last": last,
         "end_steps": [h["step"] for h in ends],

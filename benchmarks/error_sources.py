@@ -2,7 +2,8 @@ r"""Where do a released-MNIST-M run's test errors come from?
 
   python benchmarks/error_sources.py --model_dir=RUN/pixelda \
       --checkpoint=RUN/pixelda/checkpoints/ckpt-64000 --z=4 \
-      --json=benchmarks/results/NAME_error_sources.json [--png=errors.png]
+      --json=benchmarks/results/error_sources/NAME_error_sources_STEP.json \
+      [--png=benchmarks/results/error_sources/NAME_errors_STEP.png]
 
 Released MNIST-M image i was made from MNIST image i of the same split
 (benchmarks/mnistm_compare.py), so every target test image has a source
@@ -232,6 +233,7 @@ def main(argv):
   from pixelda_tf import rundir  # pylint: disable=g-import-not-at-top
   from pixelda_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   from pixelda_tf.data import sources  # pylint: disable=g-import-not-at-top
+  import result_fields  # pylint: disable=g-import-not-at-top  (this folder)
 
   cfg = rundir.load_config(FLAGS.model_dir)
   if cfg.data.target != "mnist_m" or cfg.data.source != "mnist":
@@ -312,6 +314,8 @@ def main(argv):
       r, c = divmod(n, 16)
       grid[r * 34 + 1:r * 34 + 33, c * 34 + 1:c * 34 + 33] = test.images[i]
     evaluation.save_png(FLAGS.png, grid)
+  out = {**result_fields.fields(result_fields.run_test_split(
+      FLAGS.model_dir, len(test.labels))), **out}
   text = json.dumps(out, indent=1)
   print(text)
   if FLAGS.json:

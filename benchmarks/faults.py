@@ -20,8 +20,9 @@ finished and saved); SIGKILL may lose up to --checkpoint_every steps, which
 is what a periodic checkpoint promises, and only steps beyond that count.
 Exit codes: -9 for SIGKILL, 143 (SIGTERM) and 130 (SIGINT) after the save,
 or 0 for a run that ended before its signal.
---json writes every run's details. Runs on the CPU without XLA, where a
-resumed run is bit-identical to an unbroken one.
+--json writes every run's details, with the machine, commit, command and
+(no) test split (stored: benchmarks/results/faults/faults.json). Runs on the
+CPU without XLA, where a resumed run is bit-identical to an unbroken one.
 """
 
 from __future__ import annotations
@@ -49,10 +50,14 @@ from absl import flags
 from pixelda_tf import provenance
 from pixelda_tf import sweeps
 
+import result_fields
+
 RUNS = flags.DEFINE_integer("runs", 20, "Interrupted runs.")
 STEPS = flags.DEFINE_integer("steps", 60, "Training steps of each run.")
 SEED = flags.DEFINE_integer("seed", 0, "Seed of the signal and moment draws.")
-JSON = flags.DEFINE_string("json", None, "Write every run's details here.")
+JSON = flags.DEFINE_string(
+    "json", None, "Write every run's details here (the stored one: "
+    "benchmarks/results/faults/faults.json).")
 KEEP = flags.DEFINE_bool("keep", False, "Keep the run folders.")
 
 CHECKPOINT_EVERY = 3
@@ -172,7 +177,10 @@ def main(argv):
     print(line)
     if JSON.value:
       with open(JSON.value, "w") as f:
-        json.dump({"command_args": train_args, "steps": STEPS.value,
+        json.dump({**result_fields.fields(
+                       "none: each resumed run's weights are compared with "
+                       "an unbroken run's, no test images are scored"),
+                   "command_args": train_args, "steps": STEPS.value,
                    "code": provenance.code_version(),
                    "checkpoint_every": CHECKPOINT_EVERY, "runs": rows,
                    "summary": line}, f, indent=2)

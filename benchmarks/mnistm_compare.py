@@ -2,7 +2,7 @@ r"""Compares the released MNIST-M with the generated recipes, image for image.
 
   python benchmarks/mnistm_compare.py --mnist_dir=MNIST_IDX_DIR \
       --bsds_dir=BSR/BSDS500/data/images --released_dir=MNIST_M_DIR \
-      --n=5000 --locate=500 --json=benchmarks/results/mnistm_compare.json
+      --n=5000 --locate=500 --json=benchmarks/results/mnistm_compare/mnistm_compare.json
 
 Released train image i was made from MNIST train image i, so every set here
 uses the same first `--n` MNIST train digits; only the recipe differs. Sets:
@@ -55,6 +55,7 @@ from pixelda_tf.data import mnist_m  # pylint: disable=wrong-import-position
 from pixelda_tf.data import photos as photos_lib  # pylint: disable=wrong-import-position
 
 import error_sources  # pylint: disable=wrong-import-position  (this folder)
+import result_fields  # pylint: disable=wrong-import-position  (this folder)
 
 # Flags are defined only when this file runs as a script, so tests can import
 # its measurements beside pixelda_tf.flags (which also defines --mnist_dir).
@@ -337,7 +338,12 @@ def main(argv):
   report(result)
   if FLAGS.json:
     with open(FLAGS.json, "w", encoding="utf-8") as f:
-      json.dump({**result, "code": provenance.code_version()}, f, indent=2)
+      split = (f"the first {n} images of the released mnist_m_train/ against "
+               f"each generated set from the same {n} MNIST train digits; the "
+               "two-sample CNN trains on the first half of the indices and "
+               f"tests on the second half (seed {FLAGS.seed})")
+      json.dump({**result_fields.fields(split), **result,
+                 "code": provenance.code_version()}, f, indent=2)
 
 
 def report(result: dict) -> None:

@@ -2,7 +2,7 @@ r"""The paper-size step, pixelda-tf against PyTorch, per precision, in one sitti
 
     python benchmarks/peer_step.py --torch_python=PATH/TO/python \
         [--rounds=2] [--steps=20] [--warmup=3] [--tf_mode=fast] \
-        [--json=out.json]
+        [--json=benchmarks/results/step/peer_step_MACHINE.json]
 
 `--torch_python` is an interpreter that has `torch` (e.g. a venv made with
 `python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch`);
@@ -34,6 +34,11 @@ from absl import flags
 from pixelda_tf import bench
 from pixelda_tf import config as config_lib
 from pixelda_tf import provenance
+
+import result_fields  # (this folder)
+
+# What the step benchmarks score on (the test_split every result file names).
+NO_TEST_SPLIT = "none: a train-step timing on random images"
 
 TORCH_PYTHON = flags.DEFINE_string(
     "torch_python", None, "A Python interpreter with torch installed.")
@@ -115,7 +120,8 @@ def main(argv):
           f"{row['speedup_vs_pytorch_float32']:>15.2f}x")
   if JSON.value:
     with open(JSON.value, "w") as f:
-      json.dump(dict(command_args=sys.argv[1:], code=provenance.code_version(),
+      json.dump(dict(result_fields.fields(NO_TEST_SPLIT),
+                     command_args=sys.argv[1:], code=provenance.code_version(),
                      cpu=cpu, table=table, runs=runs), f, indent=1)
 
 

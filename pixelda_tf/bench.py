@@ -50,6 +50,7 @@ import dataclasses
 import json
 import os
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -492,8 +493,15 @@ def cpu_info(path: str = "/proc/cpuinfo") -> dict:
 
 def write_json(path: str, results: List[dict]) -> None:
   with open(path, "w") as f:
+    code = provenance.code_version()
     json.dump({"results": results, "argv": sys.argv, "cpu": cpu_info(),
-               "code": provenance.code_version(),
+               "code": code,
+               # The facts every file under benchmarks/results/ carries.
+               "code_version": str(code["commit"]) + (
+                   " + uncommitted changes" if code["dirty"] else ""),
+               "command": shlex.join(["python", "-m", "pixelda_tf.bench"] +
+                                     sys.argv[1:]),
+               "test_split": "none: a train-step timing on random images",
                "env": {k: os.environ.get(k) for k in
                        ("TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS",
                         "OMP_NUM_THREADS")}}, f, indent=2)

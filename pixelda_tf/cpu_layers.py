@@ -6,7 +6,7 @@ numbers, so a checkpoint trained with them restores into the stock layers
 (`rundir.restore` does, and exports stock-layer `.keras` files). Kept
 because they pay on the CPUs measured: on an AVX-512 (BF16) Xeon with
 oneDNN, the paper-size step is 14% (float32) and 31% (bfloat16) faster with
-them, the CPU preset's 7% and 17% (`benchmarks/results/
+them, the CPU preset's 7% and 17% (`benchmarks/results/step/
 speed_layers_bench.json`); on an AVX2 EPYC with oneDNN they were within
 noise (benchmarks/README.md).
 """
