@@ -46,6 +46,11 @@ printed: re-run when `uptime` shows low load.
 
 from __future__ import annotations
 
+from pixelda_tf import runner
+
+runner.prepare_process()  # Before the imports below load TensorFlow.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import dataclasses
 import json
 import os
@@ -61,7 +66,6 @@ from absl import app
 from absl import flags
 
 from pixelda_tf import config as config_lib
-from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import provenance
 from pixelda_tf import sweeps
@@ -544,7 +548,7 @@ def main(argv: List[str]) -> None:
 
 def run():
   """The console script's entry point (`pixelda-bench`)."""
-  app.run(main, flags_parser=flagfiles.parse)
+  runner.run(main, positional=True)
 
 
 if __name__ == "__main__":
