@@ -20,7 +20,7 @@ CPU devices, XLA per replica), `mirrored_plain` and `mirrored_fast` (the same
 without XLA, and with the speed layers). Runtime flags (e.g.
 `--intra_op_threads`) and the environment (e.g. `XLA_FLAGS`, or
 `TF_ENABLE_ONEDNN_OPTS=0` to time TensorFlow without its oneDNN CPU kernels,
-which importing pixelda_tf turns on) pass through to every mode; the
+which the binaries turn on) pass through to every mode; the
 `oneDNN` column says whether each worker ran with them.
 
 Precisions: each mode runs once per `--precisions` entry (`float32`,

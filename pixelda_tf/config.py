@@ -32,9 +32,9 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 
 
-def opt(default: Any, help: str, *, flag: Optional[str] = None,  # pylint: disable=redefined-builtin
-        resumable: bool = False, per_worker: bool = False,
-        location: bool = False) -> Any:
+def opt(default: Any, help: str, *,  # pylint: disable=redefined-builtin
+        flag: Optional[str] = None, resumable: bool = False,
+        per_worker: bool = False, location: bool = False) -> Any:
   """A config field with its command-line facts beside it.
 
   Args:
@@ -666,7 +666,8 @@ class RuntimeConfig(_Section):
             "multi_worker")
     require(not (self.sync_batch_norm and self.jit_compile),
             f"{f('sync_batch_norm')} synchronises replicas inside the step, "
-            f"which XLA cannot compile: add --no{flag_name(type(self), 'jit_compile')}")
+            "which XLA cannot compile: add "
+            f"--no{flag_name(type(self), 'jit_compile')}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -771,8 +772,9 @@ def override_data(cfg: Config, overrides: Dict[str, Any]) -> Config:
     raise ConfigError(f"not data settings: {sorted(unknown)}")
   size = overrides.get("image_size", cfg.data.image_size)
   require(size == cfg.data.image_size,
-          f"{flag_of(DataConfig, 'image_size')}={size}: the model was trained at "
-          f"{cfg.data.image_size}; drop the flag (images are resized to it)")
+          f"{flag_of(DataConfig, 'image_size')}={size}: the model was trained "
+          f"at {cfg.data.image_size}; drop the flag (images are resized to "
+          "it)")
   d = dataclasses.replace(cfg.data, **overrides)
   if "mnist_m_dir" in overrides and "mnist_m_variant" not in overrides:
     d = dataclasses.replace(d, mnist_m_variant="released")

@@ -17,7 +17,8 @@ class UserError(Exception):
 
 
 class ConfigError(UserError, ValueError):
-  """A configuration value is invalid; the message names the flag and the fix."""
+  """A configuration value is invalid; the message names the flag and the
+  fix."""
 
 
 def user_errors() -> Tuple[Type[BaseException], ...]:

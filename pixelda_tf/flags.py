@@ -48,7 +48,8 @@ def _default(section: str, field: str) -> Any:
   return getattr(getattr(_DEFAULTS, section), field)
 
 
-def _define(name: str, section: str, field: str, help_: str) -> flags.FlagHolder:
+def _define(name: str, section: str, field: str,
+            help_: str) -> flags.FlagHolder:
   default = _default(section, field)
   kind = _field(section, field).type
   if kind == "bool":
@@ -70,8 +71,8 @@ def config_from_flags() -> config_lib.Config:
   sections: Dict[str, Dict[str, Any]] = {}
   for name, (section, field, _) in _FLAGS.items():
     value = HOLDERS[name].value
-    if isinstance(value, str) and value == "" and _default(section, field) is None:
-      value = None
+    if value == "" and _default(section, field) is None:
+      value = None  # An empty path means "not set".
     sections.setdefault(section, {})[field] = value
   return config_lib.validate(config_lib.Config(
       **{name: type(getattr(_DEFAULTS, name))(**values)
