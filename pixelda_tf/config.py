@@ -732,7 +732,6 @@ class Config:
             f"and under half the image side ({size}), e.g. 2")
 
 
-
 def paths_read(d: DataConfig) -> Dict[str, bool]:
   """Path setting -> whether the (source, target) pair reads it: the one rule
   behind `validate` (a path nothing reads is refused) and `override_data`
