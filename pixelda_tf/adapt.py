@@ -11,6 +11,11 @@ keras.utils.image_dataset_from_directory and --source=folder). Data flags
 (--source, --mnist_dir, ...) override the run's config.json.
 """
 
+from pixelda_tf import runner
+
+runner.prepare_process()  # Before the imports below load TensorFlow.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import json
 
 from absl import app
@@ -18,12 +23,7 @@ from absl import flags
 
 from pixelda_tf import adapting
 from pixelda_tf import cli
-from pixelda_tf import config as config_lib
-from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
-from pixelda_tf import rundir
-from pixelda_tf import usage
-from pixelda_tf.data import DataError
 
 OUT = flags.DEFINE_string("out", None, "Output folder (must not exist).")
 SAMPLES = flags.DEFINE_integer("samples_per_image", 1,
@@ -34,32 +34,26 @@ SPLIT = flags.DEFINE_enum("split", "train", ["train", "test"],
                           "Source split to adapt.")
 MAX_IMAGES = flags.DEFINE_integer("max_images", 0,
                                   "Adapt only the first N images (0 = all).")
-CHECKPOINT = flags.DEFINE_string("checkpoint", "latest",
-                                 "latest, best or a checkpoint prefix.")
-OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")
+CHECKPOINT = runner.checkpoint_flag()
+OVERWRITE = runner.overwrite_flag()
 RAW_WEIGHTS = flags.DEFINE_bool(
     "raw_weights", False, "For a run trained with --ema_decay: adapt with "
     "G's raw weights, not the averaged ones its evaluations scored.")
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  del argv  # Flags only (`runner.run`).
   cli.refuse_training_flags(allowed=["model_dir"])
   if not flags.FLAGS["model_dir"].present or not OUT.value:
     raise app.UsageError("--model_dir=DIR and --out=PATH are required")
-  try:
-    manifest = adapting.adapt_dataset(
-        pixelda_flags.HOLDERS["model_dir"].value, OUT.value,
-        # --seed seeds z here; the data seed stays the run's.
-        cli.data_overrides(),
-        samples_per_image=SAMPLES.value, fmt=FORMAT.value, split=SPLIT.value,
-        max_images=MAX_IMAGES.value, seed=pixelda_flags.SEED.value,
-        which=CHECKPOINT.value, overwrite=OVERWRITE.value,
-        averaged=not RAW_WEIGHTS.value)
-  except (config_lib.ConfigError, DataError, FileNotFoundError,
-          FileExistsError, ValueError, rundir.CheckpointError) as e:
-    return usage.error(e)
+  manifest = adapting.adapt_dataset(
+      pixelda_flags.HOLDERS["model_dir"].value, OUT.value,
+      # --seed seeds z here; the data seed stays the run's.
+      cli.data_overrides(),
+      samples_per_image=SAMPLES.value, fmt=FORMAT.value, split=SPLIT.value,
+      max_images=MAX_IMAGES.value, seed=pixelda_flags.SEED.value,
+      which=CHECKPOINT.value, overwrite=OVERWRITE.value,
+      averaged=not RAW_WEIGHTS.value)
   print(json.dumps({k: manifest[k] for k in (
       "format", "num_examples", "num_images", "samples_per_image",
       "examples_per_class", "checkpoint", "weights", "step", "wall_time_s")}
@@ -69,7 +63,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-adapt`)."""
-  app.run(main, flags_parser=flagfiles.parse)
+  runner.run(main, more_errors=(ValueError,))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ CPU devices, XLA per replica), `mirrored_plain` and `mirrored_fast` (the same
 without XLA, and with the speed layers). Runtime flags (e.g.
 `--intra_op_threads`) and the environment (e.g. `XLA_FLAGS`, or
 `TF_ENABLE_ONEDNN_OPTS=0` to time TensorFlow without its oneDNN CPU kernels,
-which importing pixelda_tf turns on) pass through to every mode; the
+which the binaries turn on) pass through to every mode; the
 `oneDNN` column says whether each worker ran with them.
 
 Precisions: each mode runs once per `--precisions` entry (`float32`,
@@ -46,6 +46,11 @@ printed: re-run when `uptime` shows low load.
 
 from __future__ import annotations
 
+from pixelda_tf import runner
+
+runner.prepare_process()  # Before the imports below load TensorFlow.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import dataclasses
 import json
 import os
@@ -62,7 +67,6 @@ from absl import app
 from absl import flags
 
 from pixelda_tf import config as config_lib
-from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import provenance
 from pixelda_tf import sweeps
@@ -552,7 +556,7 @@ def main(argv: List[str]) -> None:
 
 def run():
   """The console script's entry point (`pixelda-bench`)."""
-  app.run(main, flags_parser=flagfiles.parse)
+  runner.run(main, positional=True)
 
 
 if __name__ == "__main__":

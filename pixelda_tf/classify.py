@@ -14,6 +14,11 @@ result to --out (default <train_dir>/classify_<arch>.json; required with
 several sets) and prints it.
 """
 
+from pixelda_tf import runner
+
+runner.prepare_process()  # Before the imports below load TensorFlow.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import json
 import os
 
@@ -24,12 +29,9 @@ from pixelda_tf import adapting
 from pixelda_tf import classifiers
 from pixelda_tf import cli
 from pixelda_tf import config as config_lib
-from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
 from pixelda_tf import provenance
 from pixelda_tf import rundir
-from pixelda_tf import usage
-from pixelda_tf.data import DataError
 
 TRAIN_DIR = flags.DEFINE_list(
     "train_dir", None, "Adapted dataset folder, or several, comma-separated "
@@ -50,8 +52,7 @@ OUT = flags.DEFINE_string("out", None, "Result JSON path.")
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  del argv  # Flags only (`runner.run`).
   cli.refuse_training_flags(allowed=["batch_size", "learning_rate"])
   if not TRAIN_DIR.value:
     raise app.UsageError("--train_dir=PATH (from pixelda_tf.adapt) is required")
@@ -62,20 +63,16 @@ def main(argv):
   if len(TRAIN_DIR.value) > 1 and not OUT.value:
     raise app.UsageError("--out=PATH is required with several --train_dir "
                          "sets (there is no one set to write the result in)")
-  try:
-    manifest = adapting.read_manifest(TRAIN_DIR.value[0])
-    base = (config_lib.Config.from_dict(manifest["config"])
-            if "config" in manifest else config_lib.Config())
-    cfg = config_lib.override_data(base, cli.data_overrides())
-    results = classifiers.train_and_evaluate(
-        TRAIN_DIR.value, cfg, arch=ARCH.value, epochs=EPOCHS.value,
-        batch_size=pixelda_flags.HOLDERS["batch_size"].value,
-        learning_rate=pixelda_flags.HOLDERS["learning_rate"].value,
-        seed=pixelda_flags.SEED.value, max_examples=MAX_EXAMPLES.value,
-        with_source=WITH_SOURCE.value, adapt_bn=ADAPT_BN.value)
-  except (config_lib.ConfigError, DataError, FileNotFoundError,
-          ValueError) as e:
-    return usage.error(e)
+  manifest = adapting.read_manifest(TRAIN_DIR.value[0])
+  base = (config_lib.Config.from_dict(manifest["config"])
+          if "config" in manifest else config_lib.Config())
+  cfg = config_lib.override_data(base, cli.data_overrides())
+  results = classifiers.train_and_evaluate(
+      TRAIN_DIR.value, cfg, arch=ARCH.value, epochs=EPOCHS.value,
+      batch_size=pixelda_flags.HOLDERS["batch_size"].value,
+      learning_rate=pixelda_flags.HOLDERS["learning_rate"].value,
+      seed=pixelda_flags.SEED.value, max_examples=MAX_EXAMPLES.value,
+      with_source=WITH_SOURCE.value, adapt_bn=ADAPT_BN.value)
   suffix = ("_with_source" if WITH_SOURCE.value else "") + (
       "_adapt_bn" if ADAPT_BN.value else "")
   out = OUT.value or os.path.join(TRAIN_DIR.value[0],
@@ -91,7 +88,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-classify`)."""
-  app.run(main, flags_parser=flagfiles.parse)
+  runner.run(main, more_errors=(ValueError,))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Flag handling shared by the evaluate, adapt, classify and refine binaries.
+"""Config flags in the evaluate, adapt, classify and refine binaries.
 
 These tools start from a trained run's config.json; only the data flags the
 user actually passed override it (`FLAGS[name].present`), and training flags
@@ -18,9 +18,8 @@ from pixelda_tf import flags as pixelda_flags
 
 FLAGS = flags.FLAGS
 # Data flag name -> its DataConfig field (they match, except --data_seed).
-_DATA_FIELDS = {f.name for f in dataclasses.fields(config_lib.DataConfig)}
-DATA_FLAGS = {**{n: n for n in _DATA_FIELDS if n in pixelda_flags.HOLDERS},
-              "data_seed": "seed"}
+DATA_FLAGS = {config_lib.flag_name(config_lib.DataConfig, f.name): f.name
+              for f in dataclasses.fields(config_lib.DataConfig)}
 
 
 def data_overrides() -> Dict[str, Any]:
@@ -36,8 +35,9 @@ def data_overrides() -> Dict[str, Any]:
 
 
 def refuse_training_flags(allowed: Iterable[str] = ()) -> None:
-  """Raises UsageError if a Config flag other than a data flag was passed."""
-  allowed = set(DATA_FLAGS) | set(allowed)
+  """Raises UsageError if a Config flag other than a data flag was passed
+  (`--seed` seeds each tool's own draws, e.g. adapt's z, and is allowed)."""
+  allowed = set(DATA_FLAGS) | {"seed"} | set(allowed)
   given = sorted(n for n in pixelda_flags.HOLDERS
                  if FLAGS[n].present and n not in allowed)
   if given:

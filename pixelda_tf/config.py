@@ -4,6 +4,11 @@ The whole experiment is one frozen tree of dataclasses, built once (by
 `pixelda_tf.flags.config_from_flags` for the command-line tools, or by hand in
 Python). The library takes a `Config` and never reads absl flags.
 
+Each field carries its own facts (`opt`): its flag's name and help, and
+whether a resumed run or one worker of many may change it. `pixelda_tf.flags`,
+rundir's setting sets and docs/options.md are derived from them, and each
+section validates itself, naming flags through `flag_of`.
+
 Defaults are the official TF1 MNIST->MNIST-M setup (tensorflow/models,
 research/domain_adaptation/pixel_domain_adaptation) at the paper's 32x32 size.
 """
@@ -14,7 +19,9 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Optional, Tuple
+
+from pixelda_tf.errors import ConfigError
 
 SOURCES = ("mnist", "usps", "folder")
 TARGETS = ("mnist_m", "usps", "mnist", "folder")
@@ -25,12 +32,76 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 
 
-class ConfigError(ValueError):
-  """A configuration value is invalid; the message names the flag and the fix."""
+def opt(default: Any, help: str, *,  # pylint: disable=redefined-builtin
+        flag: Optional[str] = None, resumable: bool = False,
+        per_worker: bool = False, location: bool = False) -> Any:
+  """A config field with its command-line facts beside it.
+
+  Args:
+    default: the field's default.
+    help: the flag's help text.
+    flag: the flag's name (default: the field's name).
+    resumable: a resumed run may change it (budgets, intervals, how, not
+      what, the step computes).
+    per_worker: each worker of a multi-worker run may give its own.
+    location: where data lives (files may move; runs compare their
+      content): implies `resumable` and `per_worker`.
+
+  Returns:
+    A `dataclasses.field` whose metadata holds these facts.
+  """
+  return dataclasses.field(default=default, metadata={
+      "flag": flag, "help": help, "resumable": resumable or location,
+      "per_worker": per_worker or location, "location": location})
+
+
+class _Section:
+  """Base of the config sections: each validates itself."""
+
+  @classmethod
+  def flag(cls, name: str) -> str:
+    """`--flag` of the field `name`, as a user types it."""
+    return "--" + flag_name(cls, name)
+
+  def validate(self) -> None:
+    """Raises ConfigError naming the flag and the fix (checks of this
+    section alone; `Config.validate` checks combinations across sections)."""
+
+  def _one_of(self, name: str, choices: Tuple[str, ...]) -> None:
+    value = getattr(self, name)
+    require(value in choices, f"{self.flag(name)}={value!r} is not valid; use "
+            f"one of {', '.join(choices)}")
+
+
+def flag_name(section: type, name: str) -> str:
+  """The flag name of field `name` of a section class (no dashes)."""
+  field = {f.name: f for f in dataclasses.fields(section)}[name]
+  return field.metadata.get("flag") or name
+
+
+def flag_of(section: type, name: str) -> str:
+  """`--flag` of field `name` of a section class."""
+  return "--" + flag_name(section, name)
+
+
+def require(ok: bool, message: str) -> None:
+  """Raises ConfigError(message) unless ok."""
+  if not ok:
+    raise ConfigError(message)
+
+
+def image_size_ok(image_size: int) -> bool:
+  """The one rule for image sizes: the classifier pools twice by 2."""
+  return image_size >= 8 and image_size % 4 == 0
+
+
+def image_size_error(image_size: int) -> str:
+  return (f"{flag_of(DataConfig, 'image_size')}={image_size}: use a multiple "
+          "of 4, at least 8 (the classifier pools twice by 2), e.g. 28 or 32")
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
+class DataConfig(_Section):
   """Where the images come from and how they are prepared.
 
   Attributes:
@@ -74,28 +145,89 @@ class DataConfig:
     download: try network downloads when the network is reachable.
     seed: seed for data order and for generating MNIST-M.
   """
-  source: str = "mnist"
-  target: str = "mnist_m"
-  mnist_m_variant: str = "auto"
-  image_size: int = 32
-  data_dir: str = "data"
-  mnist_dir: Optional[str] = None
-  bsds_dir: Optional[str] = None
-  mnist_m_dir: Optional[str] = None
-  usps_path: Optional[str] = None
-  source_dir: Optional[str] = None
-  target_dir: Optional[str] = None
-  val_size: int = 1000
-  smaller_images: str = "resize"
-  target_val_dir: Optional[str] = None
-  target_labels: str = "auto"
-  test_size: int = 0
-  download: bool = True
-  seed: int = 0
+  source: str = opt("mnist", "Labelled source domain: " + ", ".join(SOURCES))
+  target: str = opt("mnist_m", "Target domain: " + ", ".join(TARGETS))
+  mnist_m_variant: str = opt("auto", "How MNIST-M is obtained: "
+                             + ", ".join(MNIST_M_VARIANTS))
+  image_size: int = opt(32, "Side of the square model inputs.")
+  data_dir: str = opt("data", "Where prepared data and downloads land.",
+                      location=True)
+  mnist_dir: Optional[str] = opt(None, "Folder with the four MNIST IDX files.",
+                                 location=True)
+  bsds_dir: Optional[str] = opt(None, "BSR_bsds500.tgz or an extracted "
+                                "BSR/BSDS500/data/images folder (for "
+                                "MNIST-M).", location=True)
+  mnist_m_dir: Optional[str] = opt(None, "Released MNIST-M folder "
+                                   "(mnist_m_train/, "
+                                   "mnist_m_train_labels.txt, ...).",
+                                   location=True)
+  usps_path: Optional[str] = opt(None, "usps.h5, or a folder with the libsvm "
+                                 "usps.bz2 and usps.t.bz2 files.",
+                                 location=True)
+  source_dir: Optional[str] = opt(None, "Labelled source image folder (one "
+                                  "subfolder per class), for "
+                                  "--source=folder.", location=True)
+  target_dir: Optional[str] = opt(None, "Target image folder, for "
+                                  "--target=folder.", location=True)
+  val_size: int = opt(1000, "Labelled target train examples held out for "
+                      "validation (stratified, --data_seed).")
+  smaller_images: str = opt("resize", "Built-in images smaller than "
+                            "--image_size: resize, or pad (centred on black, "
+                            "as the released MNIST-M placed its digits).")
+  target_val_dir: Optional[str] = opt(None, "Small labelled target folder "
+                                      "(one subfolder per class, named as "
+                                      "the source's) to validate on instead "
+                                      "of a slice of train.", location=True)
+  target_labels: str = opt("auto", "Target labels the run may use: "
+                           + ", ".join(TARGET_LABELS) + " (test: only to "
+                           "score the test split; none: ignore them).")
+  test_size: int = opt(0, "Target train examples held out as the test split "
+                       "when the target has none (0 = 10%, at most 1,000).")
+  download: bool = opt(True, "Try downloads when the network is reachable.",
+                       location=True)
+  seed: int = opt(0, "Seed of MNIST-M generation and of every held-out slice "
+                  "(validation, test): keep it fixed across training seeds so "
+                  "every run is tested on the same images.", flag="data_seed")
+
+  def validate(self) -> None:
+    f = self.flag
+    self._one_of("source", SOURCES)
+    self._one_of("target", TARGETS)
+    self._one_of("mnist_m_variant", MNIST_M_VARIANTS)
+    self._one_of("smaller_images", ("resize", "pad"))
+    require(image_size_ok(self.image_size), image_size_error(self.image_size))
+    require(self.source != "folder" or self.source_dir,
+            f"{f('source')}=folder needs {f('source_dir')}=PATH (one "
+            "subfolder per class)")
+    require(self.target != "folder" or self.target_dir,
+            f"{f('target')}=folder needs {f('target_dir')}=PATH (a folder "
+            "of images)")
+    require(self.mnist_m_variant != "released" or self.mnist_m_dir,
+            f"{f('mnist_m_variant')}=released needs {f('mnist_m_dir')}=PATH "
+            "(folder with mnist_m_train/ and mnist_m_train_labels.txt)")
+    for name, used in paths_read(self).items():
+      require(not getattr(self, name) or used,
+              f"{f(name)} is set but {f('source')}={self.source} "
+              f"{f('target')}={self.target} never read it: drop the flag or "
+              f"change {f('source')}/{f('target')}")
+    require(not (self.bsds_dir
+                 and self.mnist_m_variant in ("offline", "released")),
+            f"{f('bsds_dir')} contradicts {f('mnist_m_variant')}="
+            f"{self.mnist_m_variant}: drop one (BSDS500 photos are used by "
+            f"{f('mnist_m_variant')}=bsds500)")
+    require(self.seed >= 0, f"{f('seed')}={self.seed}: must be >= 0")
+    require(self.val_size >= 0,
+            f"{f('val_size')}={self.val_size}: must be >= 0")
+    require(self.test_size >= 0, f"{f('test_size')}={self.test_size}: must "
+            "be >= 0 (0 = 10% of the target train split, at most 1,000)")
+    self._one_of("target_labels", TARGET_LABELS)
+    require(self.source != self.target or self.source == "folder",
+            f"{f('source')} and {f('target')} are both {self.source!r}: "
+            "adaptation needs two domains")
 
 
 @dataclasses.dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(_Section):
   """ResNet generator G(x_s, z) -> x_f.
 
   Attributes:
@@ -106,14 +238,21 @@ class GeneratorConfig:
       official `residual_interpretation` form, with a change wide enough to
       reach every output value), instead of a plain image-to-image map.
   """
-  filters: int = 64
-  num_blocks: int = 6
-  noise_dim: int = 10
-  residual_output: bool = False
+  filters: int = opt(64, "Generator residual-block width.", flag="g_filters")
+  num_blocks: int = opt(6, "Generator residual blocks.", flag="g_blocks")
+  noise_dim: int = opt(10, "Size of the noise vector z.")
+  residual_output: bool = opt(False, "Generator output = input + residual.",
+                              flag="g_residual_output")
+
+  def validate(self) -> None:
+    f = self.flag
+    require(self.filters > 0 and self.num_blocks >= 0,
+            f"{f('filters')} must be > 0 and {f('num_blocks')} >= 0")
+    require(self.noise_dim >= 1, f"{f('noise_dim')} must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
-class DiscriminatorConfig:
+class DiscriminatorConfig(_Section):
   """Convolutional discriminator D(x) -> logit.
 
   Attributes:
@@ -125,15 +264,33 @@ class DiscriminatorConfig:
       the batch's last features vary across its images (Karras et al.
       2018); not in the paper, off by default.
   """
-  filters: int = 64
-  max_filters: int = 512
-  dropout_keep_prob: float = 0.9
-  noise_stddev: float = 0.2
-  minibatch_std: bool = False
+  filters: int = opt(64, "Discriminator first-conv width.", flag="d_filters")
+  max_filters: int = opt(512, "Discriminator channel cap.",
+                         flag="d_max_filters")
+  dropout_keep_prob: float = opt(0.9, "Keep probability of the dropout after "
+                                 "each conv.", flag="d_dropout_keep_prob")
+  noise_stddev: float = opt(0.2, "Stddev of the Gaussian noise after each "
+                            "conv.", flag="d_noise_stddev")
+  minibatch_std: bool = opt(False, "Give D a feature of how varied each batch "
+                            "is (minibatch standard deviation, Karras et al. "
+                            "2018; not in the paper): against a generator "
+                            "that drops part of the target's looks.",
+                            flag="d_minibatch_std")
+
+  def validate(self) -> None:
+    f = self.flag
+    require(0.0 < self.dropout_keep_prob <= 1.0,
+            f"{f('dropout_keep_prob')} must be in (0, 1]")
+    require(self.filters > 0 and self.max_filters > 0,
+            f"{f('filters')}={self.filters} and {f('max_filters')}="
+            f"{self.max_filters}: both must be > 0 (64 and 512 in the paper)")
+    require(0 <= self.noise_stddev < math.inf,
+            f"{f('noise_stddev')}={self.noise_stddev}: must be finite and "
+            ">= 0")
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(_Section):
   """Task classifier T (the official `mnist` tower).
 
   Attributes:
@@ -142,12 +299,17 @@ class ClassifierConfig:
       official `mnist` tower's layout); adapted and target images share the
       other. Only used in `pixelda` mode.
   """
-  num_classes: int = 10
-  private_source_layer: bool = True
+  num_classes: int = opt(10, "Number of classes.")
+  private_source_layer: bool = opt(True, "Give source images their own "
+                                   "first conv.")
+
+  def validate(self) -> None:
+    require(self.num_classes >= 2,
+            f"{self.flag('num_classes')} must be >= 2")
 
 
 @dataclasses.dataclass(frozen=True)
-class LossConfig:
+class LossConfig(_Section):
   """Loss weights. Official MNIST->MNIST-M values by default.
 
   Attributes:
@@ -196,22 +358,48 @@ class LossConfig:
       refinement stage, once T is good enough on target images for its own
       predictions to teach it.
   """
-  domain: float = 0.135603587834
-  style: float = 0.0113173311334
-  task_source: float = 1.0
-  task_adapted: float = 1.0
-  task_in_g: float = 0.0100959947002
-  pmse: float = 0.0
-  pmse_mask: str = "none"
-  target_entropy: float = 0.0
-  pseudo_label: float = 0.0
-  pseudo_label_threshold: float = 0.95
-  target_vat: float = 0.0
-  target_vat_radius: float = 3.5
-  target_teacher: float = 0.0
-  target_teacher_shift: int = 0
-  target_teacher_noise: float = 0.0
-  refine_start_step: int = 0
+  # A loss weight's flag is its name + "_weight" (`weights()`).
+  domain: float = opt(0.135603587834, "alpha: discriminator domain loss.",
+                      flag="domain_weight")
+  style: float = opt(0.0113173311334, "Generator adversarial loss.",
+                     flag="style_weight")
+  task_source: float = opt(1.0, "Task loss on source.",
+                           flag="task_source_weight")
+  task_adapted: float = opt(1.0, "Task loss on adapted.",
+                            flag="task_adapted_weight")
+  task_in_g: float = opt(0.0100959947002, "Task loss in the G step.",
+                         flag="task_in_g_weight")
+  pmse: float = opt(0.0, "gamma: masked PMSE content loss.",
+                    flag="pmse_weight")
+  pmse_mask: str = opt("none", "PMSE mask: none or foreground.")
+  target_entropy: float = opt(0.0, "Conditional entropy of T on target "
+                              "images, in T's loss (beyond the paper; 0 = "
+                              "off).", flag="target_entropy_weight")
+  pseudo_label: float = opt(0.0, "Self-training on T's confident target "
+                            "predictions, in T's loss (beyond the paper; 0 = "
+                            "off).", flag="pseudo_label_weight")
+  pseudo_label_threshold: float = opt(0.95, "Top probability, in (0, 1], a "
+                                      "target prediction needs to be a "
+                                      "pseudo-label.")
+  target_vat: float = opt(0.0, "Virtual adversarial training of T on target "
+                          "images, in T's loss (beyond the paper; 0 = off).",
+                          flag="target_vat_weight")
+  target_vat_radius: float = opt(3.5, "L2 norm per image of the virtual "
+                                 "adversarial perturbation.")
+  target_teacher: float = opt(0.0, "KL(weight-averaged T || T) on target "
+                              "images, in T's loss (a mean teacher; needs "
+                              "--ema_decay; beyond the paper; 0 = off).",
+                              flag="target_teacher_weight")
+  target_teacher_shift: int = opt(0, "Largest shift, in whole pixels each "
+                                  "way, of the target view T's own "
+                                  "prediction is made on in the teacher term "
+                                  "(a noisy mean teacher; 0 = the teacher's "
+                                  "clean view).")
+  target_teacher_noise: float = opt(0.0, "Std of Gaussian noise added to that "
+                                    "view (images in [-1, 1]; 0 = none).")
+  refine_start_step: int = opt(0, "Step from which the target entropy, "
+                               "pseudo-label, VAT and teacher terms count (0 "
+                               "= from the start).")
 
   @property
   def noisy_teacher(self) -> bool:
@@ -219,15 +407,57 @@ class LossConfig:
     return bool(self.target_teacher
                 and (self.target_teacher_shift or self.target_teacher_noise))
 
+  @classmethod
+  def weights(cls) -> Tuple[str, ...]:
+    """The fields that are loss weights (flag `<field>_weight`)."""
+    return tuple(f.name for f in dataclasses.fields(cls)
+                 if flag_name(cls, f.name) == f.name + "_weight")
 
-# LossConfig fields that are not loss weights.
-_LOSS_SETTINGS = ("pmse_mask", "pseudo_label_threshold", "target_vat_radius",
-                  "target_teacher_shift", "target_teacher_noise",
-                  "refine_start_step")
+  @property
+  def refines(self) -> bool:
+    """Whether a term that learns from T's own target predictions is on."""
+    return bool(self.target_entropy or self.pseudo_label or self.target_vat
+                or self.target_teacher)
+
+  def refining_flags(self) -> str:
+    return (f"{self.flag('target_entropy')}, {self.flag('pseudo_label')}, "
+            f"{self.flag('target_vat')} and {self.flag('target_teacher')}")
+
+  def validate(self) -> None:
+    f = self.flag
+    self._one_of("pmse_mask", ("none", "foreground"))
+    for name in self.weights():
+      value = getattr(self, name)
+      # `not (x >= 0)` also catches NaN, which compares false to everything.
+      require(0 <= value < math.inf,
+              f"{f(name)}={value}: a loss weight must be finite and >= 0")
+    require(0 < self.pseudo_label_threshold <= 1,
+            f"{f('pseudo_label_threshold')}={self.pseudo_label_threshold}: "
+            "must be in (0, 1], e.g. 0.95")
+    require(0 < self.target_vat_radius < math.inf,
+            f"{f('target_vat_radius')}={self.target_vat_radius}: must be a "
+            "finite L2 norm > 0, e.g. 3.5 (VADA's, for 32x32x3 images in "
+            "[-1, 1])")
+    require(self.refine_start_step >= 0,
+            f"{f('refine_start_step')}={self.refine_start_step}: must be >= 0")
+    require(not self.refine_start_step or self.refines,
+            f"{f('refine_start_step')}={self.refine_start_step} starts "
+            f"nothing: set {f('pseudo_label')}, {f('target_entropy')}, "
+            f"{f('target_vat')} and/or {f('target_teacher')}, or drop it")
+    require(0 <= self.target_teacher_noise < math.inf,
+            f"{f('target_teacher_noise')}={self.target_teacher_noise}: must "
+            "be finite and >= 0, e.g. 0.1")
+    require(self.target_teacher
+            or not (self.target_teacher_shift or self.target_teacher_noise),
+            f"{f('target_teacher_shift')}={self.target_teacher_shift} and "
+            f"{f('target_teacher_noise')}={self.target_teacher_noise} perturb "
+            "the mean teacher's student view, and "
+            f"{f('target_teacher')}=0 turns the teacher off: set "
+            f"{f('target_teacher')} (e.g. 1) or drop them")
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimConfig:
+class OptimConfig(_Section):
   """Adam with a staircase exponential decay, one optimizer per network.
 
   Attributes:
@@ -243,17 +473,44 @@ class OptimConfig:
       second part (0 = off).
     late_decay_from: see `late_decay_steps`.
   """
-  learning_rate: float = 1e-3
-  beta1: float = 0.5
-  decay_steps: int = 10000
-  decay_rate: float = 0.95
-  clipnorm: float = 5.0
-  late_decay_steps: int = 0
-  late_decay_from: int = 0
+  learning_rate: float = opt(1e-3, "Adam learning rate.")
+  beta1: float = opt(0.5, "Adam beta1.")
+  decay_steps: int = opt(10000, "Staircase decay interval.",
+                         flag="lr_decay_steps")
+  decay_rate: float = opt(0.95, "Staircase decay factor.",
+                          flag="lr_decay_rate")
+  clipnorm: float = opt(5.0, "Per-gradient norm clip (0 = off).")
+  late_decay_steps: int = opt(0, "From --lr_late_decay_from on, the staircase "
+                              "decay interval: the rate is lr_decay_rate ** "
+                              "floor(step / this) (0 = off).",
+                              flag="lr_late_decay_steps")
+  late_decay_from: int = opt(0, "The step --lr_late_decay_steps starts at.",
+                             flag="lr_late_decay_from")
+
+  def validate(self) -> None:
+    f = self.flag
+    require(0 < self.learning_rate < math.inf,
+            f"{f('learning_rate')}={self.learning_rate}: must be finite and "
+            "> 0, e.g. 0.001")
+    require(0 <= self.beta1 < 1, f"{f('beta1')} must be in [0, 1)")
+    require(self.decay_steps > 0 and 0 < self.decay_rate <= 1,
+            f"{f('decay_steps')} must be > 0 and {f('decay_rate')} in (0, 1]")
+    require(0 <= self.clipnorm < math.inf,
+            f"{f('clipnorm')}={self.clipnorm}: must be finite and >= 0 (0 = "
+            "off)")
+    steps, start = self.late_decay_steps, self.late_decay_from
+    require(steps >= 0 and start >= 0 and (steps > 0) == (start > 0),
+            f"{f('late_decay_steps')}={steps} and {f('late_decay_from')}="
+            f"{start}: give both > 0 (e.g. 2000 and 23500) or leave both at 0 "
+            "(off)")
+    require(steps <= self.decay_steps,
+            f"{f('late_decay_steps')}={steps} is longer than "
+            f"{f('decay_steps')}={self.decay_steps}: the rate would rise at "
+            f"{f('late_decay_from')}; give a shorter late interval")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Section):
   """The training run.
 
   Attributes:
@@ -280,24 +537,65 @@ class TrainConfig:
       losses, budgets and data (a second stage, e.g. a refinement stage).
       The networks must match.
   """
-  mode: str = "pixelda"
-  model_dir: str = "runs/mnistm"
-  batch_size: int = 32
-  train_steps: int = 250000
-  max_minutes: float = 0.0
-  checkpoint_every: int = 1000
-  eval_every: int = 2000
-  summary_every: int = 100
-  image_every: int = 5000
-  keep_checkpoints: int = 3
-  seed: int = 0
-  quiet: bool = False
-  ema_decay: float = 0.0
-  init_from: Optional[str] = None
+  mode: str = opt("pixelda", "pixelda, source_only or target_only.")
+  model_dir: str = opt("runs/mnistm", "Checkpoints, summaries, results.",
+                       resumable=True, per_worker=True)
+  batch_size: int = opt(32, "Global batch size.")
+  train_steps: int = opt(250000, "Total training steps.", resumable=True)
+  max_minutes: float = opt(0.0, "Wall-time budget (0 = none).",
+                           resumable=True, per_worker=True)
+  checkpoint_every: int = opt(1000, "Steps per checkpoint.", resumable=True)
+  eval_every: int = opt(2000, "Steps per validation (0 = off).",
+                        resumable=True)
+  summary_every: int = opt(100, "Steps per scalar summary.", resumable=True)
+  image_every: int = opt(5000, "Steps per image grid (0 = off).",
+                         resumable=True)
+  keep_checkpoints: int = opt(3, "Checkpoints kept.", resumable=True,
+                              per_worker=True)
+  seed: int = opt(0, "Seed of weight initialisation, batch order, z and "
+                  "every other random draw in training.")
+  quiet: bool = opt(False, "No progress bar.", resumable=True,
+                    per_worker=True)
+  ema_decay: float = opt(0.0, "Decay of the moving average of G's and T's "
+                         "weights that evaluation and export use, and "
+                         "--target_teacher_weight's teacher (0 = off).")
+  init_from: Optional[str] = opt(None, "Start a run that has no checkpoint "
+                                 "yet from another run's model_dir (or its "
+                                 "checkpoints/ or best/ folder, or a "
+                                 "checkpoint prefix): weights, optimizer "
+                                 "state, averages and step, with this run's "
+                                 "losses, budgets and data.", resumable=True,
+                                 per_worker=True)
+
+  def validate(self) -> None:
+    f = self.flag
+    self._one_of("mode", MODES)
+    require(self.batch_size > 0,
+            f"{f('batch_size')}={self.batch_size}: must be > 0")
+    require(self.train_steps >= 0,
+            f"{f('train_steps')}={self.train_steps}: must be >= 0")
+    require(0 <= self.max_minutes < math.inf,
+            f"{f('max_minutes')}={self.max_minutes}: must be finite and >= 0 "
+            "(0 = no time budget)")
+    require(self.checkpoint_every > 0,
+            f"{f('checkpoint_every')}={self.checkpoint_every}: must be > 0")
+    require(self.ema_decay == 0.0 or 0.0 < self.ema_decay < 1.0,
+            f"{f('ema_decay')}={self.ema_decay}: use 0 (off) or a value in "
+            "(0, 1), e.g. 0.999")
+    require(not self.init_from or os.path.normpath(self.init_from)
+            != os.path.normpath(self.model_dir),
+            f"{f('init_from')}={self.init_from} is this run's own "
+            f"{f('model_dir')}: rerunning the same command resumes it; to "
+            f"start a second stage from it, give the new stage another "
+            f"{f('model_dir')}")
+    require(self.keep_checkpoints > 0,
+            f"{f('keep_checkpoints')}={self.keep_checkpoints}: must be > 0")
+    for name in ("eval_every", "summary_every", "image_every"):
+      require(getattr(self, name) >= 0, f"{f(name)}: must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
-class RuntimeConfig:
+class RuntimeConfig(_Section):
   """How the step runs: strategy and compilation are settings, not forks.
 
   Attributes:
@@ -326,15 +624,50 @@ class RuntimeConfig:
       float32 variables whatever the setting, and restored runs (export,
       evaluate, adapt) build float32 networks.
   """
-  strategy: str = "default"
-  num_cpu_devices: int = 0
-  jit_compile: bool = True
-  sync_batch_norm: bool = False
-  intra_op_threads: int = 0
-  inter_op_threads: int = 0
-  fused_batch_norm: bool = False
-  split_conv_grad: bool = False
-  precision: str = "float32"
+  strategy: str = opt("default", "default, mirrored or multi_worker.",
+                      resumable=True)
+  num_cpu_devices: int = opt(0, "Split the CPU into N logical devices "
+                             "(testing).", resumable=True)
+  jit_compile: bool = opt(True, "XLA-compile the step.", resumable=True)
+  sync_batch_norm: bool = opt(False, "Synchronise BN statistics across "
+                              "replicas.")
+  intra_op_threads: int = opt(0, "TensorFlow intra-op threads (0 = default).",
+                              resumable=True, per_worker=True)
+  inter_op_threads: int = opt(0, "TensorFlow inter-op threads (0 = default).",
+                              resumable=True, per_worker=True)
+  fused_batch_norm: bool = opt(False, "Training BN as one fused op (faster on "
+                               "CPU; same numbers; ignored with "
+                               "--jit_compile).", resumable=True)
+  split_conv_grad: bool = opt(False, "D's stride-2 conv input gradient as "
+                              "four stride-1 convs (faster on CPU; same "
+                              "numbers).", resumable=True)
+  precision: str = opt("float32", "Training arithmetic: "
+                       + ", ".join(PRECISIONS) + " (auto: bfloat16 where the "
+                       "CPU or GPU runs it natively, else float32; variables "
+                       "and checkpoints stay float32).", resumable=True)
+
+  def validate(self) -> None:
+    f = self.flag
+    self._one_of("strategy", STRATEGIES)
+    self._one_of("precision", PRECISIONS)
+    # Keras' LossScaleOptimizer applies only in replica context; the step
+    # applies updates once, in cross-replica context, after the all-reduce.
+    require(not (self.precision == "mixed_float16"
+                 and self.strategy != "default"),
+            f"{f('precision')}=mixed_float16 is not supported with "
+            f"{f('strategy')}={self.strategy} yet: use {f('precision')}="
+            "mixed_bfloat16 (no loss scaling needed) or float32")
+    require(self.num_cpu_devices >= 0, f"{f('num_cpu_devices')} must be >= 0")
+    require(not (self.strategy == "default" and self.num_cpu_devices > 1),
+            f"{f('num_cpu_devices')} > 1 only makes sense with "
+            f"{f('strategy')}=mirrored")
+    require(not (self.sync_batch_norm and self.strategy == "default"),
+            f"{f('sync_batch_norm')} needs {f('strategy')}=mirrored or "
+            "multi_worker")
+    require(not (self.sync_batch_norm and self.jit_compile),
+            f"{f('sync_batch_norm')} synchronises replicas inside the step, "
+            "which XLA cannot compile: add "
+            f"--no{flag_name(type(self), 'jit_compile')}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,26 +702,34 @@ class Config:
       kwargs[field.name] = sub_cls(**sub)
     return validate(cls(**kwargs))
 
-
-def require(ok: bool, message: str) -> None:
-  """Raises ConfigError(message) unless ok."""
-  if not ok:
-    raise ConfigError(message)
-
-
-def _one_of(value: str, choices: Tuple[str, ...], flag: str) -> None:
-  require(value in choices,
-          f"--{flag}={value!r} is not valid; use one of {', '.join(choices)}")
-
-
-def image_size_ok(image_size: int) -> bool:
-  """The one rule for image sizes: the classifier pools twice by 2."""
-  return image_size >= 8 and image_size % 4 == 0
-
-
-def image_size_error(image_size: int) -> str:
-  return (f"--image_size={image_size}: use a multiple of 4, at least 8 "
-          "(the classifier pools twice by 2), e.g. 28 or 32")
+  def validate(self) -> None:
+    """Raises ConfigError naming the flag and the fix: each section's own
+    checks, then the combinations across sections."""
+    for field in dataclasses.fields(self):
+      getattr(self, field.name).validate()
+    d, t, w = self.data, self.train, self.loss
+    f = flag_of
+    require(t.mode != "target_only" or d.target_labels == "auto",
+            f"{f(TrainConfig, 'mode')}=target_only trains on target labels, "
+            f"which {f(DataConfig, 'target_labels')}={d.target_labels} "
+            "ignores: drop one of the two")
+    require(t.mode == "pixelda" or not w.refines,
+            f"{w.refining_flags()} refine PixelDA's classifier; "
+            f"{f(TrainConfig, 'mode')}={t.mode} trains without target "
+            "images' predictions: drop them or use "
+            f"{f(TrainConfig, 'mode')}=pixelda")
+    require(not w.target_teacher or t.ema_decay,
+            f"{f(LossConfig, 'target_teacher')}={w.target_teacher}: the "
+            "teacher is the weight-averaged classifier, and "
+            f"{f(TrainConfig, 'ema_decay')}=0 keeps no average: set "
+            f"{f(TrainConfig, 'ema_decay')} (e.g. 0.999) or drop "
+            f"{f(LossConfig, 'target_teacher')}")
+    size = d.image_size
+    shift = w.target_teacher_shift
+    require(isinstance(shift, int) and not isinstance(shift, bool)
+            and 0 <= shift < size // 2,
+            f"{f(LossConfig, 'target_teacher_shift')}={shift}: must be >= 0 "
+            f"and under half the image side ({size}), e.g. 2")
 
 
 def paths_read(d: DataConfig) -> Dict[str, bool]:
@@ -430,8 +771,9 @@ def override_data(cfg: Config, overrides: Dict[str, Any]) -> Config:
     raise ConfigError(f"not data settings: {sorted(unknown)}")
   size = overrides.get("image_size", cfg.data.image_size)
   require(size == cfg.data.image_size,
-          f"--image_size={size}: the model was trained at "
-          f"{cfg.data.image_size}; drop the flag (images are resized to it)")
+          f"{flag_of(DataConfig, 'image_size')}={size}: the model was trained "
+          f"at {cfg.data.image_size}; drop the flag (images are resized to "
+          "it)")
   d = dataclasses.replace(cfg.data, **overrides)
   if "mnist_m_dir" in overrides and "mnist_m_variant" not in overrides:
     d = dataclasses.replace(d, mnist_m_variant="released")
@@ -452,149 +794,15 @@ def override_data(cfg: Config, overrides: Dict[str, Any]) -> Config:
 
 
 def validate(cfg: Config) -> Config:
-  """Checks values and combinations; raises ConfigError naming the fix."""
-  d, t, r = cfg.data, cfg.train, cfg.runtime
-  _one_of(d.source, SOURCES, "source")
-  _one_of(d.target, TARGETS, "target")
-  _one_of(d.mnist_m_variant, MNIST_M_VARIANTS, "mnist_m_variant")
-  _one_of(d.smaller_images, ("resize", "pad"), "smaller_images")
-  _one_of(t.mode, MODES, "mode")
-  _one_of(r.strategy, STRATEGIES, "strategy")
-  _one_of(r.precision, PRECISIONS, "precision")
-  # Keras' LossScaleOptimizer applies only in replica context; the step
-  # applies updates once, in cross-replica context, after the all-reduce.
-  require(not (r.precision == "mixed_float16" and r.strategy != "default"),
-          f"--precision=mixed_float16 is not supported with "
-          f"--strategy={r.strategy} yet: use --precision=mixed_bfloat16 (no "
-          "loss scaling needed) or float32")
-  _one_of(cfg.loss.pmse_mask, ("none", "foreground"), "pmse_mask")
-  require(image_size_ok(d.image_size), image_size_error(d.image_size))
-  require(d.source != "folder" or d.source_dir,
-          "--source=folder needs --source_dir=PATH (one subfolder per class)")
-  require(d.target != "folder" or d.target_dir,
-          "--target=folder needs --target_dir=PATH (a folder of images)")
-  require(d.mnist_m_variant != "released" or d.mnist_m_dir,
-          "--mnist_m_variant=released needs --mnist_m_dir=PATH "
-          "(folder with mnist_m_train/ and mnist_m_train_labels.txt)")
-  for flag, used in paths_read(d).items():
-    require(not getattr(d, flag) or used,
-            f"--{flag} is set but --source={d.source} --target={d.target} "
-            "never read it: drop the flag or change --source/--target")
-  require(not (d.bsds_dir and d.mnist_m_variant in ("offline", "released")),
-          f"--bsds_dir contradicts --mnist_m_variant={d.mnist_m_variant}: "
-          "drop one (BSDS500 photos are used by --mnist_m_variant=bsds500)")
-  require(d.seed >= 0, f"--data_seed={d.seed}: must be >= 0")
-  require(d.val_size >= 0, f"--val_size={d.val_size}: must be >= 0")
-  require(d.test_size >= 0, f"--test_size={d.test_size}: must be >= 0 "
-          "(0 = 10% of the target train split, at most 1,000)")
-  _one_of(d.target_labels, TARGET_LABELS, "target_labels")
-  require(t.mode != "target_only" or d.target_labels == "auto",
-          f"--mode=target_only trains on target labels, which "
-          f"--target_labels={d.target_labels} ignores: drop one of the two")
-  require(d.source != d.target or d.source == "folder",
-          f"--source and --target are both {d.source!r}: adaptation needs two "
-          "domains")
-  require(t.batch_size > 0, f"--batch_size={t.batch_size}: must be > 0")
-  require(t.train_steps >= 0, f"--train_steps={t.train_steps}: must be >= 0")
-  require(0 <= t.max_minutes < math.inf,
-          f"--max_minutes={t.max_minutes}: must be finite and >= 0 (0 = no "
-          "time budget)")
-  require(t.checkpoint_every > 0,
-          f"--checkpoint_every={t.checkpoint_every}: must be > 0")
-  require(t.ema_decay == 0.0 or 0.0 < t.ema_decay < 1.0,
-          f"--ema_decay={t.ema_decay}: use 0 (off) or a value in (0, 1), "
-          "e.g. 0.999")
-  require(not t.init_from or os.path.normpath(t.init_from) != os.path.normpath(
-      t.model_dir), f"--init_from={t.init_from} is this run's own "
-          "--model_dir: rerunning the same command resumes it; to start a "
-          "second stage from it, give the new stage another --model_dir")
-  require(t.keep_checkpoints > 0,
-          f"--keep_checkpoints={t.keep_checkpoints}: must be > 0")
-  for name in ("eval_every", "summary_every", "image_every"):
-    require(getattr(t, name) >= 0, f"--{name}: must be >= 0")
-  require(cfg.generator.filters > 0 and cfg.generator.num_blocks >= 0,
-          "--g_filters must be > 0 and --g_blocks >= 0")
-  require(cfg.generator.noise_dim >= 1, "--noise_dim must be >= 1")
-  require(0.0 < cfg.discriminator.dropout_keep_prob <= 1.0,
-          "--d_dropout_keep_prob must be in (0, 1]")
-  require(cfg.discriminator.filters > 0 and cfg.discriminator.max_filters > 0,
-          f"--d_filters={cfg.discriminator.filters} and --d_max_filters="
-          f"{cfg.discriminator.max_filters}: both must be > 0 (64 and 512 in "
-          "the paper)")
-  require(0 <= cfg.discriminator.noise_stddev < math.inf,
-          f"--d_noise_stddev={cfg.discriminator.noise_stddev}: must be finite "
-          "and >= 0")
-  require(cfg.classifier.num_classes >= 2, "--num_classes must be >= 2")
-  o = cfg.optim
-  require(0 < o.learning_rate < math.inf,
-          f"--learning_rate={o.learning_rate}: must be finite and > 0, e.g. "
-          "0.001")
-  require(0 <= o.beta1 < 1, "--beta1 must be in [0, 1)")
-  require(o.decay_steps > 0 and 0 < o.decay_rate <= 1,
-          "--lr_decay_steps must be > 0 and --lr_decay_rate in (0, 1]")
-  require(0 <= o.clipnorm < math.inf,
-          f"--clipnorm={o.clipnorm}: must be finite and >= 0 (0 = off)")
-  require(o.late_decay_steps >= 0 and o.late_decay_from >= 0
-          and (o.late_decay_steps > 0) == (o.late_decay_from > 0),
-          f"--lr_late_decay_steps={o.late_decay_steps} and "
-          f"--lr_late_decay_from={o.late_decay_from}: give both > 0 (e.g. "
-          "2000 and 23500) or leave both at 0 (off)")
-  require(o.late_decay_steps <= o.decay_steps,
-          f"--lr_late_decay_steps={o.late_decay_steps} is longer than "
-          f"--lr_decay_steps={o.decay_steps}: the rate would rise at "
-          "--lr_late_decay_from; give a shorter late interval")
-  for name, value in dataclasses.asdict(cfg.loss).items():
-    if name not in _LOSS_SETTINGS:
-      # `not (x >= 0)` also catches NaN, which compares false to everything.
-      # Every weight's flag is its field's name + "_weight".
-      require(0 <= value < math.inf,
-              f"--{name}_weight={value}: a loss weight must be finite and "
-              ">= 0")
-  w = cfg.loss
-  require(0 < w.pseudo_label_threshold <= 1,
-          f"--pseudo_label_threshold={w.pseudo_label_threshold}: must be in "
-          "(0, 1], e.g. 0.95")
-  require(0 < w.target_vat_radius < math.inf,
-          f"--target_vat_radius={w.target_vat_radius}: must be a finite L2 "
-          "norm > 0, e.g. 3.5 (VADA's, for 32x32x3 images in [-1, 1])")
-  require(w.refine_start_step >= 0,
-          f"--refine_start_step={w.refine_start_step}: must be >= 0")
-  refines = (w.target_entropy or w.pseudo_label or w.target_vat
-             or w.target_teacher)
-  require(t.mode == "pixelda" or not refines,
-          f"--target_entropy_weight, --pseudo_label_weight, "
-          f"--target_vat_weight and --target_teacher_weight refine PixelDA's "
-          f"classifier; --mode={t.mode} trains without target images' "
-          "predictions: drop them or use --mode=pixelda")
-  require(not w.refine_start_step or refines,
-          f"--refine_start_step={w.refine_start_step} starts nothing: set "
-          "--pseudo_label_weight, --target_entropy_weight, "
-          "--target_vat_weight and/or --target_teacher_weight, or drop it")
-  require(not w.target_teacher or t.ema_decay,
-          f"--target_teacher_weight={w.target_teacher}: the teacher is the "
-          "weight-averaged classifier, and --ema_decay=0 keeps no average: "
-          "set --ema_decay (e.g. 0.999) or drop --target_teacher_weight")
-  size = cfg.data.image_size
-  require(isinstance(w.target_teacher_shift, int)
-          and not isinstance(w.target_teacher_shift, bool)
-          and 0 <= w.target_teacher_shift < size // 2,
-          f"--target_teacher_shift={w.target_teacher_shift}: must be >= 0 "
-          f"and under half the image side ({size}), e.g. 2")
-  require(0 <= w.target_teacher_noise < math.inf,
-          f"--target_teacher_noise={w.target_teacher_noise}: must be finite "
-          "and >= 0, e.g. 0.1")
-  require(w.target_teacher
-          or not (w.target_teacher_shift or w.target_teacher_noise),
-          f"--target_teacher_shift={w.target_teacher_shift} and "
-          f"--target_teacher_noise={w.target_teacher_noise} perturb the mean "
-          "teacher's student view, and --target_teacher_weight=0 turns the "
-          "teacher off: set --target_teacher_weight (e.g. 1) or drop them")
-  require(r.num_cpu_devices >= 0, "--num_cpu_devices must be >= 0")
-  require(not (r.strategy == "default" and r.num_cpu_devices > 1),
-          "--num_cpu_devices > 1 only makes sense with --strategy=mirrored")
-  require(not (r.sync_batch_norm and r.strategy == "default"),
-          "--sync_batch_norm needs --strategy=mirrored or multi_worker")
-  require(not (r.sync_batch_norm and r.jit_compile),
-          "--sync_batch_norm synchronises replicas inside the step, which XLA "
-          "cannot compile: add --nojit_compile")
+  """Checks values and combinations (`Config.validate`); returns `cfg`."""
+  cfg.validate()
   return cfg
+
+
+def fields_where(fact: str) -> FrozenSet[Tuple[str, str]]:
+  """(section, field) of every field whose `opt` fact is true: e.g.
+  `fields_where("resumable")`."""
+  return frozenset(
+      (section.name, f.name) for section in dataclasses.fields(Config)
+      for f in dataclasses.fields(type(section.default))
+      if f.metadata.get(fact))

@@ -15,6 +15,11 @@ stderr, writes the JSON (accuracy null, with the reason) and the sample grid,
 and exits 0.
 """
 
+from pixelda_tf import runner
+
+runner.prepare_process()  # Before the imports below load TensorFlow.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import json
 import sys
 
@@ -22,17 +27,10 @@ from absl import app
 from absl import flags
 
 from pixelda_tf import cli
-from pixelda_tf import config as config_lib
 from pixelda_tf import evaluation
-from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
-from pixelda_tf import rundir
-from pixelda_tf import usage
-from pixelda_tf.data import DataError
 
-CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", "latest", "latest, best (highest validation accuracy) or a "
-    "checkpoint prefix.")
+CHECKPOINT = runner.checkpoint_flag()
 SPLIT = flags.DEFINE_enum("split", "test", ["test", "val"],
                           "Target split to evaluate on.")
 OUT_DIR = flags.DEFINE_string("out_dir", None,
@@ -40,18 +38,13 @@ OUT_DIR = flags.DEFINE_string("out_dir", None,
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  del argv  # Flags only (`runner.run`).
   cli.refuse_training_flags(allowed=["model_dir"])
   if not flags.FLAGS["model_dir"].present:
     raise app.UsageError("--model_dir=DIR (a training run) is required")
-  try:
-    results = evaluation.evaluate_model_dir(
-        pixelda_flags.HOLDERS["model_dir"].value, cli.data_overrides(),
-        which=CHECKPOINT.value, split=SPLIT.value, out_dir=OUT_DIR.value)
-  except (config_lib.ConfigError, DataError, FileNotFoundError,
-          ValueError, rundir.CheckpointError) as e:
-    return usage.error(e)
+  results = evaluation.evaluate_model_dir(
+      pixelda_flags.HOLDERS["model_dir"].value, cli.data_overrides(),
+      which=CHECKPOINT.value, split=SPLIT.value, out_dir=OUT_DIR.value)
   shown = {k: results[k] for k in (
       "accuracy", "per_class_accuracy", "confusion_matrix", "num_examples",
       "reason", "data_origin", "checkpoint", "step", "files") if k in results}
@@ -63,7 +56,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-evaluate`)."""
-  app.run(main, flags_parser=flagfiles.parse)
+  runner.run(main, more_errors=(ValueError,))
 
 
 if __name__ == "__main__":

@@ -10,14 +10,15 @@ exports/keras/<N>/{generator,classifier}.keras + preprocessing.json; see
 
 from __future__ import annotations
 
-from absl import app
+from pixelda_tf import runner
+
+runner.prepare_process()  # Before the imports below load TensorFlow.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 from absl import flags
 from absl import logging
 
 from pixelda_tf import exporting
-from pixelda_tf import flagfiles
-from pixelda_tf import rundir
-from pixelda_tf import usage
 
 # Defined here, not in pixelda_tf.flags: that module is the trainer's, and a
 # process importing both would define --model_dir twice.
@@ -29,31 +30,26 @@ EXPORT_DIR = flags.DEFINE_string("export_dir", None,
 VERSION = flags.DEFINE_integer("version", None,
                                "Version folder to write (>= 1); default: one "
                                "more than the highest already in export_dir.")
-CHECKPOINT = flags.DEFINE_string("checkpoint", "latest",
-                                 "latest, best, or a checkpoint prefix.")
+CHECKPOINT = runner.checkpoint_flag()
 ONNX = flags.DEFINE_bool("onnx", False,
                          "Also write export_dir/onnx/<N>/*.onnx (needs tf2onnx).")
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    paths = exporting.export_model_dir(MODEL_DIR.value, EXPORT_DIR.value,
-                                       VERSION.value, CHECKPOINT.value,
-                                       ONNX.value)
-  except (FileNotFoundError, ValueError, exporting.ExportError,
-          rundir.CheckpointError) as e:
-    return usage.error(e)
+  del argv  # Flags only (`runner.run`).
+  paths = exporting.export_model_dir(MODEL_DIR.value, EXPORT_DIR.value,
+                                     VERSION.value, CHECKPOINT.value,
+                                     ONNX.value)
   for name, path in paths.items():
     logging.info("wrote %s: %s", name, path)
     print(f"{name}: {path}")
+  return 0
 
 
 def run():
   """The console script's entry point (`pixelda-export`)."""
-  app.run(main, flags_parser=flagfiles.parse)
+  runner.run(main, more_errors=(ValueError,))
 
 
 if __name__ == "__main__":

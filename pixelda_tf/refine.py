@@ -20,6 +20,11 @@ set the phase's own values (defaults: `refining.RefineConfig`); data flags
 flags are refused.
 """
 
+from pixelda_tf import runner
+
+runner.prepare_process()  # Before the imports below load TensorFlow.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import json
 
 from absl import app
@@ -27,20 +32,13 @@ from absl import flags
 import tensorflow as tf
 
 from pixelda_tf import cli
-from pixelda_tf import config as config_lib
-from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
-from pixelda_tf import pixelda
 from pixelda_tf import refining
-from pixelda_tf import rundir
-from pixelda_tf import usage
-from pixelda_tf.data import DataError
 
 _DEFAULTS = refining.RefineConfig()
 OUT = flags.DEFINE_string("out", None, "The refined run's folder (must not "
                           "exist).")
-CHECKPOINT = flags.DEFINE_string("checkpoint", "latest",
-                                 "latest, best or a checkpoint prefix.")
+CHECKPOINT = runner.checkpoint_flag()
 STEPS = flags.DEFINE_integer("steps", _DEFAULTS.steps, "T updates.")
 ENTROPY = flags.DEFINE_float("entropy_weight", _DEFAULTS.entropy_weight,
                              "Weight of T's conditional entropy on target "
@@ -50,7 +48,7 @@ TEACHER = flags.DEFINE_float("teacher_weight", _DEFAULTS.teacher_weight,
 RESET = flags.DEFINE_integer(
     "teacher_reset_steps", _DEFAULTS.teacher_reset_steps,
     "The teacher becomes T's weight average every this many steps.")
-OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")
+OVERWRITE = runner.overwrite_flag()
 # Training flags that mean the same here, with the phase's own defaults.
 _SHARED = ("learning_rate", "batch_size", "beta1", "ema_decay", "eval_every")
 
@@ -67,21 +65,15 @@ def refine_config() -> refining.RefineConfig:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  del argv  # Flags only (`runner.run`).
   cli.refuse_training_flags(allowed=["model_dir", *_SHARED])
   if not flags.FLAGS["model_dir"].present or not OUT.value:
     raise app.UsageError("--model_dir=DIR (a trained run) and --out=PATH are "
                          "required")
-  try:
-    results = refining.refine_run(
-        pixelda_flags.HOLDERS["model_dir"].value, OUT.value,
-        cli.data_overrides(), refine_config(), which=CHECKPOINT.value,
-        overwrite=OVERWRITE.value)
-  except (config_lib.ConfigError, DataError, FileNotFoundError,
-          FileExistsError, ValueError, rundir.CheckpointError,
-          pixelda.NonFiniteLossError, tf.errors.OpError) as e:
-    return usage.error(e)
+  results = refining.refine_run(
+      pixelda_flags.HOLDERS["model_dir"].value, OUT.value,
+      cli.data_overrides(), refine_config(), which=CHECKPOINT.value,
+      overwrite=OVERWRITE.value)
   for row in refining.history_rows(results):
     print(json.dumps(row))
   print(json.dumps({k: results[k] for k in (
@@ -92,7 +84,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-refine`)."""
-  app.run(main, flags_parser=flagfiles.parse)
+  runner.run(main, more_errors=(ValueError, tf.errors.OpError))
 
 
 if __name__ == "__main__":

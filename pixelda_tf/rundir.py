@@ -46,34 +46,20 @@ SOURCES_FILE = "data_sources.json"
 PROGRESS_FILE = "progress.json"
 REFINE_FILE = "refine.json"  # A refined run's (pixelda_tf.refining).
 
+# The sets below are derived from each config field's facts (`config.opt`).
 # Where the data lives (the same files may move; what is compared is their
 # content, `data_fingerprint`).
-DATA_LOCATIONS = {
-    ("data", f) for f in ("data_dir", "mnist_dir", "bsds_dir", "mnist_m_dir",
-                          "usps_path", "source_dir", "target_dir",
-                          "target_val_dir", "download")}
+DATA_LOCATIONS = config_lib.fields_where("location")
 
 # Settings that may change between the first run and a resumed one: budgets,
 # intervals, where things are, and how (not what) the step computes.
-RESUMABLE_CHANGES = {
-    ("train", f) for f in ("train_steps", "max_minutes", "checkpoint_every",
-                           "eval_every", "summary_every", "image_every",
-                           "keep_checkpoints", "quiet", "model_dir",
-                           "init_from")
-} | {("runtime", f) for f in ("strategy", "num_cpu_devices", "jit_compile",
-                              "intra_op_threads", "inter_op_threads",
-                              "fused_batch_norm", "split_conv_grad",
-                              "precision")} | DATA_LOCATIONS
+RESUMABLE_CHANGES = config_lib.fields_where("resumable")
 
 # Settings each worker of a MultiWorkerMirroredStrategy run may give itself:
 # where its files are, its own logging and thread pools, and a budget (the
 # first worker out of time stops them all). Every other setting must agree,
 # or the workers would compute, evaluate or stop at different points.
-PER_WORKER_SETTINGS = {
-    ("train", f) for f in ("quiet", "model_dir", "init_from", "max_minutes",
-                           "keep_checkpoints")
-} | {("runtime", f) for f in ("intra_op_threads", "inter_op_threads")
-     } | DATA_LOCATIONS
+PER_WORKER_SETTINGS = config_lib.fields_where("per_worker")
 
 
 class CheckpointError(Exception):

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import pixelda_tf
 from pixelda_tf import config as config_lib
+from pixelda_tf import runner
 
 
 def setup(cfg: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
@@ -21,7 +22,7 @@ def setup(cfg: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
   Must run before TensorFlow creates its devices (before any op runs), since
   thread counts and logical devices cannot change afterwards. On a machine
   without GPUs where TensorFlow runs its oneDNN kernels it also turns
-  Grappler's remapper off for the process (see `_configure_onednn`); where
+  Grappler's remapper off for the process (see `configure_onednn`); where
   oneDNN is off on x86 it logs a warning.
 
   Raises:
@@ -42,7 +43,7 @@ def setup(cfg: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
         "thread or device settings must be applied before TensorFlow starts; "
         f"call runtime.setup() first in the process ({e})") from e
 
-  _configure_onednn()
+  configure_onednn()
   if cfg.strategy == "default":
     return tf.distribute.get_strategy()
   if cfg.strategy == "mirrored":
@@ -63,11 +64,13 @@ def setup(cfg: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
   return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def _configure_onednn() -> None:
+def configure_onednn() -> None:
+  """Logs whether oneDNN is on and, on a machine without GPUs where it is,
+  turns Grappler's remapper off for the process (see below); warns where it
+  is off on x86. Part of `setup`; tests that skip `setup` call it alone."""
   if onednn_enabled():
     logging.info("oneDNN CPU kernels: on (TF_ENABLE_ONEDNN_OPTS=1%s)",
-                 ", set by importing pixelda_tf" if pixelda_tf.ONEDNN_SET_HERE
-                 else "")
+                 ", set by the binary" if runner.onednn_set_here() else "")
     if not tf.config.list_physical_devices("GPU"):
       # With oneDNN, Grappler's remapper fuses D's first Conv2D + BiasAdd +
       # LeakyRelu although the LeakyRelu gradient still reads the BiasAdd
@@ -82,16 +85,19 @@ def _configure_onednn() -> None:
       "TF_ENABLE_ONEDNN_OPTS", "").lower() not in ("0", "false"):
     logging.warning(
         "TensorFlow's oneDNN CPU kernels are off in this process, so CPU "
-        "steps run ~30% slower: TensorFlow was imported before pixelda_tf "
-        "(import pixelda_tf first, or set TF_ENABLE_ONEDNN_OPTS=1 in the "
-        "environment), or this TensorFlow build has no oneDNN.")
+        "steps run ~30% slower: TensorFlow was loaded before the program "
+        "set TF_ENABLE_ONEDNN_OPTS=1 (call "
+        "pixelda_tf.runner.prepare_process() before importing TensorFlow, "
+        "or set it in the environment), or this TensorFlow build has no "
+        "oneDNN.")
 
 
 def onednn_enabled() -> bool:
   """Whether TensorFlow runs its oneDNN CPU kernels in this process.
 
   Decided once, when TensorFlow loads, by TF_ENABLE_ONEDNN_OPTS (which
-  importing pixelda_tf sets to 1 unless it is already set).
+  the binaries set to 1 unless it is already set:
+  `runner.prepare_process`).
   """
   try:
     # Not public API; the same switch tf.test uses to detect oneDNN.

@@ -9,6 +9,11 @@ trains in its own process into <root>/seed<N> (rerunning resumes), then
 standard deviation (the paper's stability claim).
 """
 
+from pixelda_tf import runner
+
+runner.prepare_process()  # Before the imports below load TensorFlow.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import json
 import os
 import sys
@@ -17,7 +22,7 @@ from typing import List
 from absl import app
 from absl import flags
 
-from pixelda_tf import flagfiles
+from pixelda_tf import errors
 from pixelda_tf import provenance
 from pixelda_tf import sweeps
 
@@ -30,8 +35,14 @@ def main(argv: List[str]) -> int:
   train_args = argv[1:]
   if any(a.startswith(("--seed=", "--model_dir=")) for a in train_args):
     raise app.UsageError("--seed and --model_dir are set per run by this tool")
+  try:
+    seeds = [int(s) for s in SEEDS.value]
+  except ValueError as e:
+    raise errors.UserError(
+        f"--seeds={','.join(SEEDS.value)}: give whole numbers, "
+        "comma-separated, e.g. --seeds=0,1,2") from e
   results = {}
-  for seed in (int(s) for s in SEEDS.value):
+  for seed in seeds:
     results[seed] = sweeps.run_train(
         train_args, os.path.join(ROOT.value, f"seed{seed}"), f"--seed={seed}")
     if results[seed] is None:
@@ -51,7 +62,7 @@ def main(argv: List[str]) -> int:
 
 def run():
   """The console script's entry point (`pixelda-seeds`)."""
-  app.run(main, flags_parser=flagfiles.parse)
+  runner.run(main, positional=True)
 
 
 if __name__ == "__main__":

@@ -8,34 +8,24 @@ results.json (marked interrupted) and exits 130 / 143.
 Results land in <model_dir>/results.json; TensorBoard logs in <model_dir>/train.
 """
 
+from pixelda_tf import runner
+
+runner.prepare_process()  # Before the imports below load TensorFlow.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import json
 import signal
 import sys
 
-from absl import app
-
-from pixelda_tf import config as config_lib
-from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
-from pixelda_tf import pixelda
-from pixelda_tf import rundir
-from pixelda_tf import runlock
 from pixelda_tf import training
-from pixelda_tf import usage
-from pixelda_tf.data import DataError
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}: every setting is a "
-                         "--flag (see --helpfull)")
+  del argv  # Flags only (`runner.run`).
   try:
     cfg = pixelda_flags.config_from_flags()
     results = training.train(cfg)
-  except (config_lib.ConfigError, DataError, FileNotFoundError,
-          pixelda.NonFiniteLossError, rundir.CheckpointError,
-          runlock.LockedError) as e:
-    return usage.error(e)
   except training.Interrupted as e:
     # Printed only: absl's log handler would write it to stderr a second time.
     print(f"interrupted: {e}", file=sys.stderr)
@@ -62,7 +52,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-train`)."""
-  app.run(main, flags_parser=flagfiles.parse)
+  runner.run(main)
 
 
 if __name__ == "__main__":

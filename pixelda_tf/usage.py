@@ -1,7 +1,8 @@
-"""How every binary reports a failure it can name: one line, no traceback.
+"""How every binary reports a failure it can name: one line, no traceback
+(`pixelda_tf.runner.run` calls it for every user error).
 
 Flag-free, so any binary (including export, whose --model_dir would clash
-with the trainer's flags) can import it.
+with the trainer's flags) and benchmark script can import it.
 """
 
 import sys

@@ -15,16 +15,24 @@ os.environ["PIXELDA_OFFLINE"] = "1"
 
 import pytest  # pylint: disable=g-import-not-at-top
 
-# Before TensorFlow, as in the CLIs: the package turns on TensorFlow's oneDNN
-# CPU kernels, which TensorFlow reads only when it loads.
-import pixelda_tf  # pylint: disable=g-import-not-at-top,unused-import
+# Before TensorFlow, as the binaries do: TensorFlow's oneDNN CPU kernels on
+# (TF_ENABLE_ONEDNN_OPTS, which TensorFlow reads only when it loads; importing
+# pixelda_tf itself changes nothing).
+from pixelda_tf import runner  # pylint: disable=g-import-not-at-top
+runner.prepare_process()
+
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from pixelda_tf import runtime  # pylint: disable=g-import-not-at-top
 from tests import make_fake_data  # pylint: disable=g-import-not-at-top
 
 _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     _cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+# As runtime.setup does: without a GPU, Grappler's remapper off under oneDNN
+# (it fails on D's conv + bias + leaky ReLU and logs `remapper failed`), for
+# the tests that build steps without going through setup.
+runtime.configure_onednn()
 
 
 @pytest.fixture(scope="session")

@@ -230,3 +230,47 @@ def test_binary_fails_before_any_work(argv, message, tmp_path):
   assert proc.returncode != 0
   assert message in proc.stderr
   assert not os.path.exists(tmp_path / "run")
+
+
+def test_sets_derived_from_the_fields_are_the_old_hand_written_ones():
+  from pixelda_tf import rundir  # pylint: disable=g-import-not-at-top
+  locations = {("data", f) for f in (
+      "data_dir", "mnist_dir", "bsds_dir", "mnist_m_dir", "usps_path",
+      "source_dir", "target_dir", "target_val_dir", "download")}
+  assert rundir.DATA_LOCATIONS == locations
+  assert rundir.RESUMABLE_CHANGES == {("train", f) for f in (
+      "train_steps", "max_minutes", "checkpoint_every", "eval_every",
+      "summary_every", "image_every", "keep_checkpoints", "quiet",
+      "model_dir", "init_from")} | {("runtime", f) for f in (
+          "strategy", "num_cpu_devices", "jit_compile", "intra_op_threads",
+          "inter_op_threads", "fused_batch_norm", "split_conv_grad",
+          "precision")} | locations
+  assert rundir.PER_WORKER_SETTINGS == {("train", f) for f in (
+      "quiet", "model_dir", "init_from", "max_minutes",
+      "keep_checkpoints")} | {("runtime", f) for f in (
+          "intra_op_threads", "inter_op_threads")} | locations
+
+
+def test_flag_names_are_the_ones_users_know():
+  # Where a flag's name is not its field's.
+  renamed = {name: field for name, (_, field, _) in
+             pixelda_flags._FLAGS.items() if name != field}
+  assert renamed == {
+      "data_seed": "seed", "g_filters": "filters", "g_blocks": "num_blocks",
+      "g_residual_output": "residual_output", "d_filters": "filters",
+      "d_max_filters": "max_filters",
+      "d_dropout_keep_prob": "dropout_keep_prob",
+      "d_noise_stddev": "noise_stddev", "d_minibatch_std": "minibatch_std",
+      **{f"{w}_weight": w for w in config_lib.LossConfig.weights()},
+      "lr_decay_steps": "decay_steps", "lr_decay_rate": "decay_rate",
+      "lr_late_decay_steps": "late_decay_steps",
+      "lr_late_decay_from": "late_decay_from"}
+  assert len(pixelda_flags._FLAGS) == 75
+
+
+def test_docs_options_md_is_up_to_date():
+  with open(os.path.join(ROOT, "docs", "options.md")) as f:
+    stored = f.read()
+  assert stored == pixelda_flags.options_markdown(), (
+      "docs/options.md is out of date: run "
+      "`python -m pixelda_tf.flags > docs/options.md`")

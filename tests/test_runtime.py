@@ -1,7 +1,8 @@
-"""The oneDNN switch: importing pixelda_tf turns TensorFlow's oneDNN CPU
-kernels on (TensorFlow leaves them off on CPUs without AVX512_VNNI,
-AVX512_BF16, AVX_VNNI or AMX), respects an explicit TF_ENABLE_ONEDNN_OPTS=0,
-and warns when it came too late; a train step under oneDNN logs no Grappler
+"""The oneDNN switch: the binaries turn TensorFlow's oneDNN CPU kernels on
+(`runner.prepare_process`; TensorFlow leaves them off on CPUs without
+AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX), importing the library changes
+nothing, an explicit TF_ENABLE_ONEDNN_OPTS=0 is respected, a warning says
+when it came too late, and a train step under oneDNN logs no Grappler
 error."""
 
 import os
@@ -23,6 +24,8 @@ _PROBE = """
 import sys
 if sys.argv[1] == "tf_first":
   import tensorflow
+from pixelda_tf import runner
+runner.prepare_process()
 from pixelda_tf import pixelda, runtime
 from tests import tiny
 cfg = tiny.tiny_config()
@@ -48,8 +51,26 @@ def _probe(order, step=False, onednn_env=None):
   return line.split()[1] == "True", proc.stderr
 
 
-def test_importing_the_package_first_turns_onednn_on():
-  on, stderr = _probe("package_first", step=True)
+def test_importing_the_library_sets_no_environment_variable():
+  env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+  proc = subprocess.run(
+      [sys.executable, "-c", "import os, pixelda_tf, pixelda_tf.training, "
+       "pixelda_tf.exporting; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))"],
+      env={**env, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"},
+      capture_output=True, text=True, check=True, cwd=ROOT)
+  assert proc.stdout.split()[-1] == "None"
+
+
+def test_the_test_session_runs_without_the_remapper():
+  # conftest does what runtime.setup does, for tests that skip setup.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import runtime  # pylint: disable=g-import-not-at-top
+  if runtime.onednn_enabled() and not tf.config.list_physical_devices("GPU"):
+    assert tf.config.optimizer.get_experimental_options()["remapping"] is False
+
+
+def test_the_binary_setting_it_first_turns_onednn_on():
+  on, stderr = _probe("binary_first", step=True)
   assert on
   # Grappler's remapper fails on the step graph under oneDNN unless
   # runtime.setup turns it off.
@@ -58,7 +79,7 @@ def test_importing_the_package_first_turns_onednn_on():
 
 @pytest.mark.parametrize("value", ["0", "false"])
 def test_explicit_off_is_respected_without_a_warning(value):
-  on, stderr = _probe("package_first", onednn_env=value)
+  on, stderr = _probe("binary_first", onednn_env=value)
   assert not on
   assert "oneDNN CPU kernels are off" not in stderr
 
@@ -67,4 +88,5 @@ def test_tensorflow_imported_first_warns_when_it_stays_off():
   # Off on AVX2-only CPUs such as this project's CI machines; TensorFlow
   # turns oneDNN on by itself on newer ones, and then nothing is said.
   on, stderr = _probe("tf_first")
-  assert on != ("import pixelda_tf first" in stderr)
+  assert on != ("call pixelda_tf.runner.prepare_process() before importing "
+                "TensorFlow" in stderr)

@@ -4,14 +4,16 @@
   python -m pixelda_tf.data --target=mnist_m --bsds_dir=PATH/BSR/BSDS500/data/images
 """
 
+from pixelda_tf import runner
+
+runner.prepare_process()  # Before the imports below load TensorFlow.
+
+# pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import time
 
 import numpy as np
-from absl import app
 
-from pixelda_tf import flagfiles
 from pixelda_tf import flags as pixelda_flags
-from pixelda_tf import usage
 from pixelda_tf.data import domains
 from pixelda_tf.data import errors
 
@@ -27,30 +29,27 @@ def _describe(role: str, split: str, d: domains.Domain, seconds: float) -> str:
 
 
 def main(argv):
-  del argv
+  del argv  # Flags only (`runner.run`).
   cfg = pixelda_flags.config_from_flags().data
-  try:
-    for role, splits in (("source", ("train", "test")),
-                         ("target", ("train", "val", "test"))):
-      for split in splits:
-        start = time.time()
-        try:
-          d = domains.load_domain(cfg, role, split)
-        except errors.DataError as e:
-          if role == "target" or split != "test":
-            raise
-          # A source folder needs no test split: training never reads it.
-          print(f"{role:6s} {split:5s} none: {e}", flush=True)
-          continue
-        print(_describe(role, split, d, time.time() - start), flush=True)
-  except errors.DataError as e:
-    return usage.error(e)
+  for role, splits in (("source", ("train", "test")),
+                       ("target", ("train", "val", "test"))):
+    for split in splits:
+      start = time.time()
+      try:
+        d = domains.load_domain(cfg, role, split)
+      except errors.DataError as e:
+        if role == "target" or split != "test":
+          raise
+        # A source folder needs no test split: training never reads it.
+        print(f"{role:6s} {split:5s} none: {e}", flush=True)
+        continue
+      print(_describe(role, split, d, time.time() - start), flush=True)
   return 0
 
 
 def run():
   """The console script's entry point (`pixelda-data`)."""
-  app.run(main, flags_parser=flagfiles.parse)
+  runner.run(main)
 
 
 if __name__ == "__main__":
