@@ -578,7 +578,8 @@ def export_model_dir(model_dir: str, export_dir: str,
   Raises:
     FileNotFoundError: no config.json or no checkpoint in model_dir.
     ValueError: the checkpoint does not match the config's networks.
-    ExportError: the version exists or is invalid.
+    ExportError: the version exists or is invalid, or `onnx` without
+      tf2onnx (before anything is read or written).
   """
   if onnx:
     require_onnx()  # Before the restore: nothing to wait for.

@@ -540,10 +540,10 @@ class RunDir:
           self.file(name), f"a {type(value).__name__}, not a "
           f"{type(empty).__name__}", "")
     except DamagedFileError as e:
-      aside = (_move_away(self.file(name)) if self.chief
-               else "left in place (not the chief)")
-      logging.warning("%s is damaged (%s): moved to %s, and %s", e.path,
-                      e.reason, aside, what_then)
+      done = (f"moved to {_move_away(self.file(name))}" if self.chief
+              else "left in place (not the chief)")
+      logging.warning("%s is damaged (%s): %s, and %s", e.path, e.reason,
+                      done, what_then)
       return empty
 
   def _read_best(self) -> Dict:

@@ -204,7 +204,7 @@ def test_a_damaged_best_json_is_rebuilt_from_best_and_the_history(tmp_path,
   assert start == 4 and run.best == {"val_accuracy": -1.0, "step": -1}
 
 
-# --- 8: --checkpoint=best with no labelled validation -------------------------
+# --- 8: --checkpoint=best with no labelled validation ------------------------
 
 def test_no_best_checkpoint_names_the_real_cause(tmp_path, fake):
   cfg = _config(tmp_path, fake)
@@ -233,7 +233,7 @@ def test_no_best_checkpoint_names_the_real_cause(tmp_path, fake):
       rundir.checkpoint_candidates(other.train.model_dir, "best")
 
 
-# --- 11: --keep_checkpoints=1 --------------------------------------------------
+# --- 11: --keep_checkpoints=1 ------------------------------------------------
 
 def test_keep_checkpoints_1_keeps_1(tmp_path, fake):
   cfg = _config(tmp_path, fake, keep_checkpoints=1)
@@ -241,12 +241,13 @@ def test_keep_checkpoints_1_keeps_1(tmp_path, fake):
   for step in (1, 2, 3):
     run.save(step)
   folder = os.path.join(cfg.train.model_dir, rundir.CHECKPOINT_DIR)
-  assert [os.path.basename(p) for p in rundir._kept(folder)] == ["ckpt-3"]  # pylint: disable=protected-access
+  kept = rundir._kept(folder)  # pylint: disable=protected-access
+  assert [os.path.basename(p) for p in kept] == ["ckpt-3"]
   assert sorted(n for n in os.listdir(folder) if n.endswith(".index")) == [
       "ckpt-3.index"]
 
 
-# --- 9: export --onnx without tf2onnx ------------------------------------------
+# --- 9: export --onnx without tf2onnx ----------------------------------------
 
 def test_onnx_without_tf2onnx_is_refused_before_anything_is_written(
     tmp_path, fake, monkeypatch):
@@ -275,7 +276,7 @@ def test_the_onnx_fix_leaving_it_out_exports(tmp_path, fake, monkeypatch):
   assert not os.path.exists(os.path.join(out, exporting.ONNX_DIR))
 
 
-# --- 10: a wrong input dtype at serving ----------------------------------------
+# --- 10: a wrong input dtype at serving --------------------------------------
 
 @pytest.mark.slow
 def test_a_wrong_dtype_names_image_and_the_other_signature(tmp_path, fake):
@@ -308,7 +309,7 @@ def test_a_wrong_dtype_names_image_and_the_other_signature(tmp_path, fake):
   assert out["adapted_uint8"].shape == (2, 16, 16, 3)
 
 
-# --- 12: an adapted set with an empty class ------------------------------------
+# --- 12: an adapted set with an empty class ----------------------------------
 
 @pytest.mark.slow
 def test_an_empty_class_is_named_by_adapt_and_classify(tmp_path, fake,
@@ -343,7 +344,7 @@ def test_an_empty_class_is_named_by_adapt_and_classify(tmp_path, fake,
   assert "no training images of class" not in caplog.text
 
 
-# --- 5: classify on a folder of other classes than the target's ---------------
+# --- 5: classify on a folder of other classes than the target's --------------
 
 def _class_folder(root, classes, per_class=3, seed=0):
   rng = np.random.default_rng(seed)
@@ -385,7 +386,7 @@ def test_the_classify_fix_names_a_target_with_those_classes(tmp_path, fake):
   assert 0.0 <= res["accuracy"] <= 1.0
 
 
-# --- 7: a one-class source ------------------------------------------------------
+# --- 7: a one-class source ---------------------------------------------------
 
 def test_a_one_class_source_says_to_add_a_class(tmp_path, fake):
   source = tmp_path / "source"
@@ -405,7 +406,7 @@ def test_a_one_class_source_says_to_add_a_class(tmp_path, fake):
   assert domain.num_classes == 2 and len(domain) == 6
 
 
-# --- 15: a remote folder that cannot be reached --------------------------------
+# --- 15: a remote folder that cannot be reached ------------------------------
 
 def test_an_unreachable_remote_folder_is_not_called_missing(tmp_path, fake,
                                                             monkeypatch):
