@@ -14,6 +14,7 @@ import os
 import time
 from typing import Any, Dict, Tuple
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -125,10 +126,21 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
             f.write(png)
   if writer is not None:
     writer.close()
+  empty = [classes[i] for i in range(num_classes) if not counts[i]]
+  if empty:
+    logging.warning(
+        "the adapted set has no images of class%s %s (of %d): %s; a "
+        "classifier trained on it never learns %s: adapt with a larger "
+        "--max_images (0 = all)", "es" if len(empty) > 1 else "", empty,
+        num_classes, f"none among the first {n} --split={split} source "
+        f"images (--max_images={max_images})" if n < len(source) else
+        f"the source's {split} split has none", "them" if len(empty) > 1
+        else "it")
   manifest = {
       "format": fmt, "num_examples": int(n * samples_per_image),
       "num_images": int(n), "samples_per_image": samples_per_image,
       "examples_per_class": counts.tolist(), "class_dirs": classes,
+      "empty_classes": empty,
       "split": split, "seed": seed, "image_size": cfg.data.image_size,
       "num_classes": num_classes, "model_dir": model_dir,
       "checkpoint": model.restored_from,
@@ -162,7 +174,9 @@ def _example(png: bytes, label: int, index: int, sample: int) -> bytes:
 
 def read_manifest(path: str) -> Dict:
   """The manifest of an adapted dataset, or {} for a plain class folder."""
-  return rundir.read_json(os.path.join(path, MANIFEST), {})
+  return rundir.read_json(
+      os.path.join(path, MANIFEST), {}, fix="adapt it again (pixelda_tf.adapt "
+      f"--out={path} --overwrite)")
 
 
 def load_adapted(path: str) -> Tuple[tf.data.Dataset, Dict]:

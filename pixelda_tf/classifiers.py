@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from absl import logging
 import keras
 from keras import layers
 import numpy as np
@@ -135,9 +136,7 @@ def load_sets(train_dirs: Sequence[str]) -> Tuple[tf.data.Dataset,
   loaded = [adapting.load_adapted(path) for path in train_dirs]
   joined, known = None, None
   for path, (ds, manifest) in zip(train_dirs, loaded):
-    classes = manifest.get("class_dirs")
-    if classes is None and "format" not in manifest:  # A plain folder.
-      classes = folders.subfolders(path)
+    classes = _classes_of(path, manifest)
     if known and classes is not None and classes != known[1]:
       raise data.DataError(
           f"{path} has the classes {classes}, {known[0]} has {known[1]}: a "
@@ -146,6 +145,46 @@ def load_sets(train_dirs: Sequence[str]) -> Tuple[tf.data.Dataset,
     known = known or ((path, classes) if classes is not None else None)
     joined = ds if joined is None else joined.concatenate(ds)
   return joined, [manifest for _, manifest in loaded]
+
+
+def _classes_of(path: str, manifest: Dict) -> Optional[List[str]]:
+  """A set's class names in label order: its manifest's `class_dirs`, a plain
+  folder's subfolders, or None (an older manifest without them)."""
+  classes = manifest.get("class_dirs")
+  if classes is None and "format" not in manifest:  # A plain folder.
+    classes = folders.subfolders(path)
+  return classes
+
+
+def check_classes(train_dirs: Sequence[str], manifests: Sequence[Dict],
+                  cfg: config_lib.Config) -> Optional[List[str]]:
+  """Refuses sets whose classes are not the ones the target is labelled
+  with (the source's names, `data.class_names`): label i must be one class
+  in both, or the score means nothing. Reads no target data. Returns the
+  sets' classes (None when no set records them).
+
+  Raises:
+    DataError: the classes differ; says which flags name a matching target.
+  """
+  classes = next((c for c in (_classes_of(p, m) for p, m in
+                              zip(train_dirs, manifests)) if c is not None),
+                 None)
+  try:
+    names = list(data.class_names(cfg.data))
+  except data.DataError:  # The source folder moved: reading the target says.
+    return classes
+  if classes is None or list(classes) == names:
+    return classes
+  where = next(p for p, m in zip(train_dirs, manifests)
+               if _classes_of(p, m) is not None)
+  raise data.DataError(
+      f"{where} has the classes {list(classes)}, but the target it would be "
+      f"tested on (--target={cfg.data.target}"
+      + (f" --target_dir={cfg.data.target_dir}" if cfg.data.target_dir
+         else "") + f") is labelled {names}: label i must be one class in "
+      "both. Name a target with these classes, e.g. --source=folder "
+      f"--source_dir={where} --target=folder --target_dir=LABELLED_FOLDER "
+      "(its class subfolders named as these)")
 
 
 def train_and_evaluate(train_dir: Union[str, Sequence[str]],
@@ -194,7 +233,11 @@ def train_and_evaluate(train_dir: Union[str, Sequence[str]],
       "batch norm: use --arch=small_resnet")
   train_dirs = [train_dir] if isinstance(train_dir, str) else list(train_dir)
   ds, manifests = load_sets(train_dirs)
-  size, num_classes = cfg.data.image_size, cfg.classifier.num_classes
+  # Before any target data is read (or a default target cached).
+  classes = check_classes(train_dirs, manifests, cfg)
+  size = cfg.data.image_size
+  num_classes = (len(classes) if classes is not None
+                 else cfg.classifier.num_classes)
   if max_examples:
     ds = ds.take(max_examples)
   # Load once into memory (adapted sets are small next to RAM), so the
@@ -204,6 +247,19 @@ def train_and_evaluate(train_dir: Union[str, Sequence[str]],
   num_train = int(ds.reduce(0, lambda n, _: n + 1))
   if num_train == 0:
     raise data.DataError(f"{','.join(train_dirs)}: no training examples")
+  counts = np.bincount([int(y) for _, y in ds], minlength=num_classes)
+  empty = [(classes[i] if classes is not None else str(i))
+           for i in range(num_classes) if counts[i] == 0]
+  if empty:
+    # Not refused: a part of the classes is a legitimate quick look. But
+    # the classifier cannot predict these, and its target score says so.
+    logging.warning(
+        "%s: no training images of class%s %s (of %d)%s: the classifier "
+        "never learns %s; adapt with a larger --max_images (0 = all)%s",
+        ",".join(train_dirs), "es" if len(empty) > 1 else "", empty,
+        num_classes, f", in the first --max_examples={max_examples}"
+        if max_examples else "", "them" if len(empty) > 1 else "it",
+        " or a larger --max_examples" if max_examples else "")
   stats = {"adapted": pixel_statistics(ds, STATS_IMAGES, num_train)}
   num_source = 0
   if with_source:
@@ -257,6 +313,7 @@ def train_and_evaluate(train_dir: Union[str, Sequence[str]],
       "train_accuracy": float(history.history["accuracy"][-1]),
       "target": cfg.data.target, "eval_split": eval_split,
       "target_origin": target.origin, **rep, **extra,
+      "empty_classes": empty,
       "pixel_statistics": stats,
       "wall_time_s": time.time() - started,
   }

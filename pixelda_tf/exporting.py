@@ -28,12 +28,22 @@ Generator-based servables have six signatures, `serving_default` first:
   z                image float32 + z float32 (B, noise_dim) in [-1, 1]
   uint8, uint8_seed, uint8_z   the same with image uint8 [0, 255]
 
+Wrong inputs get an error naming the input: values outside [-1, 1] in a
+float image ("send uint8 [0, 255] pixels to the uint8 signatures"), channels,
+batch sizes. A tensor of the wrong dtype is refused before the graph runs:
+in process, `signatures[...]` names only the function, so each is named for
+its inputs and for the signature that takes the other dtype; the restored
+module's methods (`loaded.uint8(...)`) name `image`; TF Serving's REST API
+converts JSON numbers to the signature's dtype (then the range check
+speaks), and its gRPC API answers with its own dtype message.
+
 The baselines (`source_only`, `target_only`) never train G, so only the
 classifier is exported for them.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -179,6 +189,34 @@ def _same_batch(images: tf.Tensor, other: tf.Tensor, name: str) -> tf.Tensor:
 # ----------------------------------------------------------------------------
 # Servables.
 
+def _signature_function(fn: Callable, signature: str, inputs: str,
+                        specs: List[tf.TensorSpec]):
+  """tf.function(fn) for the signature `signature`, named for its inputs.
+
+  An input of the wrong dtype is refused before the graph runs, so no check
+  in it can name the input; TensorFlow's error names only the function
+  ("cannot compute __inference_signature_wrapper_<name>_N as input #0
+  (zero-based) was expected to be a float tensor but is a uint8 tensor").
+  So the name says what each input takes, and which signature takes the
+  other image dtype. Inputs are numbered in name order (image, seed, z).
+  """
+  image = specs[0].dtype
+  other = {"serving_default": "uint8", "uint8": "serving_default"}.get(
+      signature, signature.replace("uint8_", "") if image == tf.uint8
+      else "uint8_" + signature)
+  name = ("image_float32_in_minus1_to_1" if image == tf.float32
+          else "image_uint8_in_0_to_255") + inputs + (
+              f"__for_{'uint8' if image == tf.float32 else 'float32'}"
+              f"_images_use_the_{other}_signature")
+
+  @functools.wraps(fn)  # Keeps fn's argument names: the inputs' names.
+  def named(*args, **kwargs):
+    return fn(*args, **kwargs)
+
+  named.__name__ = named.__qualname__ = name
+  return tf.function(named, input_signature=specs)
+
+
 def image_spec(dtype: tf.DType) -> tf.TensorSpec:
   # Rank 4 is enforced by the spec; channels stay open for grey or RGB and
   # are checked in the graph, where the message can say what was expected.
@@ -199,10 +237,11 @@ class ClassifierServable(tf.Module):
     self._image_size = image_size
     self._smaller = smaller
     self._labels = tf.constant(label_names)
-    self.serving_default = tf.function(
-        self._classify_images, input_signature=[image_spec(tf.float32)])
-    self.uint8 = tf.function(
-        self._classify_images, input_signature=[image_spec(tf.uint8)])
+    self.serving_default = _signature_function(
+        self._classify_images, "serving_default", "",
+        [image_spec(tf.float32)])
+    self.uint8 = _signature_function(self._classify_images, "uint8", "",
+                                     [image_spec(tf.uint8)])
 
   def classify(self, x: tf.Tensor) -> Dict[str, tf.Tensor]:
     """float32 (B, S, S, 3) in [-1, 1] -> the output dict."""
@@ -241,12 +280,14 @@ class GeneratorServable(tf.Module):
     for prefix, dtype in (("", tf.float32), ("uint8_", tf.uint8)):
       spec = image_spec(dtype)
       default = "serving_default" if dtype == tf.float32 else "uint8"
-      setattr(self, default, tf.function(
-          self._from_default_seed, input_signature=[spec]))
-      setattr(self, prefix + "seed", tf.function(
-          self._from_seed, input_signature=[spec, seed_spec]))
-      setattr(self, prefix + "z", tf.function(
-          self._from_z, input_signature=[spec, z_spec]))
+      setattr(self, default, _signature_function(
+          self._from_default_seed, default, "", [spec]))
+      setattr(self, prefix + "seed", _signature_function(
+          self._from_seed, prefix + "seed", "_and_seed_int64",
+          [spec, seed_spec]))
+      setattr(self, prefix + "z", _signature_function(
+          self._from_z, prefix + "z", "_and_z_float32_in_minus1_to_1",
+          [spec, z_spec]))
 
   def adapt(self, x: tf.Tensor, z: tf.Tensor) -> Dict[str, tf.Tensor]:
     """x float32 (B, S, S, 3) and z (B, noise_dim) in [-1, 1] -> outputs."""
@@ -446,11 +487,7 @@ def save_onnx(nets, cfg: config_lib.Config, out_dir: str,
   Raises:
     ExportError: tf2onnx is not installed.
   """
-  try:
-    import tf2onnx  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ExportError("ONNX export needs `pip install tf2onnx onnx` "
-                      f"({e})") from e
+  tf2onnx = require_onnx()
   os.makedirs(out_dir, exist_ok=True)
   nets_out = {CLASSIFIER: (nets.classifier, "logits")}
   if cfg.train.mode == "pixelda":
@@ -472,6 +509,19 @@ def save_onnx(nets, cfg: config_lib.Config, out_dir: str,
   return paths
 
 
+def require_onnx():
+  """The tf2onnx module; an ExportError naming the install command when it
+  (or onnx, which it writes with) cannot be imported. Called before anything
+  is written, so a refused --onnx leaves no version and no empty folder."""
+  try:
+    import onnx  # pylint: disable=g-import-not-at-top,unused-import
+    import tf2onnx  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ExportError(f"--onnx needs tf2onnx and onnx ({e}): `pip install "
+                      "tf2onnx onnx`, or leave out --onnx") from e
+  return tf2onnx
+
+
 def export(model: pixelda_lib.PixelDA, export_dir: str,
            version: Optional[int] = None, checkpoint: str = "",
            onnx: bool = False) -> Dict[str, str]:
@@ -486,6 +536,8 @@ def export(model: pixelda_lib.PixelDA, export_dir: str,
   Returns:
     name -> written path (servables, the .keras files and the contract).
   """
+  if onnx:
+    require_onnx()
   if os.path.exists(export_dir) and not os.path.isdir(export_dir):
     raise ExportError(f"--export_dir={export_dir} is a file: give a folder "
                       "(new, or one that holds earlier versions)")
@@ -526,8 +578,11 @@ def export_model_dir(model_dir: str, export_dir: str,
   Raises:
     FileNotFoundError: no config.json or no checkpoint in model_dir.
     ValueError: the checkpoint does not match the config's networks.
-    ExportError: the version exists or is invalid.
+    ExportError: the version exists or is invalid, or `onnx` without
+      tf2onnx (before anything is read or written).
   """
+  if onnx:
+    require_onnx()  # Before the restore: nothing to wait for.
   # restore reads config.json first: a missing one is the first error.
   model = rundir.restore(model_dir, which)
   # restored_from: an older checkpoint than asked for if the newest is damaged.

@@ -3,7 +3,7 @@
   <model_dir>/
     config.json        the Config, written once the data has loaded
     data_sources.json  each split's origin and the sha256 of its content
-    checkpoints/       ckpt-N, the newest `keep_checkpoints` (at least 2)
+    checkpoints/       ckpt-N, the newest `keep_checkpoints`
     best/              the best-by-validation checkpoint and best.json
     history.json       one entry per evaluation (step, minutes, accuracies)
     progress.json      training minutes at each kept checkpoint
@@ -66,6 +66,34 @@ class CheckpointError(Exception):
   """No checkpoint in a folder can be read, or one cannot be written."""
 
 
+class DamagedFileError(CheckpointError, ValueError):
+  """A run folder's JSON file does not parse (a copy cut short, a full disk
+  elsewhere); the message names the file and the fix. A CheckpointError and
+  a ValueError, so every binary reports it as one line."""
+
+  def __init__(self, path: str, reason: str, fix: str):
+    super().__init__(f"{path} is damaged ({reason}): {fix}")
+    self.path, self.reason = path, reason
+
+
+# What moving each damaged file away does, for the message: the fix to give.
+_IF_MOVED_AWAY = {
+    CONFIG_FILE: "move it away and rerun `python -m pixelda_tf.train` with "
+                 "this run's original flags and --model_dir: it is written "
+                 "again from them, and the checkpoints are kept (a restore "
+                 "with other networks is refused); or restore it from a "
+                 "backup",
+    SOURCES_FILE: "move it away: the next train writes it again from the data "
+                  "it loads (that resume cannot check the data is the first "
+                  "run's)",
+    BEST_FILE: "move it away: the best-by-validation checkpoint is then "
+               "chosen again from the next evaluation on",
+    RESULTS_FILE: "move it away: the next train or evaluate writes it again",
+    REFINE_FILE: "restore it from a backup, or refine again into a new "
+                 "--model_dir",
+}
+
+
 def write_json(path: str, obj) -> None:
   """Writes JSON atomically: a reader never sees half a file."""
   tmp = path + ".tmp"
@@ -74,22 +102,57 @@ def write_json(path: str, obj) -> None:
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def read_json(path: str, default):
-  """The JSON in `path`, or `default` when there is no such file."""
+def read_json(path: str, default, fix: Optional[str] = None):
+  """The JSON in `path`, or `default` when there is no such file.
+
+  Raises:
+    DamagedFileError: the file does not parse (cut short, not JSON); names
+      it, and `fix` (default: what moving it away does, for a run folder's
+      files).
+  """
   if not tf.io.gfile.exists(path):
     return default
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
+  with tf.io.gfile.GFile(path, "rb") as f:
+    text = f.read()
+  try:
+    return json.loads(text)
+  except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8.
+    raise DamagedFileError(
+        path, f"{_first_line(e)}; {len(text)} bytes",
+        fix or _IF_MOVED_AWAY.get(os.path.basename(path), "restore it from a "
+                                  "backup, or move it away")) from e
+
+
+def _first_line(e: Exception) -> str:
+  return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _move_away(path: str) -> str:
+  """Renames a damaged file to <path>.damaged (kept for a look, never read
+  again); returns the new name."""
+  aside = path + ".damaged"
+  tf.io.gfile.rename(path, aside, overwrite=True)
+  return aside
 
 
 def load_config(model_dir: str) -> config_lib.Config:
-  """The Config a run in `model_dir` was trained with (its config.json)."""
+  """The Config a run in `model_dir` was trained with (its config.json).
+
+  Raises:
+    FileNotFoundError: no config.json.
+    DamagedFileError: it does not parse, or holds no Config.
+  """
   path = os.path.join(model_dir, CONFIG_FILE)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(
         f"{path} not found: {model_dir!r} is not a pixelda-tf model_dir "
         "(train writes config.json there)")
-  return config_lib.Config.from_dict(read_json(path, None))
+  d = read_json(path, None)
+  if not isinstance(d, dict) or not all(isinstance(v, dict)
+                                        for v in d.values()):
+    raise DamagedFileError(path, "not a config's sections",
+                           _IF_MOVED_AWAY[CONFIG_FILE])
+  return config_lib.Config.from_dict(d)
 
 
 def _kept(folder: str) -> List[str]:
@@ -132,13 +195,40 @@ def checkpoint_candidates(model_dir: str, which: str = "latest") -> List[str]:
     raise FileNotFoundError(
         f"{model_dir} is a refined run (pixelda_tf.refine): it has one "
         "checkpoint, the refinement's last; use --checkpoint=latest")
+  if not paths and which == "best":
+    raise FileNotFoundError(f"no best checkpoint in {folder}: "
+                            + _why_no_best(model_dir))
   if not paths:
     raise FileNotFoundError(
         f"no {which} checkpoint in {folder}: train first with "
-        f"`python -m pixelda_tf.train --model_dir={model_dir}`"
-        + (" (a best checkpoint needs --eval_every > 0)" if which == "best"
-           else ""))
+        f"`python -m pixelda_tf.train --model_dir={model_dir}`")
   return paths
+
+
+def _why_no_best(model_dir: str) -> str:
+  """Why a run has no best-by-validation checkpoint, and what to do."""
+  try:
+    cfg = load_config(model_dir)
+    history = read_json(os.path.join(model_dir, HISTORY_FILE), [])
+  except (FileNotFoundError, DamagedFileError, config_lib.ConfigError):
+    cfg, history = None, []
+  latest = "use --checkpoint=latest"
+  if cfg is not None and not cfg.train.eval_every:
+    return (f"this run never evaluated (--eval_every=0), so it has no best; "
+            f"{latest}, or resume it with --eval_every > 0")
+  if history and all(h.get("val_accuracy") is None for h in history):
+    return ("this run has no labelled target validation (each of its "
+            f"{len(history)} evaluations in {HISTORY_FILE} scored none), so "
+            f"it has no best; {latest}, or train with --target_val_dir=DIR "
+            "(labelled target images) or a labelled target and --val_size > "
+            "0")
+  if cfg is None or history:
+    return (f"{latest} (best/ lists no checkpoint: moved or deleted?)" if
+            history else f"{latest}, or train first with "
+            f"--model_dir={model_dir}")
+  return (f"it has not evaluated yet (the first evaluation is at step "
+          f"{cfg.train.eval_every}); {latest}, or train on with "
+          f"`python -m pixelda_tf.train --model_dir={model_dir}`")
 
 
 def restore_newest_intact(checkpoint: tf.train.Checkpoint, paths: List[str],
@@ -372,7 +462,10 @@ class RunDir:
     self._latest = tf.train.CheckpointManager(
         model.checkpoint, os.path.join(root, CHECKPOINT_DIR),
         # At least 2: a damaged newest checkpoint has an intact one behind it.
-        max_to_keep=max(self.cfg.train.keep_checkpoints, 2))
+        # As many as asked: with 1, a damaged newest checkpoint has none
+        # behind it (a save writes under a temporary name, so only damage
+        # from outside the run can do that).
+        max_to_keep=self.cfg.train.keep_checkpoints)
     self._best = tf.train.CheckpointManager(
         model.checkpoint, os.path.join(root, BEST_DIR), max_to_keep=2)
     kept = _kept(os.path.join(self.path, CHECKPOINT_DIR))
@@ -408,13 +501,56 @@ class RunDir:
       logging.info("initialised from %s (--init_from) at step %d", path, step)
       self.initialised_from = path
     start = self.saved_step = step
-    self.best = read_json(self.file(os.path.join(BEST_DIR, BEST_FILE)),
-                          self.best)
-    self.history = [h for h in read_json(self.file(HISTORY_FILE), [])
+    self.history = [h for h in self._recovered(
+        HISTORY_FILE, [], "the history starts again at this resume (the "
+        "evaluations before it stay in TensorBoard's train/ logs)")
                     if h["step"] <= start]
     self._prior_minutes = prior_minutes(
-        read_json(self.file(PROGRESS_FILE), {}), self.history, start)
+        self._recovered(PROGRESS_FILE, {}, "the training clock continues "
+                        "from the last evaluation at or before step "
+                        f"{start} in history.json (or 0)"),
+        self.history, start)
+    self.best = self._read_best()
     return start
+
+  def _recovered(self, name: str, empty, what_then: str):
+    """The JSON of history.json or progress.json; when one is damaged, a
+    warning, the file moved to <name>.damaged, and `empty`: they only
+    record, and nothing in them is needed to resume (the checkpoints hold
+    the state)."""
+    try:
+      value = read_json(self.file(name), empty)
+      if isinstance(value, type(empty)):
+        return value
+      raise DamagedFileError(
+          self.file(name), f"a {type(value).__name__}, not a "
+          f"{type(empty).__name__}", "")
+    except DamagedFileError as e:
+      done = (f"moved to {_move_away(self.file(name))}" if self.chief
+              else "left in place (not the chief)")
+      logging.warning("%s is damaged (%s): %s, and %s", e.path, e.reason,
+                      done, what_then)
+      return empty
+
+  def _read_best(self) -> Dict:
+    """best/best.json; when damaged, rebuilt from the newest best/
+    checkpoint's step and that step's validation accuracy in the history,
+    or a DamagedFileError saying how to go on when the history lacks it."""
+    path = self.file(os.path.join(BEST_DIR, BEST_FILE))
+    try:
+      return read_json(path, self.best)
+    except DamagedFileError as e:
+      kept = _kept(self.file(BEST_DIR))
+      step = int(kept[0].rsplit("-", 1)[-1]) if kept else -1
+      score = [h["val_accuracy"] for h in self.history if h["step"] == step]
+      if not kept or not score or score[0] is None:
+        raise
+      best = {"val_accuracy": score[0], "step": step}
+      if self.chief:
+        write_json(path, best)
+      logging.warning("%s is damaged (%s): rebuilt from %s and "
+                      "history.json: %s", e.path, e.reason, kept[0], best)
+      return best
 
   @property
   def latest_checkpoint(self) -> Optional[str]:
@@ -436,7 +572,8 @@ class RunDir:
     self.saved_step = step
     if self.chief:
       kept = {p.rsplit("-", 1)[-1] for p in self._latest.checkpoints}
-      done = {k: v for k, v in read_json(self.file(PROGRESS_FILE), {}).items()
+      done = {k: v for k, v in self._recovered(
+          PROGRESS_FILE, {}, "it is written again from this save on").items()
               if k in kept}
       write_json(self.file(PROGRESS_FILE), {**done, str(step): self.minutes()})
 

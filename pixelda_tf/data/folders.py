@@ -94,6 +94,35 @@ def subfolders(folder: str) -> List[str]:
                 and tf.io.gfile.isdir(os.path.join(folder, n)))
 
 
+def require_folder(folder: str, flag: str = "") -> None:
+  """Raises a DataError unless `folder` is a folder (through tf.io.gfile).
+
+  `tf.io.gfile.isdir` answers False for any failure, so on gs:// (and other
+  remote file systems) a lost connection or missing credentials would read
+  as "is not a folder"; there the real error is asked for and named.
+
+  Args:
+    folder: a local path or a URL (gs://...).
+    flag: the flag that named it, for the message ("" = none).
+  """
+  if tf.io.gfile.isdir(folder):
+    return
+  named = f"--{flag}={folder}" if flag else folder
+  if _on_object_store(folder):
+    try:
+      tf.io.gfile.stat(folder)
+    except tf.errors.NotFoundError:
+      pass  # Reached, and it is not there: "not a folder" is the truth.
+    except tf.errors.OpError as e:
+      reason = (e.message.strip().splitlines() or [type(e).__name__])[0]
+      raise errors.DataError(
+          f"{named} could not be reached ({type(e).__name__}: {reason}): "
+          "check the network connection and the credentials (e.g. `gcloud "
+          "auth application-default login`, or GOOGLE_APPLICATION_"
+          "CREDENTIALS), then rerun") from e
+  raise errors.DataError(f"{named} is not a folder")
+
+
 def has_splits(folder: str) -> bool:
   """True if `folder` holds `train/` and `test/` subfolders as its splits."""
   return set(subfolders(folder)) == {"train", "test"}
@@ -116,8 +145,7 @@ def read_folder(folder: str, size: int, labelled: Optional[bool],
     DataError: the folder is missing or empty, mixes the layouts, or holds an
       unreadable image (naming the file).
   """
-  if not tf.io.gfile.isdir(folder):
-    raise errors.DataError(f"--{flag}={folder} is not a folder")
+  require_folder(folder, flag)
   files, subs = _image_files(folder), subfolders(folder)
   if labelled and files:
     raise errors.DataError(

@@ -100,8 +100,7 @@ def load_mnist_m(cfg: DataConfig) -> Loaded:
 
 def _folder_classes(folder: str, flag: str) -> List[str]:
   """The class subfolders of a labelled folder (of its train/ if split)."""
-  if not tf.io.gfile.isdir(folder):
-    raise errors.DataError(f"--{flag}={folder} is not a folder")
+  folders.require_folder(folder, flag)
   if folders.has_splits(folder):
     folder = os.path.join(folder, "train")
   return folders.subfolders(folder)
@@ -158,8 +157,7 @@ def load_folder(folder: str, cfg: DataConfig, flag: str,
   Returns:
     (arrays, origin, num_classes).
   """
-  if not tf.io.gfile.isdir(folder):
-    raise errors.DataError(f"--{flag}={folder} is not a folder")
+  folders.require_folder(folder, flag)
   arrays = {}
   if folders.has_splits(folder):
     splits = {"train": os.path.join(folder, "train"),
@@ -184,6 +182,13 @@ def load_folder(folder: str, cfg: DataConfig, flag: str,
         f"{classes['train']}; give train/ and test/ the same class subfolders")
   if source_classes is not None:
     return arrays, f"images in {folder}", len(source_classes)
+  if labelled and len(classes["train"]) == 1:
+    # Before --num_classes is compared: no number of classes can train on
+    # one class (a classifier needs two to tell apart).
+    raise errors.DataError(
+        f"--{flag}={folder} has one class ({classes['train'][0]}): a "
+        "classifier needs at least 2 to tell apart; add a second class "
+        f"subfolder to {splits['train']} (one subfolder per class)")
   return arrays, f"images in {folder}", max(len(classes["train"]), 1)
 
 
