@@ -186,7 +186,8 @@ class TrainingState:
 
 
 def learning_rate_schedule(
-    o: config_lib.OptimConfig) -> keras.optimizers.schedules.LearningRateSchedule:
+    o: config_lib.OptimConfig
+) -> keras.optimizers.schedules.LearningRateSchedule:
   """The staircase exponential decay, with a faster late part when
   `o.late_decay_steps` is set (`LateStaircase`)."""
   if o.late_decay_steps:
