@@ -1,10 +1,12 @@
 """The training loop: data, steps, checkpoints, summaries, evaluation.
 
-`train` reads top to bottom: check the run folder, load the data, build the
-model and resume, then step until `train_steps`, the time budget or a stop
-signal, with summaries, image grids, evaluations and checkpoints at their
-intervals; finally evaluate on the target test split and write
-`results.json`. What is kept in the run folder, and how, is `rundir`'s.
+`train` reads top to bottom as setup, loop and finish. Setup: check the run
+folder, load the data, build the model and resume. Loop (`_steps`): step
+until `train_steps`, the time budget or a stop signal, with summaries, image
+grids, evaluations and checkpoints at their intervals, then save the last
+step (`_save_last`). Finish: evaluate on the target test split and write
+`results.json`. What is kept in the run folder, and how, is `rundir`'s; how
+the workers of a multi-worker run agree at each point is `workers`'.
 
 A run is resumable at any point: the data order, z and every random draw are
 functions of (seed, step) or live in the checkpoint, so rerunning the same
@@ -14,8 +16,6 @@ command after a kill continues exactly where the last checkpoint left off.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import signal
 import sys
@@ -36,6 +36,7 @@ from pixelda_tf import provenance
 from pixelda_tf import rundir
 from pixelda_tf import runlock
 from pixelda_tf import runtime
+from pixelda_tf import workers as workers_lib
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -105,12 +106,14 @@ def train(cfg: config_lib.Config,
 
 def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
            run: rundir.RunDir, code: Dict) -> Dict:
-  """`train`, holding the model_dir's lock."""
+  """`train`, holding the model_dir's lock: setup, the loop, the finish."""
   t = cfg.train
-  origins, unscored = _load_data_on_every_worker(cfg, run, strategy)
+  # Setup: the data, the model (restored or initialised), the input pipeline
+  # from the step it resumes at, evaluation and summaries.
+  workers = workers_lib.for_run(cfg, strategy)
+  origins, unscored = _load_data(cfg, run, workers)
   model = pixelda.PixelDA(cfg, strategy)
-  step = (_attach_on_every_worker(run, model, strategy, cfg)
-          if cfg.runtime.strategy == "multi_worker" else run.attach(model))
+  step = workers.attach(run, model)
   batches = iter(strategy.experimental_distribute_dataset(data.train_dataset(
       cfg.data, t.batch_size, start_step=step, shuffle_seed=t.seed)))
   scorer = _Scorer(model, cfg, unscored)
@@ -118,59 +121,21 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
             else tf.summary.create_noop_writer())
   progress = _Progress(t.train_steps, step, t.quiet, t.summary_every,
                        t.max_minutes)
-  stop = _Stop(strategy, cfg.runtime, t.max_minutes, run.minutes)
-  logs, checked, window = None, True, (time.time(), step)
-  with stop, writer.as_default():
-    stopped = stop.check()  # A resumed run may be out of time already.
-    while stopped is None and step < t.train_steps:
-      logs, checked = model.train_step(next(batches)), False
-      step += 1
-      progress.update(step, run.minutes())
-      stopped = stop.check()  # Every worker asks, once per step.
-      if stopped in stop.SIGNAL_NAMES:
-        break  # Save at once: a preempted job has seconds left.
-      due = {k: every and step % every == 0 for k, every in (
-          ("summary", t.summary_every), ("images", t.image_every),
-          ("eval", t.eval_every), ("checkpoint", t.checkpoint_every))}
-      if due["summary"] or due["eval"] or due["checkpoint"]:
-        # Logs stay tensors until here: fetching them syncs with the device.
-        values, checked = _fetch(logs, step, model), True
-        progress.show(step, values)
-      if due["summary"]:
-        _write_summaries(values, step, window, t.batch_size)
-        window = (time.time(), step)
-      if due["images"]:
-        scorer.image_summary(step)
-      if due["eval"] and scorer.scores_anything:
-        run.record_evaluation(scorer.evaluate(step, run.minutes))
-      if due["checkpoint"]:
-        run.save(step)
-    if stopped == "max_minutes" and step >= t.train_steps:
-      stopped = None  # The last step used up the time: all steps are done.
-    if stopped in stop.SIGNAL_NAMES:
-      logging.warning("%s: stopping at step %d; saving a checkpoint and "
-                      "results first (further signals are ignored)",
-                      stopped, step)
-    # Never a checkpoint after a non-finite loss; still under the signal
-    # handlers, so a second Ctrl-C cannot cut the save.
-    if not checked:
-      _fetch(logs, step, model)
-    if run.saved_step != step:
-      run.save(step)
-    if stopped not in stop.SIGNAL_NAMES:
-      # A signal during the last step's evaluation or the save above: the
-      # run stops here as interrupted (every worker asks again).
-      late = stop.check()
-      if late in stop.SIGNAL_NAMES:
-        logging.warning("%s after the last step: step %d is saved; writing "
-                        "results (further signals are ignored)", late, step)
-        stopped = late
+  stop = _Stop(workers, t.max_minutes, run.minutes)
 
+  # The loop, and the last checkpoint, under the signal handlers (so a
+  # second Ctrl-C cannot cut the save).
+  with stop, writer.as_default():
+    step, stopped, logs, checked = _steps(cfg, model, run, batches, scorer,
+                                          progress, stop, step)
+    stopped = _save_last(run, model, stop, step, stopped, logs, checked)
+
+  # Finish: results.json, with the final (and best) target test scores.
   results = {
       "config": cfg.to_dict(), "data_sources": origins, "steps": step,
       "stopped_by": stopped or "train_steps", "wall_time_s": 60 * run.minutes(),
       "mode": t.mode, "val_history": run.history, "code": code,
-      "weights_sha256": _fingerprint(model)}
+      "weights_sha256": model.weights_sha256()}
   if run.initialised_from:  # the checkpoint --init_from resolved to
     results["initialised_from"] = run.initialised_from
   if stopped in stop.SIGNAL_NAMES:
@@ -179,6 +144,71 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
   run.write_results(results)
   _log_final(results)
   return results
+
+
+def _steps(cfg: config_lib.Config, model: pixelda.PixelDA,
+           run: rundir.RunDir, batches, scorer: "_Scorer",
+           progress: "_Progress", stop: "_Stop", step: int):
+  """Trains from `step` until `train_steps`, the time budget or a signal,
+  with summaries, image grids, evaluations and checkpoints at their
+  intervals. Returns (the step reached, why it stopped: None when all steps
+  are done, else `_Stop.check`'s answer, the last step's logs, whether they
+  were checked for NaN and inf)."""
+  t = cfg.train
+  logs, checked, window = None, True, (time.time(), step)
+  stopped = stop.check()  # A resumed run may be out of time already.
+  while stopped is None and step < t.train_steps:
+    logs, checked = model.train_step(next(batches)), False
+    step += 1
+    progress.update(step, run.minutes())
+    stopped = stop.check()  # Every worker asks, once per step.
+    if stopped in stop.SIGNAL_NAMES:
+      break  # Save at once: a preempted job has seconds left.
+    due = {k: every and step % every == 0 for k, every in (
+        ("summary", t.summary_every), ("images", t.image_every),
+        ("eval", t.eval_every), ("checkpoint", t.checkpoint_every))}
+    if due["summary"] or due["eval"] or due["checkpoint"]:
+      # Logs stay tensors until here: fetching them syncs with the device.
+      values, checked = _fetch(logs, step, model), True
+      progress.show(step, values)
+    if due["summary"]:
+      _write_summaries(values, step, window, t.batch_size)
+      window = (time.time(), step)
+    if due["images"]:
+      scorer.image_summary(step)
+    if due["eval"] and scorer.scores_anything:
+      run.record_evaluation(scorer.evaluate(step, run.minutes))
+    if due["checkpoint"]:
+      run.save(step)
+  if stopped == "max_minutes" and step >= t.train_steps:
+    stopped = None  # The last step used up the time: all steps are done.
+  return step, stopped, logs, checked
+
+
+def _save_last(run: rundir.RunDir, model: pixelda.PixelDA, stop: "_Stop",
+               step: int, stopped: Optional[str], logs, checked: bool
+               ) -> Optional[str]:
+  """Checks the last logs and saves the last step; returns why the run
+  stopped (a signal that came during the last evaluation or this save
+  makes the run interrupted too)."""
+  if stopped in stop.SIGNAL_NAMES:
+    logging.warning("%s: stopping at step %d; saving a checkpoint and "
+                    "results first (further signals are ignored)",
+                    stopped, step)
+  # Never a checkpoint after a non-finite loss.
+  if not checked:
+    _fetch(logs, step, model)
+  if run.saved_step != step:
+    run.save(step)
+  if stopped not in stop.SIGNAL_NAMES:
+    # A signal during the last step's evaluation or the save above: the
+    # run stops here as interrupted (every worker asks again).
+    late = stop.check()
+    if late in stop.SIGNAL_NAMES:
+      logging.warning("%s after the last step: step %d is saved; writing "
+                      "results (further signals are ignored)", late, step)
+      stopped = late
+  return stopped
 
 
 def _stop_interrupted(run: rundir.RunDir, results: Dict, stopped: str):
@@ -194,35 +224,24 @@ def _stop_interrupted(run: rundir.RunDir, results: Dict, stopped: str):
                     run.kept_checkpoint or "no checkpoint yet")
 
 
-def _load_data_on_every_worker(cfg: config_lib.Config, run: rundir.RunDir,
-                               strategy: tf.distribute.Strategy):
+def _load_data(cfg: config_lib.Config, run: rundir.RunDir,
+               workers: workers_lib.Workers):
   """Checks the settings against the run folder's, loads the data and
-  records it there (the chief writes config.json). Returns `_load_data`'s
+  records it there (the chief writes config.json). Returns `_read_data`'s
   (origin by split, origin by unscored split).
 
   Data comes before anything is written, so a missing data set fails at
   once. Under MultiWorkerMirroredStrategy every worker also checks, before
   the chief writes, that all of them were given the same settings and read
-  the same data (`_disagreements`).
+  the same data (`workers.MultiWorker.require_same_settings`).
   """
   advice = "every worker must be given the same flags and read the same data"
-  multi_worker = cfg.runtime.strategy == "multi_worker"
-  with _together(strategy, cfg.runtime, "check its settings or load its data",
-                 advice):
+  with workers.together("check its settings or load its data", advice):
     run.check_settings()
-    origins, fingerprints, unscored = _load_data(cfg)
-    shared = _shared_settings(cfg, fingerprints) if multi_worker else {}
-  differ = _disagreements(strategy, shared) if multi_worker else []
-  if differ:
-    here = "; ".join(f"{n} = {shared[n]!r}" for n in differ[:6])
-    raise config_lib.ConfigError(
-        f"the workers disagree on {', '.join(differ)} (this worker: {here}): "
-        "start every worker with the same flags and the same data files "
-        "(only data paths and --download, --model_dir, --init_from, "
-        "--max_minutes, --keep_checkpoints, --quiet and thread counts may "
-        "differ)")
-  with _together(strategy, cfg.runtime, "record its data in --model_dir",
-                 advice):
+    origins, fingerprints, unscored = _read_data(cfg)
+    shared = workers.shared_settings(cfg, fingerprints)
+  workers.require_same_settings(shared)
+  with workers.together("record its data in --model_dir", advice):
     run.record_data(origins, fingerprints)
   if "val" in unscored:
     logging.info("no labelled target validation data (%s): validation is "
@@ -232,60 +251,7 @@ def _load_data_on_every_worker(cfg: config_lib.Config, run: rundir.RunDir,
   return origins, unscored
 
 
-def _shared_settings(cfg: config_lib.Config,
-                     fingerprints: Dict[str, str]) -> Dict[str, object]:
-  """What every worker of a run must share, by name: each setting but
-  `rundir.PER_WORKER_SETTINGS` (as in config.json), the precision in use
-  (`auto` resolves on each machine) and each data split's content."""
-  settings = cfg.to_dict()
-  shared = {f"{sec}.{field}": settings[sec][field] for sec in settings
-            for field in settings[sec]
-            if (sec, field) not in rundir.PER_WORKER_SETTINGS}
-  shared["precision in use"] = (
-      runtime.resolve_precision(cfg.runtime)[0]
-      if cfg.runtime.precision == "auto" else cfg.runtime.precision)
-  shared.update({f"{split} data (sha256)": fingerprint
-                 for split, fingerprint in fingerprints.items()})
-  return shared
-
-
-def _disagreements(strategy: tf.distribute.Strategy,
-                   values: Dict[str, object]) -> list:
-  """The names in `values` whose value differs between workers. A
-  collective: every worker calls it at the same point and gets the same
-  answer, so all of them stop or none.
-
-  Two all-reduces: first how many values each worker compares (workers of
-  other pixelda_tf versions compare other sets), then, for each value, two
-  20-bit digests d of it and their squares, summed over the n replicas. The
-  digests agree exactly when n * sum(d^2) == sum(d)^2; the float64 sums of
-  these integers are exact below 8,192 replicas.
-  """
-  def agree(n, total, squares):
-    return n * int(squares) == int(total) ** 2
-
-  k = float(len(values))
-  n, total, squares = _sum_over_workers(strategy, [1.0, k, k * k], tf.float64)
-  if not agree(n, total, squares):
-    raise config_lib.ConfigError(
-        f"the workers compare different sets of settings (this worker: "
-        f"{len(values)}): install the same pixelda_tf version on every "
-        "machine")
-  names = sorted(values)
-  digests = []
-  for name in names:
-    text = json.dumps(values[name], sort_keys=True, default=str)
-    hexdigest = hashlib.sha256(text.encode()).hexdigest()
-    digests += [float(int(hexdigest[:5], 16)), float(int(hexdigest[5:10], 16))]
-  sums = _sum_over_workers(strategy, digests + [d * d for d in digests],
-                           tf.float64)
-  half = len(digests)
-  return [name for i, name in enumerate(names)
-          if not all(agree(n, sums[j], sums[half + j])
-                     for j in (2 * i, 2 * i + 1))]
-
-
-def _load_data(cfg: config_lib.Config):
+def _read_data(cfg: config_lib.Config):
   """Loads every split once, to fail early and to fingerprint it. Returns
   (origin by split, sha256 by split, origin by unscored target split: those
   without labels)."""
@@ -445,17 +411,16 @@ class _Stop:
   from the main thread; elsewhere only the budget stops the run.
 
   Under MultiWorkerMirroredStrategy each worker reads its own clock and
-  signals, and the workers add up what they saw: a worker that stopped alone
-  would leave the others waiting in a collective, and a signal to one worker
-  takes all of them down the interrupted path.
+  signals, and the workers add up what they saw (`workers.sum`): a worker
+  that stopped alone would leave the others waiting in a collective, and a
+  signal to one worker takes all of them down the interrupted path.
   """
 
   SIGNAL_NAMES = tuple(s.name for s in _SIGNALS)
 
-  def __init__(self, strategy: tf.distribute.Strategy,
-               cfg: config_lib.RuntimeConfig, max_minutes: float, minutes):
-    self._strategy = strategy
-    self._multi_worker = cfg.strategy == "multi_worker"
+  def __init__(self, workers: workers_lib.Workers, max_minutes: float,
+               minutes):
+    self._workers = workers
     self._max_minutes, self._minutes = max_minutes, minutes
     self._signum = None
     self._consumed = False  # check() reported a signal: handlers stay.
@@ -486,86 +451,12 @@ class _Stop:
     seen = [float(bool(self._max_minutes)
                   and self._minutes() >= self._max_minutes)]
     seen += [float(self._signum == s) for s in _SIGNALS]
-    if self._multi_worker:
-      seen = self._sum_over_workers(seen)
+    seen = self._workers.sum(seen, tf.float32)
     for s, count in zip(_SIGNALS, seen[1:]):
       if count > 0:
         self._consumed = True
         return s.name
     return "max_minutes" if seen[0] > 0 else None
-
-  def _sum_over_workers(self, seen):
-    return _sum_over_workers(self._strategy, seen, tf.float32)
-
-
-def _sum_over_workers(strategy: tf.distribute.Strategy, values,
-                      dtype: tf.DType) -> list:
-  """`values` added up over every replica of every worker (a collective:
-  every worker must call it at the same point)."""
-  def add(x):
-    return tf.distribute.get_replica_context().all_reduce("sum", x)
-  out = strategy.run(add, args=(tf.constant(values, dtype),))
-  return strategy.experimental_local_results(out)[0].numpy().tolist()
-
-
-@contextlib.contextmanager
-def _together(strategy: tf.distribute.Strategy,
-              cfg: config_lib.RuntimeConfig, what: str, advice: str):
-  """Under MultiWorkerMirroredStrategy, every worker leaves the block only
-  when all of them got through it: one that failed raises its own error,
-  the others a ConfigError saying that another worker could not `what`.
-
-  A worker that stopped alone would leave the others waiting in their next
-  collective (building the model, restoring, the first step), so every
-  worker adds up who failed at the end of the block, a collective all of
-  them reach. Outside multi-worker runs the block just runs.
-  """
-  if cfg.strategy != "multi_worker":
-    yield
-    return
-  try:
-    yield
-  except (Exception, KeyboardInterrupt):
-    _sum_over_workers(strategy, [1.0], tf.float64)
-    raise
-  failed, = _sum_over_workers(strategy, [0.0], tf.float64)
-  if failed:
-    raise config_lib.ConfigError(
-        f"another worker could not {what} (its own error names the "
-        f"problem): {advice}")
-
-
-def _attach_on_every_worker(run: rundir.RunDir, model: pixelda.PixelDA,
-                            strategy: tf.distribute.Strategy,
-                            cfg: config_lib.Config) -> int:
-  """`run.attach` under MultiWorkerMirroredStrategy: every worker restores,
-  then all of them go on only if every worker restored the same step and
-  the same weights.
-
-  Each worker resolves the newest checkpoint itself, so they can disagree:
-  when model_dir is not one folder that all of them read (seen on resume),
-  when the `--init_from` run saved a new checkpoint while they restored, or
-  when their `--init_from` copies differ. So after `_together` the workers
-  compare the step and a digest of the trained weights (`_disagreements`):
-  every worker reaches the same verdict, and all of them stop together.
-  """
-  t = cfg.train
-  with _together(strategy, cfg.runtime, "restore its checkpoint",
-                 "every worker must read the same --model_dir and "
-                 "--init_from (a shared or gs:// folder)"):
-    step = run.attach(model)
-    restored = {"step": step, "weights": _trained_weights_digest(model)}
-  if _disagreements(strategy, restored):
-    raise config_lib.ConfigError(
-        f"the workers restored different checkpoints (this worker: step "
-        f"{step}, weights sha256 {restored['weights'][:12]}): every "
-        "worker must read the same --model_dir (a shared or gs:// folder, "
-        "not one per machine)"
-        + (f", and the --init_from={t.init_from} run must not save while "
-           "they restore: name one checkpoint "
-           "(--init_from=RUN/checkpoints/ckpt-N) or wait until that run ends"
-           if t.init_from else ""))
-  return step
 
 
 def expected_last_step(step: int, train_steps: int, max_minutes: float,
@@ -614,28 +505,6 @@ class _Progress:
     elif not self._quiet and step % self._every == 0:
       logging.info("step %d: %s", step,
                    ", ".join(f"{k} {v:.4f}" for k, v in shown))
-
-
-def _trained_weights_digest(model: pixelda.PixelDA) -> str:
-  """sha256 of the trained networks' weights: mirrored variables, the same
-  on every replica unless restored from different checkpoints (batch-norm
-  statistics and weight averages may be kept per replica: left out)."""
-  return _sha256_of([v for name in model.optimizers
-                     for v in model.variables(name)])
-
-
-def _fingerprint(model: pixelda.PixelDA) -> str:
-  """sha256 of every network weight (and weight average): equal runs (or
-  workers) match exactly."""
-  averages = model.average.averages if model.average is not None else []
-  return _sha256_of([*model.checkpoint_variables(), *averages])
-
-
-def _sha256_of(variables) -> str:
-  digest = hashlib.sha256()
-  for v in variables:
-    digest.update(np.ascontiguousarray(v.numpy()).tobytes())
-  return digest.hexdigest()
 
 
 def _check_num_classes(source, cfg: config_lib.Config) -> None:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pixelda_tf import losses, pixelda
+from pixelda_tf import losses, pixelda, streams
 from tests import tiny
 
 
@@ -193,18 +193,18 @@ def test_teacher_is_the_weight_averaged_classifier():
   t = model.nets.classifier
   _lag_average(model)
   # Every variable of T but the dropout seeds has its average in the teacher.
-  assert sorted(id(v) for v, _ in model._teacher) == sorted(
+  assert sorted(id(v) for v, _ in model.teacher_pairs) == sorted(
       id(v) for v in t.variables if not v.path.endswith("seed_generator_state"))
   xt = tf.constant(tiny.batch(5)["target_images"])
   own = t(xt, training=False).numpy()
   with model.average.applied():
     expected = t(xt, training=False).numpy()
   assert not np.allclose(own, expected, atol=1e-4)
-  values = [v.value for v in model._all_vars]
+  values = [v.value for v in model.all_variables]
   call = pixelda.StatelessCalls(
-      model._all_vars, values, model._seed_index,
-      tf.stack([values[i] for i in model._seed_index]),
-      {id(v): tf.convert_to_tensor(a) for v, a in model._teacher})
+      model.all_variables, values, model.seed_index,
+      tf.stack([values[i] for i in model.seed_index]),
+      {id(v): tf.convert_to_tensor(a) for v, a in model.teacher_pairs})
   np.testing.assert_allclose(call.teacher(t, xt).numpy(), expected,
                              rtol=1e-5, atol=1e-6)
   # The step's term: KL(averaged T || T) on the target batch, its mean.
@@ -232,21 +232,24 @@ def test_noisy_teacher_sees_the_clean_image_and_t_a_shifted_noisy_one():
   t = model.nets.classifier
   for v in t.trainable_variables:
     v.assign(v * 3.0)
-  for v, a in model._teacher:
+  for v, a in model.teacher_pairs:
     a.assign(v)
   batch = tiny.batch(0)
   logs, _ = model.gradients(next(iter(tf.data.Dataset.from_tensors(batch))))
   xt = tf.constant(batch["target_images"])
-  draws = model._student_view(tf.constant(3, tf.int64), tf.shape(xt))
+  draws = streams.Streams(cfg, 1).target_draws(tf.constant(3, tf.int64),
+                                               tf.shape(xt))
   shift = draws["target_student_shift"].numpy()
   noise = draws["target_student_noise"].numpy()
   assert shift.shape == (tiny.BATCH, 2) and noise.shape == xt.shape
   assert -2 <= shift.min() < 0 < shift.max() <= 2
   assert 0.05 < noise.std() < 0.15
   # A pure function of (seed, step): the same at step 3, others at step 4.
-  again = model._student_view(tf.constant(3, tf.int64), tf.shape(xt))
+  again = streams.Streams(cfg, 1).target_draws(tf.constant(3, tf.int64),
+                                               tf.shape(xt))
   np.testing.assert_array_equal(again["target_student_noise"].numpy(), noise)
-  other = model._student_view(tf.constant(4, tf.int64), tf.shape(xt))
+  other = streams.Streams(cfg, 1).target_draws(tf.constant(4, tf.int64),
+                                               tf.shape(xt))
   assert not np.array_equal(other["target_student_noise"].numpy(), noise)
   # The teacher is T itself (no dropout or batch norm in T), so the whole
   # term comes from the view: KL(T(clean) || T(shifted + noise)).
@@ -427,6 +430,37 @@ def test_mirrored_bf16_step_keeps_replicas_and_averages_in_sync(mirrored):
   first = model.average.averages[0].numpy()
   assert not np.array_equal(first, before[next(
       k for k in before if k.startswith("classifier/"))])
+
+
+def test_named_streams_differ_and_each_is_reproducible():
+  cfg = tiny.tiny_config(loss=dict(target_teacher=1.0, target_vat=1.0,
+                                   target_teacher_noise=1.0),
+                         train=dict(ema_decay=0.5, seed=5))
+  draws = streams.Streams(cfg, 1)
+  step, shape = tf.constant(7, tf.int64), tf.constant([tiny.BATCH, 4, 4, 3])
+  # The stream ids are part of every stored run's numbers: pinned.
+  assert [int(s) for s in streams.Stream] == [0, 1, 2, 3]
+  np.testing.assert_array_equal(
+      streams.stream_seed(5, streams.Stream.VAT_DIRECTION, step).numpy(),
+      [5 + (1 << 32), 7])
+  first = draws.target_draws(step, shape)
+  again = streams.Streams(cfg, 1).target_draws(step, shape)
+  # Two streams of one shape and distribution (both N(0, 1) here) differ...
+  vat, noise = (first[k].numpy()
+                for k in ("target_vat_noise", "target_student_noise"))
+  assert vat.shape == noise.shape == (tiny.BATCH, 4, 4, 3)
+  assert not np.array_equal(vat, noise)
+  # ... and each draws the same numbers again at the same (seed, step).
+  for k in first:
+    np.testing.assert_array_equal(first[k].numpy(), again[k].numpy())
+  np.testing.assert_array_equal(draws.noise(step, tiny.BATCH).numpy(),
+                                draws.noise(step, tiny.BATCH).numpy())
+  assert not np.array_equal(
+      draws.noise(step, tiny.BATCH).numpy(),
+      draws.noise(step + 1, tiny.BATCH).numpy())
+  # The layer seeds: one pair per layer, all different.
+  seeds = draws.layer_seeds(step, 3).numpy()
+  assert seeds.shape == (3, 2) and len({tuple(s) for s in seeds}) == 3
 
 
 def test_check_finite_names_the_step_and_values():

@@ -24,6 +24,7 @@ from pixelda_tf import pixelda
 from pixelda_tf import rundir
 from pixelda_tf import runlock
 from pixelda_tf import training
+from pixelda_tf import workers
 from tests import tiny
 
 
@@ -672,6 +673,28 @@ def test_a_signal_during_the_last_evaluation_still_stops_as_interrupted(
   results = _interrupted_in_process(cfg, 4)
   assert results["interrupted"] and results["stopped_by"] == "SIGTERM"
   assert int(rundir.restore(cfg.train.model_dir).step) == 4
+
+
+def test_one_process_is_always_in_agreement():
+  cfg = tiny.tiny_config()
+  one = workers.for_run(cfg, tf.distribute.get_strategy())
+  assert isinstance(one, workers.SingleProcess)
+  assert one.sum([0.0, 1.0], tf.float32) == [0.0, 1.0]
+  assert one.shared_settings(cfg, {"source/train": "abc"}) == {}
+  one.require_same_settings({"train.seed": 1})
+  with pytest.raises(OSError, match="its own error"):
+    with one.together("load its data", "advice"):
+      raise OSError("its own error")
+  several = dataclasses.replace(cfg, runtime=dataclasses.replace(
+      cfg.runtime, strategy="multi_worker"))
+  many = workers.for_run(several, tf.distribute.get_strategy())
+  assert isinstance(many, workers.MultiWorker)
+  # One worker of a multi-worker run agrees with itself.
+  assert many.sum([1.0, 2.0], tf.float64) == [1.0, 2.0]
+  shared = many.shared_settings(cfg, {"source/train": "abc"})
+  assert shared["source/train data (sha256)"] == "abc"
+  assert shared["train.seed"] == cfg.train.seed
+  many.require_same_settings(shared)
 
 
 def test_the_progress_bar_counts_from_the_resumed_step(monkeypatch):
