@@ -80,9 +80,9 @@ SUMMARIZE = flags.DEFINE_list(
     "each run's results.json or a file this script wrote (its accuracy.json, "
     "or one stored in benchmarks/results; its --summarize_mode row).")
 SUMMARY_JSON = flags.DEFINE_string(
-    "summary_json", None, "--summarize also writes its summary here, with "
-    "the facts every result file carries (e.g. benchmarks/results/"
-    "released_mnistm/NAME_seeds.json).")
+    "summary_json", None, "--summarize (or --compare) also writes its "
+    "summary (or table) here, with the facts every result file carries "
+    "(e.g. benchmarks/results/released_mnistm/NAME_seeds.json).")
 SUMMARIZE_MODE = flags.DEFINE_enum(
     "summarize_mode", "pixelda", list(config_lib.MODES),
     "The mode whose runs --summarize takes.")
@@ -287,6 +287,36 @@ def compare(histories: list, every: int, minutes_every: float = 10,
           "against_first": against_first(by_step, after)}
 
 
+def write_comparison(path: str, specs: list, table: dict) -> None:
+  """--compare's table as a result file, with each run's results.json facts
+  (steps, minutes, final accuracy, weights_sha256) where one sits beside its
+  history: equal weights_sha256 means the same weights bit for bit."""
+  runs = []
+  for spec in specs:
+    last = spec.split("+")[-1]
+    run = {"history": spec}
+    results_path = os.path.join(os.path.dirname(last), "results.json")
+    if os.path.exists(results_path):
+      with open(results_path) as f:
+        results = json.load(f)
+      run.update({k: results.get(k) for k in ("steps", "wall_time_s",
+                                               "weights_sha256", "code")})
+      run["final_test_accuracy"] = results.get("final", {}).get("accuracy")
+      run["val_accuracy"] = [h.get("val_accuracy") for h in
+                             read_history(last)]
+      run["test_split"] = result_fields.run_test_split(os.path.dirname(last))
+    runs.append(run)
+  out = {"runs": runs,
+         "at_steps": [{"step": row["step"],
+                       "test_accuracy": [row[i] for i in range(len(specs))]}
+                      for row in table["at_steps"]],
+         "against_first": table["against_first"]}
+  splits = sorted({str(r.get("test_split")) for r in runs})
+  out.update(result_fields.fields("; ".join(splits)))
+  with open(path, "w") as f:
+    json.dump(out, f, indent=2)
+
+
 def main(argv):
   for flag in (HISTORY, INTERVAL, COMPARE, SUMMARIZE):
     if flag.value is not None and not flag.value:  # e.g. --compare=
@@ -330,6 +360,8 @@ def main(argv):
           f"{row['behind']}, level {row['level']}; mean "
           f"{100 * row['mean']:+.2f} points (min {100 * row['min']:+.2f}, "
           f"max {100 * row['max']:+.2f})"))
+    if SUMMARY_JSON.value:
+      write_comparison(SUMMARY_JSON.value, COMPARE.value, table)
     return 0
   if SUMMARIZE.value:
     try:

@@ -9,7 +9,7 @@ move short. The teacher is T at the start, and at every reset (each
 defaults, 3,000 steps and a reset every 5,000, it stays the trained T: one
 stretch). Source labels no
 longer count. DIRT-T's target VAT term is left out: at weight 1 beside the
-entropy it cost 1.1 points on the released MNIST-M (WORKSPACE_NOTES.md).
+entropy it cost 1.1 points on the released MNIST-M (benchmarks/README.md).
 Not part of PixelDA; nothing runs it unless asked.
 
 Only T trains: G and D are copied as they are, so a step is a few T passes
