@@ -22,7 +22,6 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from absl import app
 from absl import flags
 
 _DIRECTIVES = ("--flagfile=", "-flagfile=")
@@ -144,11 +143,11 @@ def expand(argv: Sequence[str]) -> List[str]:
 
 
 def parse(argv: Sequence[str]) -> List[str]:
-  """absl's default parser (`app.parse_flags_with_usage`) after `expand`,
-  which fails as it does: the message on stderr, exit status 1."""
+  """absl's parsing of `expand(argv)`, with a flag error (an unknown flag, a
+  bad value, a flagfile that is missing or removed) as one line on stderr,
+  `error: ...`, and exit status 1, as every other mistake is reported."""
   try:
-    expanded = expand(argv)
+    return flags.FLAGS(expand(argv))
   except flags.Error as e:
-    sys.stderr.write(f"FATAL Flags parsing error: {e}\n")
+    sys.stderr.write(f"error: {e} (--helpfull lists every flag)\n")
     sys.exit(1)
-  return app.parse_flags_with_usage(expanded)

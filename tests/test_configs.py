@@ -152,8 +152,9 @@ def test_a_removed_preset_fails_with_its_replacement(removed, monkeypatch,
   with pytest.raises(SystemExit):
     flagfiles.parse(["prog", f"--flagfile=configs/{removed}"])
   err = capsys.readouterr().err
-  match = re.fullmatch(f"FATAL Flags parsing error: configs/{removed} was "
-                       r"removed: use (--flagfile=configs/\S+\.flags.*)\n",
+  match = re.fullmatch(f"error: configs/{removed} was removed: use "
+                       r"(--flagfile=configs/\S+\.flags.*) \(--helpfull "
+                       r"lists every flag\)\n",
                        err)
   assert match, err
   # The replacement parses and validates.
