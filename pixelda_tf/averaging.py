@@ -18,6 +18,8 @@ from typing import Iterator, List
 
 import tensorflow as tf
 
+from pixelda_tf import errors
+
 
 class WeightAverage(tf.Module):
   """Shadow copies of `variables`, updated as their moving average.
@@ -31,7 +33,7 @@ class WeightAverage(tf.Module):
                name: str = "weight_average"):
     super().__init__(name=name)
     if not 0.0 < decay < 1.0:
-      raise ValueError(f"decay={decay}: must be in (0, 1)")
+      raise errors.ConfigError(f"decay={decay}: must be in (0, 1)")
     self._variables = list(variables)
     self.decay = decay
     with self.name_scope:

@@ -21,7 +21,8 @@ import math
 import os
 from typing import Any, Dict, FrozenSet, Optional, Tuple
 
-from pixelda_tf.errors import ConfigError
+# UserError too, for modules that reach the errors through the config.
+from pixelda_tf.errors import ConfigError, UserError  # pylint: disable=unused-import
 
 SOURCES = ("mnist", "usps", "folder")
 TARGETS = ("mnist_m", "usps", "mnist", "folder")

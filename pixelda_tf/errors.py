@@ -1,10 +1,11 @@
-"""The errors a user can fix from their message, in one place.
+"""The base of every error a user can fix from its message.
 
-A binary reports any of them as one line (`error: <message>`, exit 1) and
-everything else with a traceback (a bug). `UserError` is the base for new
-errors; the older ones below live beside the code that raises them and are
-listed in `user_errors()` instead (flag-free and TensorFlow-free at import,
-so every binary can import this module before TensorFlow loads).
+A binary reports a `UserError` as one line (`error: <message>`, exit 1) and
+anything else with a traceback (a bug). Each subclass lives beside the code
+that raises it and keeps the builtin base its callers catch (`ConfigError`
+and `DataError` are ValueErrors, `ExportError` a RuntimeError, ...). This
+module imports nothing heavy (no flags, no TensorFlow): every binary imports
+it before TensorFlow loads, and the subclasses' modules import it.
 """
 
 from __future__ import annotations
@@ -22,17 +23,8 @@ class ConfigError(UserError, ValueError):
 
 
 def user_errors() -> Tuple[Type[BaseException], ...]:
-  """Every exception a binary reports as one line.
-
-  Imported here, when a binary runs, not at import: their modules load
-  TensorFlow, which must load after the binary has set up the process.
-  """
-  # pylint: disable=g-import-not-at-top
-  from pixelda_tf import exporting
-  from pixelda_tf import pixelda
-  from pixelda_tf import rundir
-  from pixelda_tf import runlock
-  from pixelda_tf.data import errors as data_errors
-  return (UserError, data_errors.DataError, rundir.CheckpointError,
-          runlock.LockedError, pixelda.NonFiniteLossError,
-          exporting.ExportError, FileNotFoundError, FileExistsError)
+  """Every exception a binary reports as one line: `UserError`, and the
+  builtins the library raises with a message naming the path and the fix (a
+  missing run, checkpoint or --init_from: FileNotFoundError; an --out that
+  exists: FileExistsError)."""
+  return (UserError, FileNotFoundError, FileExistsError)

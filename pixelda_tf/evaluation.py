@@ -55,20 +55,20 @@ def predict(classifier: keras.Model,
     preds.append(tf.argmax(logits_of(images), axis=-1).numpy())
     labels.append(np.asarray(batch_labels))
   if not labels:
-    raise ValueError("the evaluation dataset is empty")
+    raise data.DataError("the evaluation dataset is empty")
   return np.concatenate(labels).astype(np.int64), np.concatenate(preds)
 
 
 def check_labels(labels: np.ndarray, num_classes: int) -> None:
-  """Raises ValueError unless `labels` can be scored: not all -1
-  (unlabelled) and every id in [0, num_classes)."""
+  """Raises DataError (a ValueError) unless `labels` can be scored: not all
+  -1 (unlabelled) and every id in [0, num_classes)."""
   if labels.size and (labels == -1).all():
-    raise ValueError("the evaluation set is unlabelled (labels -1): there is "
+    raise data.DataError("the evaluation set is unlabelled (labels -1): there is "
                      "nothing to score; give a labelled target split")
   if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-    raise ValueError(f"labels outside [0, {num_classes}): the evaluation set "
-                     "has another label set; label it with class ids "
-                     f"0..{num_classes - 1}")
+    raise data.DataError(f"labels outside [0, {num_classes}): the evaluation "
+                         "set has another label set; label it with class ids "
+                         f"0..{num_classes - 1}")
 
 
 def report(labels: np.ndarray, predictions: np.ndarray,

@@ -56,6 +56,7 @@ import tensorflow as tf
 
 from pixelda_tf import config as config_lib
 from pixelda_tf import data as data_lib
+from pixelda_tf import errors
 from pixelda_tf import pixelda as pixelda_lib
 from pixelda_tf import rundir
 
@@ -72,7 +73,7 @@ RANGE_TOLERANCE = 1e-3
 SEED_SALT = 0x5E7E
 
 
-class ExportError(RuntimeError):
+class ExportError(errors.UserError, RuntimeError):
   """The export cannot proceed; the message says why and what to do."""
 
 

@@ -111,7 +111,7 @@ def _output_dtype(dtype: DType) -> DType:
 
 def _check_size(image_size: int) -> None:
   if not config_lib.image_size_ok(image_size):
-    raise ValueError(config_lib.image_size_error(image_size))
+    raise config_lib.ConfigError(config_lib.image_size_error(image_size))
 
 
 def build_generator(image_size: int = 32,
@@ -133,7 +133,8 @@ def build_generator(image_size: int = 32,
   _check_size(image_size)
   out_dtype = _output_dtype(dtype)
   if cfg.noise_dim < 1:
-    raise ValueError(f"noise_dim={cfg.noise_dim}: the generator needs >= 1")
+    raise config_lib.ConfigError(f"noise_dim={cfg.noise_dim}: the generator "
+                                 "needs >= 1")
   seeds = _Seeds(seed)
   image = keras.Input((image_size, image_size, 3), name="image")
   z = keras.Input((cfg.noise_dim,), name="z")

@@ -172,11 +172,11 @@ def refine_run(model_dir: str, out: str, overrides: Dict[str, Any],
 
   Raises:
     FileExistsError: `out` exists and not `overwrite`.
-    ConfigError: bad settings, or `out` is, holds or sits in the run.
+    ConfigError: bad settings, or `out` is, holds or sits in the run, or
+      its place cannot be written (before training).
     FileNotFoundError / CheckpointError / DataError: no run, checkpoint or
       target images.
     NonFiniteLossError: a non-finite loss or weight (nothing is written).
-    tf.errors.OpError: `out`'s place cannot be written (before training).
   """
   rc.validate()
   _check_folders(model_dir, out, overwrite)
@@ -190,9 +190,14 @@ def refine_run(model_dir: str, out: str, overrides: Dict[str, Any],
   scored = {split: _labelled_split(cfg, split) for split in ("val", "test")}
   model = rundir.restore(model_dir, which, averaged=False)
   tmp = out.rstrip("/") + f".partial-{os.getpid()}"
-  if tf.io.gfile.exists(tmp):
-    tf.io.gfile.rmtree(tmp)
-  tf.io.gfile.makedirs(tmp)
+  try:
+    if tf.io.gfile.exists(tmp):
+      tf.io.gfile.rmtree(tmp)
+    tf.io.gfile.makedirs(tmp)
+  except (tf.errors.OpError, OSError) as e:
+    raise config_lib.ConfigError(
+        f"--out={out}: cannot write {tmp} ({type(e).__name__}: {e}); give a "
+        "folder in a place you can write") from e
   try:
     results = _refine(model, cfg, rc, target, scored)
     results.update(model_dir=model_dir, out=out, data_overrides=overrides)

@@ -62,7 +62,7 @@ RESUMABLE_CHANGES = config_lib.fields_where("resumable")
 PER_WORKER_SETTINGS = config_lib.fields_where("per_worker")
 
 
-class CheckpointError(Exception):
+class CheckpointError(config_lib.UserError):
   """No checkpoint in a folder can be read, or one cannot be written."""
 
 

@@ -26,6 +26,8 @@ from typing import Optional
 
 from absl import logging
 
+from pixelda_tf import errors
+
 try:
   import fcntl  # pylint: disable=g-import-not-at-top
 except ImportError:  # Windows
@@ -34,7 +36,7 @@ except ImportError:  # Windows
 LOCK_FILE = "LOCK"
 
 
-class LockedError(Exception):
+class LockedError(errors.UserError):
   """Another live process trains in this model_dir."""
 
 

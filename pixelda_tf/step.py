@@ -24,6 +24,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import keras
 import tensorflow as tf
 
+from pixelda_tf import errors
 from pixelda_tf import state as state_lib
 from pixelda_tf import streams as streams_lib
 
@@ -32,7 +33,7 @@ from pixelda_tf import streams as streams_lib
 Objective = Callable[..., Tuple[Dict[str, tf.Tensor], Dict[str, tf.Tensor]]]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(errors.UserError, RuntimeError):
   """A loss, or a weight the update left, became NaN or inf; the message
   names the step and the values."""
 

@@ -1,7 +1,10 @@
 """The one exception the data layer raises for problems with the data itself."""
 
+from pixelda_tf import errors
 
-class DataError(ValueError):
+
+
+class DataError(errors.UserError, ValueError):
   """A data file or folder is missing, corrupt or inconsistent.
 
   The message names the file (or folder) and says what to do about it, so the

@@ -131,7 +131,7 @@ def pad(images: np.ndarray, size: int) -> np.ndarray:
   (size, size) canvas; an odd margin puts the extra pixel after the image."""
   h, w = images.shape[1:3]
   if h > size or w > size:
-    raise ValueError(f"cannot pad {h}x{w} images to {size}x{size}")
+    raise errors.DataError(f"cannot pad {h}x{w} images to {size}x{size}")
   top, left = (size - h) // 2, (size - w) // 2
   widths = [(0, 0), (top, size - h - top), (left, size - w - left)]
   return np.pad(images, widths + [(0, 0)] * (images.ndim - 3))

@@ -82,15 +82,16 @@ def generate(mnist_arrays: Dict[str, np.ndarray], photos: List[np.ndarray],
   padded to 32x32, then `blend`ed.
 
   Raises:
-    ValueError: digits larger than 32x32 (MNIST's are 28x28).
+    DataError (a ValueError): digits larger than 32x32 (MNIST's are 28x28).
   """
   out = {}
   for split in ("train", "test"):
     x = mnist_arrays[f"{split}_images"]
     h, w = x.shape[1:3]
     if h > SIZE or w > SIZE:
-      raise ValueError(f"MNIST {split} digits are {h}x{w}; MNIST-M pads "
-                       f"digits of at most {SIZE}x{SIZE} (MNIST's are 28x28)")
+      raise errors.DataError(f"MNIST {split} digits are {h}x{w}; MNIST-M "
+                             f"pads digits of at most {SIZE}x{SIZE} (MNIST's "
+                             "are 28x28)")
     digits = images.pad(np.where(x > 0, 255, 0).astype(np.uint8), SIZE)
     out[f"{split}_images"] = blend(digits, photos, seed, split)
     out[f"{split}_labels"] = mnist_arrays[f"{split}_labels"]

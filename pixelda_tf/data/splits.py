@@ -11,6 +11,8 @@ from typing import Tuple
 
 import numpy as np
 
+from pixelda_tf.data import errors
+
 
 def stratified_split(labels: np.ndarray, n: int, seed: int,
                      stream: int = 0) -> Tuple[np.ndarray, np.ndarray]:
@@ -31,12 +33,12 @@ def stratified_split(labels: np.ndarray, n: int, seed: int,
     (keep_idx, held_idx): sorted int64 index arrays into `labels`, disjoint,
     together range(N); len(held_idx) == n.
   Raises:
-    ValueError: n outside [0, N].
+    DataError (a ValueError): n outside [0, N].
   """
   y = np.asarray(labels, np.int64)
   total = len(y)
   if not 0 <= n <= total:
-    raise ValueError(f"cannot hold out {n} of {total} examples")
+    raise errors.DataError(f"cannot hold out {n} of {total} examples")
   classes, counts = np.unique(y, return_counts=True)
   quota = n * counts / total
   take = np.floor(quota).astype(np.int64)
