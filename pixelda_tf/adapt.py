@@ -13,7 +13,9 @@ keras.utils.image_dataset_from_directory and --source=folder). Data flags
 
 from pixelda_tf import runner
 
-runner.prepare_process()  # Before the imports below load TensorFlow.
+# At import, not in main: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when
+# it loads, and the imports below load it.
+runner.prepare_process()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import json
@@ -25,13 +27,12 @@ from pixelda_tf import adapting
 from pixelda_tf import cli
 from pixelda_tf import flags as pixelda_flags
 
-OUT = flags.DEFINE_string("out", None, "Output folder (must not exist).")
+OUT = runner.out_flag()
 SAMPLES = flags.DEFINE_integer("samples_per_image", 1,
                                "z draws (adapted images) per source image.")
 FORMAT = flags.DEFINE_enum("format", "tfrecord", list(adapting.FORMATS),
                            "tfrecord or png (one subfolder per class).")
-SPLIT = flags.DEFINE_enum("split", "train", ["train", "test"],
-                          "Source split to adapt.")
+SPLIT = runner.split_flag("source", ("train", "test"))
 MAX_IMAGES = flags.DEFINE_integer("max_images", 0,
                                   "Adapt only the first N images (0 = all).")
 CHECKPOINT = runner.checkpoint_flag()
@@ -63,6 +64,9 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-adapt`)."""
+  # ValueError: rundir.restore's "checkpoint ... does not match the
+  # networks in config.json" (--checkpoint naming another run's): the one bad
+  # input the library still reports as a plain ValueError.
   runner.run(main, more_errors=(ValueError,))
 
 

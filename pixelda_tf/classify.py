@@ -16,7 +16,9 @@ several sets) and prints it.
 
 from pixelda_tf import runner
 
-runner.prepare_process()  # Before the imports below load TensorFlow.
+# At import, not in main: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when
+# it loads, and the imports below load it.
+runner.prepare_process()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import json
@@ -48,7 +50,7 @@ WITH_SOURCE = flags.DEFINE_bool(
 ADAPT_BN = flags.DEFINE_integer(
     "adapt_bn", 0, "After training, re-estimate batch-norm statistics on up "
     "to N unlabelled target train images (AdaBN; small_resnet; 0 = off).")
-OUT = flags.DEFINE_string("out", None, "Result JSON path.")
+OUT = runner.out_flag()
 
 
 def main(argv):
@@ -88,7 +90,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-classify`)."""
-  runner.run(main, more_errors=(ValueError,))
+  runner.run(main)
 
 
 if __name__ == "__main__":

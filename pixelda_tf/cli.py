@@ -34,14 +34,21 @@ def data_overrides() -> Dict[str, Any]:
   return out
 
 
-def refuse_training_flags(allowed: Iterable[str] = ()) -> None:
-  """Raises UsageError if a Config flag other than a data flag was passed
-  (`--seed` seeds each tool's own draws, e.g. adapt's z, and is allowed)."""
-  allowed = set(DATA_FLAGS) | {"seed"} | set(allowed)
+def refuse_training_flags(allowed: Iterable[str] = (),
+                          data: bool = True) -> None:
+  """Raises UsageError if a Config flag other than `allowed` was passed.
+
+  Args:
+    allowed: Config flags this tool reads itself (e.g. model_dir).
+    data: whether the data flags override the run's config (`--seed` then
+      seeds the tool's own draws, e.g. adapt's z, and is allowed too).
+  """
+  allowed = set(allowed) | (set(DATA_FLAGS) | {"seed"} if data else set())
   given = sorted(n for n in pixelda_flags.HOLDERS
                  if FLAGS[n].present and n not in allowed)
   if given:
     raise app.UsageError(
         f"--{', --'.join(given)} cannot change a trained model; this tool "
-        "takes the run's settings from its config.json and only data flags "
-        "(--target, --mnist_m_dir, --target_dir, ...) override them")
+        "takes the run's settings from its config.json"
+        + (" and only data flags (--target, --mnist_m_dir, --target_dir, "
+           "...) override them" if data else ""))

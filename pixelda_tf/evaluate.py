@@ -17,7 +17,9 @@ and exits 0.
 
 from pixelda_tf import runner
 
-runner.prepare_process()  # Before the imports below load TensorFlow.
+# At import, not in main: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when
+# it loads, and the imports below load it.
+runner.prepare_process()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import json
@@ -31,8 +33,7 @@ from pixelda_tf import evaluation
 from pixelda_tf import flags as pixelda_flags
 
 CHECKPOINT = runner.checkpoint_flag()
-SPLIT = flags.DEFINE_enum("split", "test", ["test", "val"],
-                          "Target split to evaluate on.")
+SPLIT = runner.split_flag("target", ("test", "val"))
 OUT_DIR = flags.DEFINE_string("out_dir", None,
                               "Where the files go (default <model_dir>/eval).")
 
@@ -56,6 +57,9 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-evaluate`)."""
+  # ValueError: rundir.restore's "checkpoint ... does not match the
+  # networks in config.json" (--checkpoint naming another run's): the one bad
+  # input the library still reports as a plain ValueError.
   runner.run(main, more_errors=(ValueError,))
 
 

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 from pixelda_tf import runner
 
-runner.prepare_process()  # Before the imports below load TensorFlow.
+# At import, not in main: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when
+# it loads, and the imports below load it.
+runner.prepare_process()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
+from absl import app
 from absl import flags
 from absl import logging
 
+from pixelda_tf import cli
 from pixelda_tf import exporting
+from pixelda_tf import flags as pixelda_flags
 
-# Defined here, not in pixelda_tf.flags: that module is the trainer's, and a
-# process importing both would define --model_dir twice.
-MODEL_DIR = flags.DEFINE_string("model_dir", None,
-                                "Training run folder (config.json, "
-                                "checkpoints/).")
 EXPORT_DIR = flags.DEFINE_string("export_dir", None,
                                  "Output folder: one subfolder per servable.")
 VERSION = flags.DEFINE_integer("version", None,
@@ -33,12 +33,17 @@ VERSION = flags.DEFINE_integer("version", None,
 CHECKPOINT = runner.checkpoint_flag()
 ONNX = flags.DEFINE_bool("onnx", False,
                          "Also write export_dir/onnx/<N>/*.onnx (needs tf2onnx).")
-flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
 def main(argv):
   del argv  # Flags only (`runner.run`).
-  paths = exporting.export_model_dir(MODEL_DIR.value, EXPORT_DIR.value,
+  # The export is the run's as trained: no data flag applies either.
+  cli.refuse_training_flags(allowed=["model_dir"], data=False)
+  if not flags.FLAGS["model_dir"].present or not EXPORT_DIR.value:
+    raise app.UsageError("--model_dir=DIR (a training run) and "
+                         "--export_dir=DIR are required")
+  paths = exporting.export_model_dir(pixelda_flags.HOLDERS["model_dir"].value,
+                                     EXPORT_DIR.value,
                                      VERSION.value, CHECKPOINT.value,
                                      ONNX.value)
   for name, path in paths.items():
@@ -49,6 +54,9 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-export`)."""
+  # ValueError: rundir.restore's "checkpoint ... does not match the
+  # networks in config.json" (--checkpoint naming another run's): the one bad
+  # input the library still reports as a plain ValueError.
   runner.run(main, more_errors=(ValueError,))
 
 

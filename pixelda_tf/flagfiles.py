@@ -13,7 +13,7 @@ works from anywhere.
 A removed preset (`REMOVED`) named by a path that no longer exists fails
 with one line that gives the command replacing it.
 
-Used as every binary's flag parser: `app.run(main, flags_parser=parse)`.
+Every binary's flag parser: `runner.run(main)` hands `parse` to `app.run`.
 """
 
 from __future__ import annotations

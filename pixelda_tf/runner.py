@@ -4,19 +4,21 @@ see before it loads, one-line errors, and the flags several tools take.
 A binary starts with
 
   from pixelda_tf import runner
-  runner.prepare_process()  # Before the imports below load TensorFlow.
+  # At import, not in main: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once,
+  # when it loads, and the imports below load it.
+  runner.prepare_process()
 
 and its entry point is `runner.run(main)`. Importing the library changes no
 process state; this module does so only when a binary calls it. It imports
-neither TensorFlow nor the trainer's flags (export defines its own
---model_dir), so every binary can import it first.
+neither TensorFlow nor the trainer's flags (--model_dir is the trainer's,
+`pixelda_tf.flags`), so every binary can import it first.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import Callable, List, Sequence, Type
+from typing import Callable, List, Sequence, Tuple, Type
 
 from absl import app
 from absl import flags
@@ -61,6 +63,27 @@ def checkpoint_flag() -> flags.FlagHolder:
   return flags.DEFINE_string(
       "checkpoint", "latest", "latest, best (highest validation accuracy) or "
       "a checkpoint prefix.")
+
+
+@functools.lru_cache(maxsize=None)
+def out_flag() -> flags.FlagHolder:
+  """--out, for the tools that write one thing of their own."""
+  return flags.DEFINE_string(
+      "out", None, "What this tool writes: adapt's dataset folder or "
+      "refine's run folder (must not exist; see --overwrite), or classify's "
+      "result JSON.")
+
+
+@functools.lru_cache(maxsize=None)
+def split_flag(role: str, choices: Tuple[str, ...]) -> flags.FlagHolder:
+  """--split, for the tools that read one split of a run's data.
+
+  Args:
+    role: "source" or "target": the domain whose split the tool reads.
+    choices: the splits the tool can read; the first is the default.
+  """
+  return flags.DEFINE_enum("split", choices[0], list(choices),
+                           f"The {role} split to read.")
 
 
 @functools.lru_cache(maxsize=None)

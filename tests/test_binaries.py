@@ -63,6 +63,12 @@ def one_class(tmp_path_factory):
     ("pixelda_tf.bench", ["--modes=warp"], "error: unknown modes ['warp']"),
     ("pixelda_tf.export", ["--model_dir=/no/such/run", "--export_dir=x"],
      "error: /no/such/run/config.json not found"),
+    ("pixelda_tf.export", ["--export_dir=x"],
+     "error: --model_dir=DIR (a training run) and --export_dir=DIR are "
+     "required"),
+    ("pixelda_tf.export", ["--model_dir=runs/x", "--export_dir=x",
+                           "--target=usps"],
+     "error: --target cannot change a trained model"),
     ("pixelda_tf.train", ["stray"], "error: unexpected arguments ['stray']"),
 ])
 def test_a_mistake_is_one_line_naming_the_flag(module, args, message,
@@ -79,5 +85,24 @@ def test_config_errors_are_user_errors():
   assert issubclass(config_lib.ConfigError, errors.user_errors())
 
 
-def test_checkpoint_is_one_flag_for_every_tool():
+def test_every_library_error_is_a_user_error():
+  # Imported here: these modules load TensorFlow.
+  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import exporting
+  from pixelda_tf import rundir
+  from pixelda_tf import runlock
+  from pixelda_tf import step
+  from pixelda_tf.data import errors as data_errors
+  for error in (data_errors.DataError, rundir.CheckpointError,
+                rundir.DamagedFileError, runlock.LockedError,
+                exporting.ExportError, step.NonFiniteLossError):
+    assert issubclass(error, errors.UserError), error
+  # Their builtin bases stay, for callers that catch those.
+  assert issubclass(data_errors.DataError, ValueError)
+  assert issubclass(rundir.DamagedFileError, ValueError)
+  assert issubclass(exporting.ExportError, RuntimeError)
+
+
+def test_shared_flags_are_defined_once():
   assert runner.checkpoint_flag() is runner.checkpoint_flag()
+  assert runner.out_flag() is runner.out_flag()
