@@ -109,7 +109,9 @@ class TrainingState:
                        if _is_seed(v)]
     self.state_index = [i for i, v in enumerate(self.all_variables)
                         if not v.trainable and i not in self.seed_index]
+    # Built on the first `nonfinite_variables` call (a traced function).
     self._finite_fn = None
+    self._checked_names: List[str] = []
 
   def _weight_average(self) -> Optional[averaging.WeightAverage]:
     """The networks that evaluation, adaptation and export use, averaged."""

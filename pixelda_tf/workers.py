@@ -16,6 +16,7 @@ the same point of the run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 from typing import ContextManager, Dict, List, Sequence, Union
@@ -38,6 +39,15 @@ def for_run(cfg: config_lib.Config,
   if cfg.runtime.strategy == "multi_worker":
     return MultiWorker(cfg, strategy)
   return SingleProcess()
+
+
+def per_worker_flags() -> List[str]:
+  """The `--flag` of every setting each worker may give its own
+  (`rundir.PER_WORKER_SETTINGS`), in the config's order."""
+  return [config_lib.flag_of(type(section.default), f.name)
+          for section in dataclasses.fields(config_lib.Config)
+          for f in dataclasses.fields(type(section.default))
+          if (section.name, f.name) in rundir.PER_WORKER_SETTINGS]
 
 
 class SingleProcess:
@@ -131,9 +141,7 @@ class MultiWorker:
       raise config_lib.ConfigError(
           f"the workers disagree on {', '.join(differ)} (this worker: {here}):"
           " start every worker with the same flags and the same data files "
-          "(only data paths and --download, --model_dir, --init_from, "
-          "--max_minutes, --keep_checkpoints, --quiet and thread counts may "
-          "differ)")
+          f"(only {', '.join(per_worker_flags())} may differ)")
 
   def attach(self, run: rundir.RunDir, model: state_lib.TrainingState) -> int:
     """`run.attach`: every worker restores, then all of them go on only if
