@@ -29,6 +29,11 @@ import sys
 # Runnable from a checkout without installing the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# At import, not in main: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when
+# it loads, and the imports below load it.
+from pixelda_tf import runner  # pylint: disable=g-import-not-at-top,wrong-import-position
+runner.prepare_process()
+
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags

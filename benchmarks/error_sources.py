@@ -226,6 +226,10 @@ def _predict(model, images, batch=500):
 
 def main(argv):
   del argv
+  from pixelda_tf import runner  # pylint: disable=g-import-not-at-top
+  # Before the imports below load TensorFlow, which reads
+  # TF_ENABLE_ONEDNN_OPTS once, when it loads.
+  runner.prepare_process()
   from pixelda_tf import data  # pylint: disable=g-import-not-at-top
   from pixelda_tf import evaluation  # pylint: disable=g-import-not-at-top
   from pixelda_tf import exporting  # pylint: disable=g-import-not-at-top

@@ -15,6 +15,11 @@ import time
 # Runnable from a checkout without installing the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# At import, not in main: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when
+# it loads, and the imports below load it.
+from pixelda_tf import runner  # pylint: disable=g-import-not-at-top,wrong-import-position
+runner.prepare_process()
+
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 
