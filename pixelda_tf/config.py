@@ -539,8 +539,10 @@ class TrainConfig(_Section):
       The networks must match.
   """
   mode: str = opt("pixelda", "pixelda, source_only or target_only.")
-  model_dir: str = opt("runs/mnistm", "Checkpoints, summaries, results.",
-                       resumable=True, per_worker=True)
+  model_dir: str = opt("runs/mnistm", "The run's folder: config.json, "
+                       "checkpoints, summaries, results (the tools read a "
+                       "trained run from it).", resumable=True,
+                       per_worker=True)
   batch_size: int = opt(32, "Global batch size.")
   train_steps: int = opt(250000, "Total training steps.", resumable=True)
   max_minutes: float = opt(0.0, "Wall-time budget (0 = none).",
