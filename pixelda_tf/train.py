@@ -39,7 +39,7 @@ def main(argv):
     print("interrupted outside the training steps: checkpoints already "
           "written are kept; rerun the same command to resume",
           file=sys.stderr)
-    return 128 + signal.SIGINT
+    exit_at_once(128 + signal.SIGINT)
   line = {"target_test_accuracy": results["final"]["accuracy"],
           "steps": results["steps"], "stopped_by": results["stopped_by"],
           "minutes": results["wall_time_s"] / 60,
@@ -56,8 +56,9 @@ def main(argv):
 def exit_at_once(status: int) -> None:
   """Ends an interrupted run's process now, without Python's teardown.
 
-  Everything is written by then (the checkpoint, results.json, the lock
-  released), and a preempted job has seconds. The teardown can take far
+  Everything is written by then (the checkpoint and results.json, or
+  nothing more after a Ctrl-C outside the steps; the lock released), and a
+  preempted job has seconds. The teardown can take far
   longer: destroying the input pipeline's iterator waits for tf.data's
   autotuning thread, which can sleep out its whole period (up to a minute)
   when it misses the wake-up; under load one exit came 45 s after the last

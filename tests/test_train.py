@@ -747,6 +747,14 @@ def test_an_interrupted_binary_exits_without_the_teardown(monkeypatch,
       "interrupted: SIGTERM at step 7: saved run/checkpoints/ckpt-7; rerun "
       "the same command to resume\n")
 
+  def ctrl_c_outside_the_steps(cfg):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(training, "train", ctrl_c_outside_the_steps)
+  with pytest.raises(SystemExit, match=r"os\._exit\(130\)"):
+    train_binary.main(["train"])
+  assert "interrupted outside the training steps" in capsys.readouterr().err
+
 
 def test_one_process_is_always_in_agreement():
   cfg = tiny.tiny_config()
