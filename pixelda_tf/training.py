@@ -205,10 +205,10 @@ def _save_last(run: rundir.RunDir, model: pixelda.PixelDA, stop: "_Stop",
   stopped (a signal that came during the last evaluation or this save
   makes the run interrupted too)."""
   if stopped in stop.SIGNAL_NAMES:
-    logging.warning("%s: stopping at step %d; %s and writing results.json "
-                    "(marked interrupted, without the final evaluation), "
-                    "then stopping (further signals are ignored)", stopped,
-                    step, f"step {step} is saved" if run.saved_step == step
+    logging.warning("%s: stopping at step %d: %s, then results.json "
+                    "(marked interrupted, without the final evaluation); "
+                    "further signals are ignored", stopped, step,
+                    "saved already" if run.saved_step == step
                     else "saving a checkpoint")
   # Never a checkpoint after a non-finite loss.
   if not checked:
