@@ -1,18 +1,24 @@
 r"""Fault injection: kill training at random moments, rerun, compare.
 
-  python benchmarks/faults.py [--runs=20] [--steps=60] [--seed=0] -- \
+  python benchmarks/faults.py [--runs=20] [--steps=60] [--seed=0] \
+      [--in_save=0.5] -- \
       --flagfile=configs/mnistm_cpu.flags --flagfile=configs/smoke.flags \
       [data flags]
 
 First one unbroken run. Then, --runs times: start the same run in a new
-folder, send SIGKILL, SIGTERM or SIGINT (chosen at random) at a random moment
-of its training (checkpoints are written every 3 steps and validation every
-4, so many signals land inside a checkpoint write), rerun the same command to
-the end, and compare its final weights (`weights_sha256`) with the unbroken
-run's. Prints one line, e.g.
+folder, send SIGKILL, SIGTERM or SIGINT (chosen at random), rerun the same
+command to the end, and compare its final weights (`weights_sha256`) with
+the unbroken run's. A share --in_save of the signals is aimed at a
+checkpoint write: sent the moment the Nth save's temporary folder
+(`ckpt-N_temp`, in checkpoints/ or best/) appears, N at random; the others
+at a random moment of the training (checkpoints are written every 3 steps
+and validation every 4). Each run records whether its signal landed while
+a checkpoint was being written (`during_save`: the temporary folder was
+still there once the signal was sent). Prints one line, e.g.
 
   20/20 resumed; 20/20 bit-identical to the unbroken run; 0 lost steps
-  beyond the last checkpoint; 20/20 exit codes as expected
+  beyond the last checkpoint; 20/20 exit codes as expected; 9/20 signals
+  landed during a checkpoint write
 
 "Lost steps" counts steps that finished before the signal and had to be
 trained again: SIGTERM and SIGINT must lose none (the step in flight is
@@ -59,6 +65,10 @@ JSON = flags.DEFINE_string(
     "json", None, "Write every run's details here (the stored one: "
     "benchmarks/results/faults/faults.json).")
 KEEP = flags.DEFINE_bool("keep", False, "Keep the run folders.")
+IN_SAVE = flags.DEFINE_float(
+    "in_save", 0.5, "Share of the signals sent the moment a checkpoint "
+    "write starts (its ckpt-N_temp folder appears), 0 to 1; the others at a "
+    "random moment.", lower_bound=0.0, upper_bound=1.0)
 
 CHECKPOINT_EVERY = 3
 SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
@@ -122,6 +132,37 @@ def _saved_step(model_dir: str) -> int:
   return int(m.group(1)) if m else 0
 
 
+def _temp_folders(model_dir: str) -> set:
+  """The checkpoint writes in progress: TensorFlow writes each checkpoint's
+  shards into <prefix>_temp/ and merges them into place at the end."""
+  found = set()
+  for sub in ("checkpoints", "best"):
+    try:
+      names = os.listdir(os.path.join(model_dir, sub))
+    except FileNotFoundError:
+      continue
+    found |= {os.path.join(model_dir, sub, n) for n in names
+              if n.endswith("_temp")}
+  return found
+
+
+def _signal_in_save(run: _Run, model_dir: str, nth: int, sig) -> tuple:
+  """Sends `sig` the moment the nth checkpoint write of the run starts
+  (polled every 0.5 ms: a write takes tens of milliseconds). Returns (the
+  last step logged when it was sent, or None if the run ended first,
+  whether the write was still in progress once it was sent)."""
+  seen = set()
+  while run.proc.poll() is None:
+    for temp in sorted(_temp_folders(model_dir) - seen):
+      seen.add(temp)
+      if len(seen) >= nth:
+        done = run.last_step
+        run.proc.send_signal(sig)
+        return done, os.path.exists(temp)
+    time.sleep(0.0005)
+  return None, False
+
+
 def main(argv):
   train_args = argv[1:]
   rng = random.Random(SEED.value)
@@ -140,11 +181,21 @@ def main(argv):
       sig = rng.choice(SIGNALS)
       model_dir = os.path.join(root, f"run{i}")
       run = _Run(_command(train_args, model_dir), model_dir)
-      while run.first_step_at is None and run.proc.poll() is None:
-        time.sleep(0.01)
-      time.sleep(rng.uniform(0, training_s))
-      done_at_signal = run.last_step
-      run.proc.send_signal(sig)
+      aimed = rng.random() < IN_SAVE.value
+      if aimed:
+        # Any save but the last (after it, the run only writes its results).
+        nth = rng.randint(1, max(1, STEPS.value // CHECKPOINT_EVERY - 1))
+        done_at_signal, during_save = _signal_in_save(run, model_dir, nth,
+                                                      sig)
+        if done_at_signal is None:  # It ended before that save.
+          done_at_signal = run.last_step
+      else:
+        while run.first_step_at is None and run.proc.poll() is None:
+          time.sleep(0.01)
+        time.sleep(rng.uniform(0, training_s))
+        done_at_signal = run.last_step
+        run.proc.send_signal(sig)
+        during_save = bool(_temp_folders(model_dir))
       code = run.wait()
       # The log line of a step comes after the step; a step that finished
       # while its line was being written is counted as not done.
@@ -155,6 +206,7 @@ def main(argv):
       rerun_code = rerun.wait()
       got = rerun.result()
       row = {"run": i, "signal": signal.Signals(sig).name, "exit": code,
+             "aimed_at_save": aimed, "during_save": during_save,
              "step_done_at_signal": done_at_signal, "saved_step": saved,
              "lost_beyond_checkpoint": lost, "rerun_exit": rerun_code,
              "resumed": rerun_code == 0 and got.get("steps") == STEPS.value,
@@ -170,7 +222,9 @@ def main(argv):
     exits = sum(r["exit_as_expected"] for r in rows)
     line = (f"{resumed}/{len(rows)} resumed; {identical}/{len(rows)} "
             f"bit-identical to the unbroken run; {lost} lost steps beyond the "
-            f"last checkpoint; {exits}/{len(rows)} exit codes as expected")
+            f"last checkpoint; {exits}/{len(rows)} exit codes as expected; "
+            f"{sum(r['during_save'] for r in rows)}/{len(rows)} signals "
+            "landed during a checkpoint write")
     ended = sum(r["ended_before_signal"] for r in rows)
     if ended:
       line += f" ({ended} runs ended before their signal)"
@@ -182,7 +236,8 @@ def main(argv):
                        "an unbroken run's, no test images are scored"),
                    "command_args": train_args, "steps": STEPS.value,
                    "code": provenance.code_version(),
-                   "checkpoint_every": CHECKPOINT_EVERY, "runs": rows,
+                   "checkpoint_every": CHECKPOINT_EVERY,
+                   "in_save": IN_SAVE.value, "runs": rows,
                    "summary": line}, f, indent=2)
     return (0 if resumed == identical == exits == len(rows) and not lost
             else 1)

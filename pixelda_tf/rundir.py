@@ -11,6 +11,11 @@
     LOCK               held by the trainer for its lifetime (`runlock`)
     train/             TensorBoard logs
 
+A run that is refused before its first step (other networks at
+`--init_from`, a class count that does not fit the data...) leaves the
+folder as it found it (`RunDir.discard_untrained`), so the corrected command
+starts clean.
+
 The trainer reads and writes it through `RunDir`; the read-only tools
 (evaluate, adapt, export) through `load_config` and `restore`. Every JSON
 file is written whole or not at all (`write_json`), and checkpoints are
@@ -44,6 +49,7 @@ RESULTS_FILE = "results.json"
 HISTORY_FILE = "history.json"
 SOURCES_FILE = "data_sources.json"
 PROGRESS_FILE = "progress.json"
+SUMMARY_DIR = "train"  # TensorBoard's.
 REFINE_FILE = "refine.json"  # A refined run's (pixelda_tf.refining).
 
 # The sets below are derived from each config field's facts (`config.opt`).
@@ -334,9 +340,10 @@ def prior_minutes(progress: Dict[str, float], history: list,
 class RunDir:
   """The trainer's side of a model_dir.
 
-  In order: `check_settings` (before the data loads: refuse to resume other
-  settings), `record_data` (after: write config.json, refuse other data),
-  `attach` (checkpoint managers for the model; resume from the newest intact
+  In order: `open` (make the folder, check that it is writable),
+  `check_settings` (before the data loads: refuse to resume other settings),
+  `record_data` (after: write config.json, refuse other data), `attach`
+  (checkpoint managers for the model; resume from the newest intact
   checkpoint), then `save`, `record_evaluation` and `write_results` as the
   run goes. Under MultiWorkerMirroredStrategy every worker saves (saving may
   involve collectives), but only the chief into model_dir; the others into a
@@ -350,6 +357,8 @@ class RunDir:
     saved_step: the step of the newest checkpoint written or restored.
     initialised_from: the `--init_from` checkpoint this run started from,
       when it had none of its own.
+    trained: whether this process has reached the training loop (from
+      then on, `discard_untrained` keeps everything).
   """
 
   def __init__(self, cfg: config_lib.Config, chief: bool,
@@ -361,7 +370,65 @@ class RunDir:
     self.best = {"val_accuracy": -1.0, "step": -1}
     self.saved_step = 0
     self.initialised_from: Optional[str] = None
+    self.trained = False
     self._latest = self._best = self._scratch = None
+    self._found: Optional[List[str]] = None  # What model_dir held (`open`).
+    self._made_folder = False
+
+  def open(self) -> None:
+    """Makes model_dir, notes what it holds (for `discard_untrained`), and
+    on the chief checks that the run can write there, before anything loads
+    or trains: a read-only folder would otherwise fail at the first write,
+    steps later.
+
+    Raises:
+      config_lib.ConfigError: model_dir cannot be created, or it (or one of
+        its checkpoints/, best/, train/ folders) is not writable; names the
+        folder and the fix.
+    """
+    self._made_folder = not tf.io.gfile.exists(self.path)
+    try:
+      tf.io.gfile.makedirs(self.path)
+    except tf.errors.OpError as e:
+      raise config_lib.ConfigError(
+          f"--model_dir={self.path}: cannot create it ({e.message}); give a "
+          "folder this process can write") from e
+    self._found = [n.rstrip("/") for n in tf.io.gfile.listdir(self.path)]
+    if not self.chief:
+      return  # The other workers write into scratch folders.
+    for name in ("", CHECKPOINT_DIR, BEST_DIR, SUMMARY_DIR):
+      folder = os.path.join(self.path, name) if name else self.path
+      if tf.io.gfile.isdir(folder) and not can_write(folder):
+        raise config_lib.ConfigError(
+            f"--model_dir={self.path}: cannot write in {folder} (read-only): "
+            f"make it writable (e.g. chmod -R u+w {self.path}), or copy the "
+            "run to a folder you can write and pass that --model_dir")
+
+  def discard_untrained(self) -> None:
+    """After a failure before the first step: removes what this run added to
+    model_dir (the folder itself when this run made it), so that the
+    corrected command starts clean, not as a resume of a run that never
+    was. Keeps what was there before, anything once a step has started, any
+    checkpoint, and files moved aside as damaged. Only the chief; a failure
+    to remove is a warning (it must not hide the error)."""
+    if not self.chief or self.trained or self._found is None:
+      return
+    try:
+      for name in tf.io.gfile.listdir(self.path):
+        name = name.rstrip("/")
+        path = self.file(name)
+        if (name in self._found or name.endswith(".damaged")
+            or _holds_checkpoint(path)):
+          continue
+        if tf.io.gfile.isdir(path):
+          tf.io.gfile.rmtree(path)
+        else:
+          tf.io.gfile.remove(path)
+      if self._made_folder and not tf.io.gfile.listdir(self.path):
+        tf.io.gfile.rmtree(self.path)
+    except (OSError, tf.errors.OpError) as e:
+      logging.warning("could not remove what this refused run wrote in %s: "
+                      "%s", self.path, e)
 
   def file(self, name: str) -> str:
     return os.path.join(self.path, name)
@@ -621,6 +688,32 @@ class RunDir:
         logging.warning("could not remove the worker's scratch checkpoints "
                         "%s: %s", self._scratch, e)
       self._scratch = None
+
+
+def can_write(folder: str) -> bool:
+  """Whether this process can create a file in the local `folder`, by
+  creating one (permission bits miss read-only mounts and ACLs). Object
+  stores (gs://...) are taken as writable: their permissions show at the
+  first write."""
+  if "://" in folder:
+    return True
+  try:
+    fd, probe = tempfile.mkstemp(prefix=".write_probe", dir=folder)
+  except OSError:
+    return False
+  os.close(fd)
+  os.remove(probe)
+  return True
+
+
+def _holds_checkpoint(path: str) -> bool:
+  """Whether `path` is, or is a folder holding, a checkpoint's files."""
+  def is_checkpoint(name):
+    return name == "checkpoint" or name.endswith(".index") or ".data-" in name
+  if not tf.io.gfile.isdir(path):
+    return is_checkpoint(os.path.basename(path))
+  return any(is_checkpoint(f) for _, _, files in tf.io.gfile.walk(path)
+             for f in files)
 
 
 def save_checkpoint(manager: tf.train.CheckpointManager, step: int

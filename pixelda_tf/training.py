@@ -88,18 +88,19 @@ def train(cfg: config_lib.Config,
   # Once, up front: an interrupted run has seconds left for its results.
   code = provenance.code_version()
   chief = runtime.is_chief(strategy)
-  try:
-    tf.io.gfile.makedirs(model_dir)
-  except tf.errors.OpError as e:
-    raise config_lib.ConfigError(
-        f"--model_dir={model_dir}: cannot create it ({e.message}); give a "
-        "folder this process can write") from e
-  # One trainer per model_dir (the chief: the other workers write elsewhere).
   run = rundir.RunDir(cfg, chief, started)
+  run.open()  # Before the lock: it writes LOCK there.
+  # One trainer per model_dir (the chief: the other workers write elsewhere).
   with (runlock.RunLock(cfg.train.model_dir) if chief
         else contextlib.nullcontext()):
     try:
       return _train(cfg, strategy, run, code)
+    except BaseException:
+      # Refused before a step (other networks at --init_from, a class count
+      # the data does not fit...): what it wrote would make the corrected
+      # command a resume of a run that never was.
+      run.discard_untrained()
+      raise
     finally:
       run.remove_scratch()
 
@@ -117,8 +118,8 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
   batches = iter(strategy.experimental_distribute_dataset(data.train_dataset(
       cfg.data, t.batch_size, start_step=step, shuffle_seed=t.seed)))
   scorer = _Scorer(model, cfg, unscored)
-  writer = (tf.summary.create_file_writer(run.file("train")) if run.chief
-            else tf.summary.create_noop_writer())
+  writer = (tf.summary.create_file_writer(run.file(rundir.SUMMARY_DIR))
+            if run.chief else tf.summary.create_noop_writer())
   progress = _Progress(t.train_steps, step, t.quiet, t.summary_every,
                        t.max_minutes)
   stop = _Stop(workers, t.max_minutes, run.minutes)
@@ -129,6 +130,9 @@ def _train(cfg: config_lib.Config, strategy: tf.distribute.Strategy,
     step, stopped, logs, checked = _steps(cfg, model, run, batches, scorer,
                                           progress, stop, step)
     stopped = _save_last(run, model, stop, step, stopped, logs, checked)
+  # The binary ends an interrupted run without Python's teardown
+  # (`train.exit_at_once`): nothing may stay buffered.
+  writer.flush()
 
   # Finish: results.json, with the final (and best) target test scores.
   results = {
@@ -157,6 +161,7 @@ def _steps(cfg: config_lib.Config, model: pixelda.PixelDA,
   t = cfg.train
   logs, checked, window = None, True, (time.time(), step)
   stopped = stop.check()  # A resumed run may be out of time already.
+  run.trained = True  # From here on a failure keeps the folder as it is.
   while stopped is None and step < t.train_steps:
     logs, checked = model.train_step(next(batches)), False
     step += 1
@@ -180,6 +185,14 @@ def _steps(cfg: config_lib.Config, model: pixelda.PixelDA,
       run.record_evaluation(scorer.evaluate(step, run.minutes))
     if due["checkpoint"]:
       run.save(step)
+    if due["images"] or due["eval"] or due["checkpoint"]:
+      # A signal during that work (an evaluation can take minutes on a
+      # loaded machine) stops the run at this step, not after one more.
+      # Every worker did the same work, so every worker asks here.
+      late = stop.check()
+      if late in stop.SIGNAL_NAMES:
+        stopped = late
+        break
   if stopped == "max_minutes" and step >= t.train_steps:
     stopped = None  # The last step used up the time: all steps are done.
   return step, stopped, logs, checked
@@ -192,9 +205,11 @@ def _save_last(run: rundir.RunDir, model: pixelda.PixelDA, stop: "_Stop",
   stopped (a signal that came during the last evaluation or this save
   makes the run interrupted too)."""
   if stopped in stop.SIGNAL_NAMES:
-    logging.warning("%s: stopping at step %d; saving a checkpoint and "
-                    "results first (further signals are ignored)",
-                    stopped, step)
+    logging.warning("%s: stopping at step %d: %s, then results.json "
+                    "(marked interrupted, without the final evaluation); "
+                    "further signals are ignored", stopped, step,
+                    "saved already" if run.saved_step == step
+                    else "saving a checkpoint")
   # Never a checkpoint after a non-finite loss.
   if not checked:
     _fetch(logs, step, model)
@@ -400,9 +415,10 @@ class _Stop:
   the time budget, or SIGINT/SIGTERM (Ctrl-C, Kubernetes, Slurm,
   preemption).
 
-  On a signal, the step in flight finishes (one that arrives during an
-  evaluation or a save lets the next step run first); the loop then saves a
-  checkpoint and results.json and `train` raises `Interrupted`. The handler
+  On a signal, the step in flight finishes, and so does the evaluation,
+  image grid or save in flight (the loop asks again after them, so no
+  further step runs); the loop then saves a checkpoint and results.json,
+  without the final evaluation, and `train` raises `Interrupted`. The handler
   only records the signal (logging from a handler can re-enter a half-done
   write). Once the run acts on a signal the handlers stay installed to the
   end of the process, so further signals are ignored and nothing is left

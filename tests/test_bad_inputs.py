@@ -7,9 +7,11 @@ cases take a second; the ones that export, train a classifier or start a
 binary are marked slow.
 """
 
+import dataclasses
 import json
 import logging as std_logging
 import os
+import shutil
 import subprocess
 import sys
 
@@ -202,6 +204,168 @@ def test_a_damaged_best_json_is_rebuilt_from_best_and_the_history(tmp_path,
   os.rename(best, best + ".moved")  # The fix.
   run, start, _ = _attach(cfg)
   assert start == 4 and run.best == {"val_accuracy": -1.0, "step": -1}
+
+
+# --- 4: a read-only run folder ----------------------------------------------
+
+def _train_cfg(tmp_path, fake, **train) -> config_lib.Config:
+  """`_config` for a run that trains: 3 steps, a checkpoint each, quiet."""
+  return _config(tmp_path, fake, **{
+      **dict(train_steps=3, checkpoint_every=1, eval_every=0, image_every=0,
+             summary_every=1, quiet=True), **train})
+
+
+def _train(cfg):
+  from pixelda_tf import training  # pylint: disable=g-import-not-at-top
+  return training.train(cfg, strategy=tf.distribute.get_strategy())
+
+
+def _read_only(folder: str, monkeypatch) -> None:
+  """Makes `folder` read-only; as root, where permission bits do not stop
+  writes, the writability probe is told so (the check still runs)."""
+  os.chmod(folder, 0o555)
+  if rundir.can_write(folder):  # Root.
+    can_write = rundir.can_write
+    monkeypatch.setattr(rundir, "can_write",
+                        lambda f: os.path.normpath(f) != os.path.normpath(
+                            folder) and can_write(f))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sub", ["", rundir.CHECKPOINT_DIR])
+def test_a_read_only_run_folder_is_refused_before_anything_runs(
+    tmp_path, fake, monkeypatch, sub):
+  cfg = _train_cfg(tmp_path, fake)
+  _run_folder(cfg, steps=(1,))
+  model_dir = cfg.train.model_dir
+  folder = os.path.join(model_dir, sub) if sub else model_dir
+  can_write = rundir.can_write
+  before = {d: sorted(os.listdir(os.path.join(model_dir, d)))
+            for d in ("", rundir.CHECKPOINT_DIR)}
+  _read_only(folder, monkeypatch)
+  try:
+    with pytest.raises(config_lib.ConfigError) as e:
+      _train(cfg)
+  finally:
+    os.chmod(folder, 0o755)
+  assert _one_line(e) == (
+      f"--model_dir={model_dir}: cannot write in {folder} (read-only): make "
+      f"it writable (e.g. chmod -R u+w {model_dir}), or copy the run to a "
+      "folder you can write and pass that --model_dir")
+  # Before the data loaded or a step ran: nothing written, no LOCK.
+  assert before == {d: sorted(os.listdir(os.path.join(model_dir, d)))
+                    for d in ("", rundir.CHECKPOINT_DIR)}
+  # The fix: writable again (chmod above), the same command resumes.
+  monkeypatch.setattr(rundir, "can_write", can_write)
+  assert _train(cfg)["steps"] == 3
+
+
+def test_the_writability_probe_sees_a_read_only_folder(tmp_path):
+  assert rundir.can_write(str(tmp_path))
+  assert not os.listdir(tmp_path)  # The probe cleans up.
+  os.chmod(tmp_path, 0o555)
+  try:
+    if os.geteuid() == 0:
+      pytest.skip("root writes into read-only folders: the probe rightly "
+                  "says it can (the trainer's test simulates the refusal)")
+    assert not rundir.can_write(str(tmp_path))
+  finally:
+    os.chmod(tmp_path, 0o755)
+
+
+# --- 6: a refused train leaves nothing behind --------------------------------
+
+def _refusals(tmp_path, fake):
+  """case -> (overrides that are refused, the error, its message, the
+  overrides of the corrected command). --init_from cases start from a run at
+  step 2 (tmp_path/first)."""
+  first = _with(_config(tmp_path, fake),
+                dict(train=dict(model_dir=str(tmp_path / "first"))))
+  _run_folder(first, steps=(2,))
+  broken = tmp_path / "broken"
+  shutil.copytree(tmp_path / "first", broken)
+  for name in os.listdir(broken / rundir.CHECKPOINT_DIR):
+    if ".data-" in name:
+      with open(broken / rundir.CHECKPOINT_DIR / name, "r+b") as f:
+        f.truncate(10)
+  init = dict(train=dict(init_from=first.train.model_dir))
+  return {
+      "num_classes": (dict(classifier=dict(num_classes=5)),
+                      config_lib.ConfigError, "has 10 classes but "
+                      "--num_classes=5: pass --num_classes=10", {}),
+      "init_from_missing": (
+          dict(train=dict(init_from=str(tmp_path / "nope"))),
+          FileNotFoundError, "no such run folder or checkpoint prefix", init),
+      "init_from_damaged": (
+          dict(train=dict(init_from=str(broken))), rundir.CheckpointError,
+          "point it at an intact run", init),
+      "init_from_not_past_its_step": (
+          dict(train=dict(init_from=first.train.model_dir, train_steps=2)),
+          config_lib.ConfigError, "starts at step 2, and --train_steps=2 is "
+          "not past it", init),
+      "init_from_other_networks": (
+          dict(train=dict(init_from=first.train.model_dir),
+               generator=dict(filters=4)),
+          config_lib.ConfigError, "--init_from needs the same networks", init),
+  }
+
+
+def _with(cfg, overrides):
+  """cfg with fields replaced, by section: {"train": {"train_steps": 2}}."""
+  return dataclasses.replace(cfg, **{
+      section: dataclasses.replace(getattr(cfg, section), **fields)
+      for section, fields in overrides.items()})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [
+    "num_classes", "init_from_missing", "init_from_damaged",
+    "init_from_not_past_its_step", "init_from_other_networks"])
+@pytest.mark.parametrize("folder", ["new", "holding_a_file"])
+def test_a_refused_train_leaves_the_folder_as_it_was_and_the_fix_trains(
+    tmp_path, fake, case, folder):
+  bad, error, message, fixed = _refusals(tmp_path, fake)[case]
+  cfg = _train_cfg(tmp_path, fake)
+  model_dir = cfg.train.model_dir
+  if folder == "holding_a_file":
+    os.makedirs(model_dir)
+    with open(os.path.join(model_dir, "notes.txt"), "w") as f:
+      f.write("the user's")
+  with pytest.raises(error) as e:
+    _train(_with(cfg, bad))
+  assert message in _one_line(e)
+  if folder == "new":
+    assert not os.path.exists(model_dir)  # No LOCK, config.json, ...
+  else:
+    assert os.listdir(model_dir) == ["notes.txt"]
+  # The corrected command trains in the same --model_dir.
+  results = _train(_with(cfg, fixed))
+  assert results["steps"] == 3
+  assert results.get("initialised_from", "").endswith(
+      "ckpt-2") == bool(fixed)
+
+
+def test_a_refusal_after_training_began_or_in_a_run_keeps_everything(
+    tmp_path, fake):
+  # Never a checkpoint, never what was there: a resumed run's folder.
+  cfg = _config(tmp_path, fake)
+  _run_folder(cfg, steps=(1,))
+  model_dir = cfg.train.model_dir
+  before = sorted(os.listdir(model_dir))
+  run = rundir.RunDir(cfg, chief=True)
+  run.open()
+  rundir.write_json(run.file(rundir.SOURCES_FILE), {})
+  run.trained = True
+  run.discard_untrained()
+  assert sorted(os.listdir(model_dir)) == sorted(
+      before + [rundir.SOURCES_FILE])
+  run.trained = False
+  os.makedirs(run.file(rundir.BEST_DIR))
+  _run_folder(_with(cfg, dict(train=dict(model_dir=run.file(
+      rundir.BEST_DIR)))), steps=(1,))
+  run.discard_untrained()
+  # What this run added goes; a new folder holding a checkpoint stays.
+  assert sorted(os.listdir(model_dir)) == sorted(before + [rundir.BEST_DIR])
 
 
 # --- 8: --checkpoint=best with no labelled validation ------------------------

@@ -589,7 +589,7 @@ def test_a_missing_folder_names_its_flag_and_writes_nothing(fake, tmp_path):
   with pytest.raises(data.DataError, match=r"--source_dir=.*nowhere is not a "
                      "folder"):
     training.train(cfg, strategy=tf.distribute.get_strategy())
-  assert os.listdir(tmp_path / "run") in ([], ["LOCK"])
+  assert not os.path.exists(tmp_path / "run")  # Made by this run: removed.
 
 
 class _TwoReplicas:
@@ -673,6 +673,87 @@ def test_a_signal_during_the_last_evaluation_still_stops_as_interrupted(
   results = _interrupted_in_process(cfg, 4)
   assert results["interrupted"] and results["stopped_by"] == "SIGTERM"
   assert int(rundir.restore(cfg.train.model_dir).step) == 4
+
+
+def test_after_a_signal_the_run_only_saves_and_writes_its_results(
+    fake, tmp_path, monkeypatch):
+  # Issue 47, item 16: a SIGTERM during an evaluation. The evaluation in
+  # flight finishes; then no further step, no scoring, no best-checkpoint
+  # restore: the run saves that step and writes results.json.
+  cfg = _cfg(fake, str(tmp_path), train_steps=10, eval_every=2,
+             checkpoint_every=100, image_every=0)
+  after = []  # What ran after the signal.
+  signalled = []
+
+  def spy(cls, name, label, signal_after=None):
+    real = getattr(cls, name)
+
+    def wrapped(self, *args, **kwargs):
+      if signalled:
+        after.append(label(*args))
+      out = real(self, *args, **kwargs)
+      if signal_after and signal_after(*args) and not signalled:
+        signalled.append(True)
+        os.kill(os.getpid(), signal.SIGTERM)
+      return out
+    monkeypatch.setattr(cls, name, wrapped)
+
+  # pylint: disable=protected-access
+  spy(training._Scorer, "_report", lambda split, *a: f"score {split}",
+      signal_after=lambda split, *a: split == "val" and _steps_done() == 4)
+  spy(pixelda.PixelDA, "train_step", lambda batch: "train_step")
+  spy(training._Scorer, "final_report", lambda run, step: "final_report")
+  spy(training._Scorer, "image_summary", lambda step: "image_summary")
+  spy(rundir.RunDir, "restore_best", lambda model: "restore_best")
+  models = []
+  init = pixelda.PixelDA.__init__
+
+  def keep(self, *args, **kwargs):
+    init(self, *args, **kwargs)
+    models.append(self)
+  monkeypatch.setattr(pixelda.PixelDA, "__init__", keep)
+
+  def _steps_done():
+    return int(models[-1].step) if models else -1
+
+  results = _interrupted_in_process(cfg, 4)
+  # The evaluation the signal came in finishes (test scored); nothing else.
+  assert after == ["score test"], after
+  assert results["steps"] == 4 and results["interrupted"]
+  assert [h["step"] for h in results["val_history"]] == [2, 4]
+  assert int(rundir.restore(cfg.train.model_dir).step) == 4
+
+
+def test_an_interrupted_binary_exits_without_the_teardown(monkeypatch,
+                                                         capsys):
+  # The teardown can wait up to a minute on tf.data's autotuning thread:
+  # everything is written by then, so the binary ends the process at once.
+  from pixelda_tf import train as train_binary  # pylint: disable=g-import-not-at-top
+
+  def interrupted(cfg):
+    del cfg
+    raise training.Interrupted(signal.SIGTERM, 7, "run/checkpoints/ckpt-7")
+
+  def exit_now(status):
+    raise SystemExit(f"os._exit({status})")
+
+  monkeypatch.setattr(train_binary.pixelda_flags, "config_from_flags",
+                      lambda: None)
+  monkeypatch.setattr(training, "train", interrupted)
+  monkeypatch.setattr(train_binary.os, "_exit", exit_now)
+  with pytest.raises(SystemExit, match=r"os\._exit\(143\)"):
+    train_binary.main(["train"])
+  assert capsys.readouterr().err == (
+      "interrupted: SIGTERM at step 7: saved run/checkpoints/ckpt-7; rerun "
+      "the same command to resume\n")
+
+  def ctrl_c_outside_the_steps(cfg):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(training, "train", ctrl_c_outside_the_steps)
+  with pytest.raises(SystemExit, match=r"os\._exit\(130\)"):
+    train_binary.main(["train"])
+  assert "interrupted outside the training steps" in capsys.readouterr().err
 
 
 def test_one_process_is_always_in_agreement():
