@@ -64,10 +64,7 @@ def main(argv):
 
 def run():
   """The console script's entry point (`pixelda-adapt`)."""
-  # ValueError: rundir.restore's "checkpoint ... does not match the
-  # networks in config.json" (--checkpoint naming another run's): the one bad
-  # input the library still reports as a plain ValueError.
-  runner.run(main, more_errors=(ValueError,))
+  runner.run(main)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,11 @@ class CheckpointError(config_lib.UserError):
   """No checkpoint in a folder can be read, or one cannot be written."""
 
 
+class CheckpointMismatchError(CheckpointError, ValueError):
+  """A checkpoint whose variables are not the networks' (another run's, or
+  other settings); a ValueError too, as it was."""
+
+
 class DamagedFileError(CheckpointError, ValueError):
   """A run folder's JSON file does not parse (a copy cut short, a full disk
   elsewhere); the message names the file and the fix. A CheckpointError and
@@ -264,8 +269,8 @@ def restore_newest_intact(checkpoint: tf.train.Checkpoint, paths: List[str],
                       else "")
     except (AssertionError, ValueError) as e:
       # AssertionError: objects missing; ValueError: variable shapes differ.
-      raise ValueError(f"checkpoint {path} does not match {networks}: "
-                       f"{e}") from e
+      raise CheckpointMismatchError(
+          f"checkpoint {path} does not match {networks}: {e}") from e
   folder = os.path.dirname(paths[0]) if paths else "the folder"
   raise CheckpointError(
       "no checkpoint can be read: " + "; ".join(damaged) + ". The files are "

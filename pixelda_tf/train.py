@@ -10,7 +10,9 @@ Results land in <model_dir>/results.json; TensorBoard logs in <model_dir>/train.
 
 from pixelda_tf import runner
 
-runner.prepare_process()  # Before the imports below load TensorFlow.
+# At import, not in main: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when
+# it loads, and the imports below load it.
+runner.prepare_process()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
 import json
