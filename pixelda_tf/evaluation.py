@@ -33,7 +33,8 @@ GRID_SAMPLES = 3
 _INFERENCE = weakref.WeakKeyDictionary()
 
 
-def _inference_fn(model: keras.Model):
+def inference(model: keras.Model):
+  """`model` in inference mode as a traced function, cached per model."""
   if model not in _INFERENCE:
     # A weak reference: the cached function must not keep its model alive.
     ref = weakref.ref(model)
@@ -49,7 +50,7 @@ def predict(classifier: keras.Model,
   Returns:
     (labels, predictions): int64 arrays (N,).
   """
-  logits_of = _inference_fn(classifier)
+  logits_of = inference(classifier)
   labels, preds = [], []
   for images, batch_labels in dataset:
     preds.append(tf.argmax(logits_of(images), axis=-1).numpy())

@@ -36,6 +36,7 @@ from pixelda_tf import provenance
 from pixelda_tf import rundir
 from pixelda_tf import runlock
 from pixelda_tf import runtime
+from pixelda_tf import validators
 from pixelda_tf import workers as workers_lib
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -327,6 +328,7 @@ class _Scorer:
                   for split in ("val", "test") if split not in unscored}
     self._grid_batch = next(iter(data.train_dataset(cfg.data,
                                                      evaluation.GRID_ROWS)))
+    self._score_inputs = _label_free_inputs(cfg)
 
   def _report(self, split: str, averaged: bool = True) -> Dict:
     model = self.model
@@ -344,7 +346,8 @@ class _Scorer:
     accuracy-vs-time curves; checkpoints are chosen on validation only),
     and the training clock `minutes()` once they are scored."""
     entry = {"step": step, "val_accuracy": self._accuracy("val"),
-             "test_accuracy": self._accuracy("test")}
+             "test_accuracy": self._accuracy("test"),
+             **self._label_free_scores()}
     entry["minutes"] = minutes()
     if self.model.average is not None and "test" in self._data:
       # The raw weights' score too: what the average smooths.
@@ -354,10 +357,27 @@ class _Scorer:
       if entry[f"{split}_accuracy"] is not None:
         tf.summary.scalar(f"accuracy/target_{split}",
                           entry[f"{split}_accuracy"], step=step)
+    for name, value in entry.items():
+      if name.startswith("score/"):
+        tf.summary.scalar(name, value, step=step)
     logging.info("step %d: target accuracy: validation %s, test %s", step,
                  _percent(entry["val_accuracy"]),
                  _percent(entry["test_accuracy"]))
     return entry
+
+  def _label_free_scores(self) -> Dict[str, float]:
+    """validators' scores of the current weights (averaged where kept)."""
+    model, inputs = self.model, self._score_inputs
+    pixelda_mode = model.pixelda
+    with (model.average.applied() if model.average is not None
+          else contextlib.nullcontext()):
+      return validators.checkpoint_scores(
+          model.nets.classifier, inputs["target_images"],
+          generator=model.nets.generator if pixelda_mode else None,
+          discriminator=model.nets.discriminator if pixelda_mode else None,
+          source_images=inputs["source_images"],
+          source_labels=inputs["source_labels"], seed=self.cfg.data.seed,
+          batch=evaluation.EVAL_BATCH)
 
   def final_report(self, run: rundir.RunDir, step: int) -> Dict:
     """results.json's final (and best-by-validation) test scores."""
@@ -396,6 +416,33 @@ class _Scorer:
     grid = evaluation.image_grid(
         [xs, *adapted, self._grid_batch["target_images"][:rows]], rows)
     tf.summary.image("source|adapted|target", grid[None], step=step)
+
+
+def _label_free_inputs(cfg: config_lib.Config) -> Dict[str, np.ndarray]:
+  """What the label-free scores look at, drawn once with the data seed:
+  validators.TARGET_IMAGES target images from the target's validation split
+  (for an unlabelled target, its train pool: there is no held-out
+  unlabelled slice), labels unused; validators.SOURCE_IMAGES source images
+  with their labels, from the source's test split where it has one."""
+  d = cfg.data
+  rng = np.random.default_rng([d.seed, 3])
+
+  def sample(domain, n):
+    idx = np.sort(rng.choice(len(domain), min(n, len(domain)),
+                             replace=False))
+    images = np.asarray(data.to_model_range(domain.images[idx]))
+    labels = None if domain.labels is None else domain.labels[idx]
+    return images, labels
+
+  target, _ = sample(data.load_domain(d, "target", "val"),
+                     validators.TARGET_IMAGES)
+  try:
+    source = data.load_domain(d, "source", "test")
+  except data.DataError:  # a source folder without test/
+    source = data.load_domain(d, "source", "train")
+  source_images, source_labels = sample(source, validators.SOURCE_IMAGES)
+  return {"target_images": target, "source_images": source_images,
+          "source_labels": source_labels}
 
 
 def _log_final(results: Dict) -> None:

@@ -26,9 +26,20 @@ PixelDA's own signals:
 
 from __future__ import annotations
 
+from typing import Dict, Optional
+
 import numpy as np
 
 _TINY = 1e-12
+
+# What a training run scores at each evaluation: at most this many target
+# images (the target's validation split, its labels unused; for an unlabelled
+# target, a seeded sample of its train pool), this many source images, each
+# adapted with this many z. Sized to cost a few percent of the presets'
+# evaluation cadence.
+TARGET_IMAGES = 1000
+SOURCE_IMAGES = 256
+SAMPLES = 2
 
 
 def _as_probs(probs) -> np.ndarray:
@@ -106,3 +117,58 @@ def domain_confusion(target_logits, adapted_logits) -> float:
   right = np.sum(target_logits > 0) + np.sum(adapted_logits <= 0)
   accuracy = right / (target_logits.size + adapted_logits.size)
   return float(1.0 - abs(2.0 * accuracy - 1.0))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+  logits = np.asarray(logits, np.float64)
+  logits = logits - logits.max(axis=-1, keepdims=True)
+  e = np.exp(logits)
+  return e / e.sum(axis=-1, keepdims=True)
+
+
+def checkpoint_scores(classifier, target_images: np.ndarray,
+                      generator=None, discriminator=None,
+                      source_images: Optional[np.ndarray] = None,
+                      source_labels: Optional[np.ndarray] = None,
+                      samples: int = SAMPLES, seed: int = 0,
+                      batch: int = 500) -> Dict[str, float]:
+  """Every score of one checkpoint, as `score/<name>` entries.
+
+  Args:
+    classifier: T, a Keras model (images -> logits), run in inference mode.
+    target_images: float32 (N, S, S, 3) in [-1, 1], unlabelled.
+    generator, discriminator: G and D, or None for a baseline (only T's
+      scores then).
+    source_images: float32 (M, S, S, 3) in [-1, 1], with `source_labels`
+      int (M,): each is adapted with `samples` z (image i's z as
+      `evaluation.noise(seed, i, ...)`: the same at every evaluation).
+  """
+  from pixelda_tf import evaluation  # pylint: disable=g-import-not-at-top
+
+  def run(model, inputs):
+    fn = evaluation.inference(model)
+    n = len(inputs[0]) if isinstance(inputs, list) else len(inputs)
+    out = [np.asarray(fn([x[i:i + batch] for x in inputs]
+                         if isinstance(inputs, list) else inputs[i:i + batch]),
+                      np.float32) for i in range(0, n, batch)]
+    return np.concatenate(out)
+
+  target_probs = _softmax(run(classifier, target_images))
+  scores = {"score/entropy": entropy(target_probs),
+            "score/im": information_maximization(target_probs),
+            "score/bnm": batch_nuclear_norm(target_probs),
+            "score/snd": soft_neighborhood_density(target_probs)}
+  if generator is None or source_images is None:
+    return scores
+  noise_dim = generator.inputs[1].shape[-1]
+  z = np.stack([evaluation.noise(seed, i, samples, noise_dim)
+                for i in range(len(source_images))])
+  adapted = [run(generator, [source_images, z[:, k]]) for k in range(samples)]
+  adapted_probs = np.stack([_softmax(run(classifier, a)) for a in adapted])
+  scores["score/z_agreement"] = z_agreement(adapted_probs)
+  scores["score/adapted_source_accuracy"] = adapted_source_accuracy(
+      adapted_probs[0], source_labels)
+  if discriminator is not None:
+    scores["score/domain_confusion"] = domain_confusion(
+        run(discriminator, target_images), run(discriminator, adapted[0]))
+  return scores

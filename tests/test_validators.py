@@ -96,3 +96,37 @@ def test_adapted_source_accuracy_and_domain_confusion():
 def test_bad_shapes_name_the_argument(fn, args):
   with pytest.raises(ValueError, match="must be|needs"):
     fn(*args)
+
+
+SCORES = ("score/entropy", "score/im", "score/bnm", "score/snd",
+          "score/z_agreement", "score/adapted_source_accuracy",
+          "score/domain_confusion")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("offline_data")
+def test_a_run_on_a_flat_unlabelled_folder_logs_every_score(tmp_path, fake):
+  # Imported here: the rest of this file needs no TensorFlow.
+  import json  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import training  # pylint: disable=g-import-not-at-top
+  from tests import tiny  # pylint: disable=g-import-not-at-top
+  cfg = tiny.tiny_config(
+      data=dict(source="folder", source_dir=str(fake / "source_folder"),
+                target="folder", target_dir=str(fake / "target_flat"),
+                data_dir=str(tmp_path / "data"), download=False),
+      classifier=dict(num_classes=2),
+      train=dict(model_dir=str(tmp_path / "run"), train_steps=2,
+                 checkpoint_every=2, eval_every=1, image_every=0,
+                 summary_every=1, quiet=True))
+  training.train(cfg, strategy=tf.distribute.get_strategy())
+  with open(tmp_path / "run" / "history.json") as f:
+    history = json.load(f)
+  assert [h["step"] for h in history] == [1, 2]
+  for entry in history:
+    assert entry["val_accuracy"] is None  # no labels: nothing else to go by
+    assert set(SCORES) <= set(entry), entry
+    assert all(np.isfinite(entry[name]) for name in SCORES), entry
+  # A flat folder of 6 images: every one is scored; 2 classes: IM <= log 2.
+  assert 0 <= history[-1]["score/im"] <= math.log(2) + 1e-9
+  assert 0 <= history[-1]["score/domain_confusion"] <= 1
