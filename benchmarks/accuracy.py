@@ -302,8 +302,14 @@ def write_comparison(path: str, specs: list, table: dict) -> None:
       run.update({k: results.get(k) for k in ("steps", "wall_time_s",
                                                "weights_sha256", "code")})
       run["final_test_accuracy"] = results.get("final", {}).get("accuracy")
-      run["val_accuracy"] = [h.get("val_accuracy") for h in
-                             read_history(last)]
+      history = read_history(last)
+      run["val_accuracy"] = [h.get("val_accuracy") for h in history]
+      if any("score_seconds" in h for h in history):
+        # The label-free scores' cost at each evaluation, and in all.
+        run["score_seconds"] = [h.get("score_seconds") for h in history]
+        run["score_share_of_training"] = (
+            sum(t or 0 for t in run["score_seconds"]) /
+            results["wall_time_s"])
       run["test_split"] = result_fields.run_test_split(os.path.dirname(last))
     runs.append(run)
   out = {"runs": runs,

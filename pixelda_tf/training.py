@@ -182,7 +182,7 @@ def _steps(cfg: config_lib.Config, model: pixelda.PixelDA,
       window = (time.time(), step)
     if due["images"]:
       scorer.image_summary(step)
-    if due["eval"] and scorer.scores_anything:
+    if due["eval"]:
       run.record_evaluation(scorer.evaluate(step, run.minutes))
     if due["checkpoint"]:
       run.save(step)
@@ -260,8 +260,9 @@ def _load_data(cfg: config_lib.Config, run: rundir.RunDir,
   with workers.together("record its data in --model_dir", advice):
     run.record_data(origins, fingerprints)
   if "val" in unscored:
-    logging.info("no labelled target validation data (%s): validation is "
-                 "skipped and the latest checkpoint is kept (give "
+    logging.info("no labelled target validation data (%s): no validation "
+                 "accuracy (each evaluation logs only the label-free "
+                 "score/* values) and the latest checkpoint is kept (give "
                  "--target_val_dir=FOLDER to keep the best-by-validation one)",
                  unscored["val"])
   return origins, unscored
@@ -322,7 +323,6 @@ class _Scorer:
   def __init__(self, model: pixelda.PixelDA, cfg: config_lib.Config,
                unscored: Dict[str, str]):
     self.model, self.cfg, self.unscored = model, cfg, unscored
-    self.scores_anything = len(unscored) < 2
     self._data = {split: data.eval_dataset(cfg.data, "target", split,
                                            evaluation.EVAL_BATCH)
                   for split in ("val", "test") if split not in unscored}
@@ -369,15 +369,18 @@ class _Scorer:
     """validators' scores of the current weights (averaged where kept)."""
     model, inputs = self.model, self._score_inputs
     pixelda_mode = model.pixelda
+    start = time.time()
     with (model.average.applied() if model.average is not None
           else contextlib.nullcontext()):
-      return validators.checkpoint_scores(
+      scores = validators.checkpoint_scores(
           model.nets.classifier, inputs["target_images"],
           generator=model.nets.generator if pixelda_mode else None,
           discriminator=model.nets.discriminator if pixelda_mode else None,
           source_images=inputs["source_images"],
           source_labels=inputs["source_labels"], seed=self.cfg.data.seed,
           batch=evaluation.EVAL_BATCH)
+    # What they cost, beside them: the budget pays for it.
+    return {**scores, "score_seconds": time.time() - start}
 
   def final_report(self, run: rundir.RunDir, step: int) -> Dict:
     """results.json's final (and best-by-validation) test scores."""
