@@ -26,23 +26,13 @@ def cpu(path: str = "/proc/cpuinfo") -> str:
   """This machine's CPU in words, e.g. "Intel(R) Xeon(R) Platinum 8481C CPU
   @ 2.70GHz (AVX-512, AVX512_BF16, AMX), 2 cores"; "unknown" where Linux
   says nothing."""
-  model, cpu_flags = "unknown", []
-  try:
-    with open(path) as f:
-      for line in f:
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and model == "unknown":
-          model = value.strip()
-        elif key in ("flags", "Features") and not cpu_flags:
-          cpu_flags = value.split()
-  except OSError:
-    pass
-  features = [name for flag, name in _FEATURES if flag in cpu_flags]
+  from pixelda_tf import provenance  # pylint: disable=g-import-not-at-top
+  info = provenance.cpu_info(path)
+  features = [name for flag, name in _FEATURES if flag in info["flags"]]
   if "AVX-512" in features:  # AVX2 goes without saying
     features = [f for f in features if f != "AVX2"]
   shown = f" ({', '.join(features)})" if features else ""
-  return f"{model}{shown}, {os.cpu_count()} cores"
+  return f"{info['model']}{shown}, {os.cpu_count()} cores"
 
 
 def code_version() -> str:

@@ -21,8 +21,7 @@ import math
 import os
 from typing import Any, Dict, FrozenSet, Optional, Tuple
 
-# UserError too, for modules that reach the errors through the config.
-from pixelda_tf.errors import ConfigError, UserError  # pylint: disable=unused-import
+from pixelda_tf.errors import ConfigError
 
 SOURCES = ("mnist", "usps", "folder")
 TARGETS = ("mnist_m", "usps", "mnist", "folder")

@@ -515,8 +515,10 @@ def require_onnx():
   (or onnx, which it writes with) cannot be imported. Called before anything
   is written, so a refused --onnx leaves no version and no empty folder."""
   try:
-    import onnx  # pylint: disable=g-import-not-at-top,unused-import
+    # onnx too: tf2onnx imports it only when it writes.
+    import onnx  # pylint: disable=g-import-not-at-top
     import tf2onnx  # pylint: disable=g-import-not-at-top
+    del onnx
   except ImportError as e:
     raise ExportError(f"--onnx needs tf2onnx and onnx ({e}): `pip install "
                       "tf2onnx onnx`, or leave out --onnx") from e

@@ -27,3 +27,27 @@ def code_version() -> Dict[str, Optional[object]]:
   status = git("status", "--porcelain", "--untracked-files=no")
   return {"commit": commit, "dirty": None if status is None else bool(status),
           "version": pixelda_tf.__version__}
+
+
+# CPU features that decide the speed of float32 and 16-bit steps.
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def cpu_info(path: str = "/proc/cpuinfo") -> dict:
+  """{model, features (the `CPU_FEATURES` present), flags (all)} of this
+  machine's CPU, read without TensorFlow (empty where Linux says nothing)."""
+  model, cpu_flags = "unknown", []
+  try:
+    with open(path) as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model == "unknown":
+          model = value.strip()
+        elif key in ("flags", "Features") and not cpu_flags:
+          cpu_flags = value.split()
+  except OSError:
+    pass
+  return dict(model=model, flags=cpu_flags,
+              features=[f for f in CPU_FEATURES if f in cpu_flags])

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from pixelda_tf import config as config_lib
+from pixelda_tf import errors
 from pixelda_tf import pixelda
 from pixelda_tf import runlock
 
@@ -68,7 +69,7 @@ RESUMABLE_CHANGES = config_lib.fields_where("resumable")
 PER_WORKER_SETTINGS = config_lib.fields_where("per_worker")
 
 
-class CheckpointError(config_lib.UserError):
+class CheckpointError(errors.UserError):
   """No checkpoint in a folder can be read, or one cannot be written."""
 
 

@@ -16,6 +16,7 @@ command after a kill continues exactly where the last checkpoint left off.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import sys
@@ -76,16 +77,19 @@ def train(cfg: config_lib.Config,
   started = time.time()
   strategy = strategy or runtime.setup(cfg.runtime)
   replicas = strategy.num_replicas_in_sync
+  train_flag = functools.partial(config_lib.flag_of, config_lib.TrainConfig)
   config_lib.require(
       cfg.train.batch_size % replicas == 0,
-      f"--batch_size={cfg.train.batch_size} does not split evenly over the "
-      f"{replicas} replicas of --strategy={cfg.runtime.strategy}: use a "
-      f"multiple of {replicas} (each replica takes batch_size / {replicas})")
+      f"{train_flag('batch_size')}={cfg.train.batch_size} does not split "
+      f"evenly over the {replicas} replicas of "
+      f"{config_lib.flag_of(config_lib.RuntimeConfig, 'strategy')}="
+      f"{cfg.runtime.strategy}: use a multiple of {replicas} (each replica "
+      f"takes batch_size / {replicas})")
   model_dir = cfg.train.model_dir
   config_lib.require(
       not tf.io.gfile.exists(model_dir) or tf.io.gfile.isdir(model_dir),
-      f"--model_dir={model_dir} is a file: give a folder (new, or a run's "
-      "to resume it)")
+      f"{train_flag('model_dir')}={model_dir} is a file: give a folder (new, "
+      "or a run's to resume it)")
   # Once, up front: an interrupted run has seconds left for its results.
   code = provenance.code_version()
   chief = runtime.is_chief(strategy)

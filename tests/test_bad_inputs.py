@@ -8,7 +8,6 @@ binary are marked slow.
 """
 
 import dataclasses
-import json
 import logging as std_logging
 import os
 import shutil

@@ -11,7 +11,6 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from pixelda_tf.config import DataConfig
