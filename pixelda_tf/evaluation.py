@@ -8,6 +8,7 @@ model can be evaluated on data other than what it was trained on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import weakref
 from typing import Any, Dict, Iterable, Optional, Tuple
@@ -33,13 +34,21 @@ GRID_SAMPLES = 3
 _INFERENCE = weakref.WeakKeyDictionary()
 
 
+def _call_in_inference(ref, images):
+  return ref()(images, training=False)
+
+
 def inference(model: keras.Model):
   """`model` in inference mode as a traced function, cached per model."""
   if model not in _INFERENCE:
     # A weak reference: the cached function must not keep its model alive.
-    ref = weakref.ref(model)
+    # A partial per model: TensorFlow counts retraces per Python function,
+    # and one shared lambda would add up every model's first traces into
+    # its "excessive retracing" warning. reduce_retracing: batches of
+    # several sizes share one trace with a free batch dimension.
     _INFERENCE[model] = tf.function(
-        lambda images: ref()(images, training=False))
+        functools.partial(_call_in_inference, weakref.ref(model)),
+        reduce_retracing=True)
   return _INFERENCE[model]
 
 
