@@ -39,6 +39,7 @@ from pixelda_tf import runlock
 from pixelda_tf import runtime
 from pixelda_tf import validators
 from pixelda_tf import workers as workers_lib
+from pixelda_tf.data import splits
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -430,26 +431,24 @@ def _label_free_inputs(cfg: config_lib.Config) -> Dict[str, np.ndarray]:
   validators.TARGET_IMAGES target images from the target's validation split
   (for an unlabelled target, its train pool: there is no held-out
   unlabelled slice), labels unused; validators.SOURCE_IMAGES source images
-  with their labels, from the source's test split where it has one."""
+  with their labels, every class in proportion, from the source's test
+  split where it has one."""
   d = cfg.data
-  rng = np.random.default_rng([d.seed, 3])
-
-  def sample(domain, n):
-    idx = np.sort(rng.choice(len(domain), min(n, len(domain)),
-                             replace=False))
-    images = np.asarray(data.to_model_range(domain.images[idx]))
-    labels = None if domain.labels is None else domain.labels[idx]
-    return images, labels
-
-  target, _ = sample(data.load_domain(d, "target", "val"),
-                     validators.TARGET_IMAGES)
+  target = data.load_domain(d, "target", "val")
+  idx = np.random.default_rng([d.seed, 3]).choice(
+      len(target), min(validators.TARGET_IMAGES, len(target)), replace=False)
   try:
     source = data.load_domain(d, "source", "test")
   except data.DataError:  # a source folder without test/
     source = data.load_domain(d, "source", "train")
-  source_images, source_labels = sample(source, validators.SOURCE_IMAGES)
-  return {"target_images": target, "source_images": source_images,
-          "source_labels": source_labels}
+  _, held = splits.stratified_split(
+      source.labels, min(validators.SOURCE_IMAGES, len(source)), d.seed,
+      stream=3)
+  return {"target_images": np.asarray(data.to_model_range(
+              target.images[np.sort(idx)])),
+          "source_images": np.asarray(data.to_model_range(
+              source.images[held])),
+          "source_labels": source.labels[held]}
 
 
 def _log_final(results: Dict) -> None:
