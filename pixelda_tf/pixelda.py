@@ -61,9 +61,6 @@ class PixelDA(state_lib.TrainingState):
     """
     return self._step.gradients(batch)
 
-  def adapt(self, source_images: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
-    """G(x_s, z) in inference mode: (B, S, S, 3) in [-1, 1]."""
-    return self.nets.generator([source_images, z], training=False)
 
 
 def pixelda_losses(call, nets: models.Networks, batch: Dict[str, tf.Tensor],

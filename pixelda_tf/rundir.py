@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from pixelda_tf import config as config_lib
 from pixelda_tf import errors
-from pixelda_tf import pixelda
+from pixelda_tf import state as state_lib
 from pixelda_tf import runlock
 
 CONFIG_FILE = "config.json"
@@ -282,8 +282,9 @@ def restore_newest_intact(checkpoint: tf.train.Checkpoint, paths: List[str],
 
 def restore(model_dir: str, which: str = "latest",
             strategy: Optional[tf.distribute.Strategy] = None,
-            averaged: bool = True) -> pixelda.PixelDA:
-  """Rebuilds a trained PixelDA from `model_dir` and restores its weights.
+            averaged: bool = True) -> state_lib.TrainingState:
+  """Rebuilds a trained run's state (networks, averages: no train step) from
+  `model_dir` and restores its weights.
 
   Args:
     model_dir: a training run's folder.
@@ -311,7 +312,8 @@ def restore(model_dir: str, which: str = "latest",
       cfg.runtime, fused_batch_norm=False, split_conv_grad=False,
       precision="float32"))
   paths = checkpoint_candidates(model_dir, which)
-  model = pixelda.PixelDA(cfg, strategy or tf.distribute.get_strategy())
+  model = state_lib.TrainingState(cfg,
+                                  strategy or tf.distribute.get_strategy())
   model.restored_from = restore_newest_intact(
       model.checkpoint, paths,
       f"the networks in {os.path.join(model_dir, CONFIG_FILE)}")
@@ -524,7 +526,7 @@ class RunDir:
           "the data flags of the first run (e.g. --bsds_dir) or use a new "
           "--model_dir")
 
-  def attach(self, model: pixelda.PixelDA) -> int:
+  def attach(self, model: state_lib.TrainingState) -> int:
     """Checkpoint managers for `model`; restores the newest intact
     checkpoint, with the history, best and clock as of it (a run with none
     of its own starts from `--init_from`'s, with an empty history and
@@ -664,7 +666,7 @@ class RunDir:
       if self.chief:
         write_json(self.file(os.path.join(BEST_DIR, BEST_FILE)), self.best)
 
-  def restore_best(self, model: pixelda.PixelDA) -> bool:
+  def restore_best(self, model: state_lib.TrainingState) -> bool:
     """Loads the best-by-validation checkpoint into model; False (with a
     warning) when none of its files reads."""
     try:
@@ -675,7 +677,7 @@ class RunDir:
       logging.warning("best-by-validation checkpoint not scored: %s", e)
       return False
 
-  def restore_latest(self, model: pixelda.PixelDA) -> None:
+  def restore_latest(self, model: state_lib.TrainingState) -> None:
     model.checkpoint.restore(self.latest_checkpoint).expect_partial()
 
   def write_results(self, results: Dict) -> None:

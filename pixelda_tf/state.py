@@ -186,6 +186,10 @@ class TrainingState:
     return sha256_of([v for name in self.optimizers
                       for v in self.variables(name)])
 
+  def adapt(self, source_images: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+    """G(x_s, z) in inference mode: (B, S, S, 3) in [-1, 1]."""
+    return self.nets.generator([source_images, z], training=False)
+
 
 def learning_rate_schedule(
     o: config_lib.OptimConfig
