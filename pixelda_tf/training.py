@@ -318,11 +318,13 @@ def _write_summaries(values: Dict[str, float], step: int, window,
 
 
 class _Scorer:
-  """The target validation and test scores, and the image grid.
+  """The target validation and test accuracies, the label-free scores, and
+  the image grid.
 
-  Scores use the classifier's averaged weights when the run keeps an
-  average (`--ema_decay`); an unlabelled split is never scored (nor held in
-  memory twice).
+  Both use the averaged weights when the run keeps an average
+  (`--ema_decay`). An unlabelled split gets no accuracy (nor is it held in
+  memory twice); the label-free scores are computed at every evaluation,
+  labels or not (`_label_free_inputs`).
   """
 
   def __init__(self, model: pixelda.PixelDA, cfg: config_lib.Config,
