@@ -19,6 +19,7 @@ setuptools.setup(
             ("train", "train"), ("evaluate", "evaluate"), ("adapt", "adapt"),
             ("export", "export"), ("classify", "classify"),
             ("seeds", "seeds"), ("bench", "bench"), ("refine", "refine"),
+            ("rank", "rank"),
             ("data", "data.__main__"))]},
     install_requires=[
         "keras>=3.5,<4",

@@ -2,7 +2,8 @@ r"""Writes MNIST -> USPS as image folders, to compare the folder path with the
 built-in one.
 
   python benchmarks/folders_from_builtin.py --out=runs/folders \
-      --mnist_dir=PATH --usps_path=PATH/usps.h5 [--val_images=200] [--data_seed=0]
+      --mnist_dir=PATH --usps_path=PATH/usps.h5 [--val_images=200] \
+      [--data_seed=0] [--blend_bsds_dir=PATH/BSR/BSDS500/data/images]
 
 writes, from the data the project already reads (the same loaders as
 --source=mnist --target=usps):
@@ -16,7 +17,12 @@ writes, from the data the project already reads (the same loaders as
 The validation images are `splits.stratified_split(labels, N, data_seed,
 stream=2)`: exactly the slice that `--target=usps --val_size=N` holds out, so
 with the same --val_size and --data_seed both paths train on the same target
-images and validate on the same N. Then train both with one flagfile:
+images and validate on the same N.
+
+With --blend_bsds_dir the USPS images become a target no built-in dataset
+and no test makes ("USPS-M"): each digit resized to 32x32 and
+difference-blended with a random crop of a BSDS500 *test* photo (MNIST-M's
+recipe, `mnist_m.blend`, on other digits and other photos), RGB. Then train both with one flagfile:
 
   python -m pixelda_tf.train --flagfile=configs/usps_cpu.flags --val_size=200 \
       --mnist_dir=PATH --usps_path=PATH/usps.h5 --model_dir=runs/cmp/builtin
@@ -48,7 +54,9 @@ import numpy as np
 from PIL import Image
 
 from pixelda_tf.data import errors
+from pixelda_tf.data import images
 from pixelda_tf.data import mnist
+from pixelda_tf.data import mnist_m
 from pixelda_tf.data import splits
 from pixelda_tf.data import usps
 
@@ -69,6 +77,9 @@ def define_flags() -> None:
                        "validation folder.")
   flags.DEFINE_integer("data_seed", 0, "Seed of the validation draw (as "
                        "training's --data_seed).")
+  flags.DEFINE_string("blend_bsds_dir", None, "BSDS500's images/ folder: "
+                      "blend the USPS digits with its test/ photos (module "
+                      "doc).")
   flags.DEFINE_integer("max_source", 0, "Write only the first N MNIST train "
                        "images (0 = all).")
 
@@ -80,6 +91,22 @@ def _write(folder: str, images: np.ndarray, labels, index: np.ndarray) -> None:
                                                      str(int(labels[i])))
     os.makedirs(sub, exist_ok=True)
     Image.fromarray(image).save(os.path.join(sub, f"{int(i):0{width}d}.png"))
+
+
+def blend_usps(usps_arrays, bsds_dir: str, seed: int) -> dict:
+  """USPS-M (module doc): the USPS arrays with each split's digits resized to
+  32x32 and blended with BSDS500 test photos, uint8 (N, 32, 32, 3)."""
+  folder = os.path.join(bsds_dir, "test")
+  names = sorted(n for n in os.listdir(folder) if n.endswith(".jpg"))
+  if not names:
+    raise ValueError(f"--blend_bsds_dir={bsds_dir}: no .jpg in {folder}")
+  photos = [np.asarray(Image.open(os.path.join(folder, n)).convert("RGB"))
+            for n in names]
+  out = dict(usps_arrays)
+  for split in ("train", "test"):
+    digits = images.resize(usps_arrays[f"{split}_images"], mnist_m.SIZE)
+    out[f"{split}_images"] = mnist_m.blend(digits, photos, seed, split)
+  return out
 
 
 def write_folders(out: str, mnist_arrays, usps_arrays, val_images: int,
@@ -116,6 +143,9 @@ def main(argv):
   try:
     mnist_arrays, _ = mnist.load(FLAGS.mnist_dir, FLAGS.data_dir)
     usps_arrays, _ = usps.load(FLAGS.usps_path, FLAGS.data_dir)
+    if FLAGS.blend_bsds_dir:
+      usps_arrays = blend_usps(usps_arrays, FLAGS.blend_bsds_dir,
+                               FLAGS.data_seed)
     counts = write_folders(FLAGS.out, mnist_arrays, usps_arrays,
                            FLAGS.val_images, FLAGS.data_seed,
                            FLAGS.max_source)

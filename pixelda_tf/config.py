@@ -21,6 +21,7 @@ import math
 import os
 from typing import Any, Dict, FrozenSet, Optional, Tuple
 
+from pixelda_tf import validators
 from pixelda_tf.errors import ConfigError
 
 SOURCES = ("mnist", "usps", "folder")
@@ -30,6 +31,7 @@ MODES = ("pixelda", "source_only", "target_only")
 TARGET_LABELS = ("auto", "test", "none")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
+SELECTIONS = ("auto", "val_accuracy", "latest") + validators.SCORES
 
 
 def opt(default: Any, help: str, *,  # pylint: disable=redefined-builtin
@@ -530,6 +532,12 @@ class TrainConfig(_Section):
       generator's weights with this decay (0 = off); validation, the best
       checkpoint, test results and export then use the averaged weights,
       and `LossConfig.target_teacher` uses T's average as the teacher.
+    select_checkpoint: what picks the checkpoint kept in best/ at each
+      evaluation: "val_accuracy", "latest" (none kept), a label-free score
+      (`validators.SCORES`, the highest kept), or "auto" (val_accuracy when
+      the target has labelled validation images, else
+      `validators.LABEL_FREE_DEFAULT`). A resume may change it; best/ then
+      starts again from the next evaluation.
     init_from: another run's model_dir (its newest intact checkpoint), its
       checkpoints/ or best/ folder, or a checkpoint prefix. A run with no
       checkpoint of its own starts from it: weights, optimizer state,
@@ -561,6 +569,13 @@ class TrainConfig(_Section):
   ema_decay: float = opt(0.0, "Decay of the moving average of G's and T's "
                          "weights that evaluation and export use, and "
                          "--target_teacher_weight's teacher (0 = off).")
+  select_checkpoint: str = opt(
+      "auto", "What picks the checkpoint best/ keeps (results.json's "
+      "\"best\", the tools' --checkpoint=best): val_accuracy (labelled "
+      "target validation), latest (none kept), a label-free score ("
+      + ", ".join(validators.SCORES) + "), or auto: val_accuracy with a "
+      "labelled target validation split, else "
+      f"{validators.LABEL_FREE_DEFAULT}.", resumable=True)
   init_from: Optional[str] = opt(None, "Start a run that has no checkpoint "
                                  "yet from another run's model_dir (or its "
                                  "checkpoints/ or best/ folder, or a "
@@ -590,6 +605,13 @@ class TrainConfig(_Section):
             f"{f('model_dir')}: rerunning the same command resumes it; to "
             f"start a second stage from it, give the new stage another "
             f"{f('model_dir')}")
+    self._one_of("select_checkpoint", SELECTIONS)
+    require(self.mode == "pixelda" or self.select_checkpoint
+            not in validators.GENERATOR_SCORES,
+            f"{f('select_checkpoint')}={self.select_checkpoint} scores G and "
+            f"D, which --mode={self.mode} does not train: use one of "
+            + ", ".join(s for s in SELECTIONS
+                        if s not in validators.GENERATOR_SCORES))
     require(self.keep_checkpoints > 0,
             f"{f('keep_checkpoints')}={self.keep_checkpoints}: must be > 0")
     for name in ("eval_every", "summary_every", "image_every"):

@@ -4,7 +4,7 @@
     config.json        the Config, written once the data has loaded
     data_sources.json  each split's origin and the sha256 of its content
     checkpoints/       ckpt-N, the newest `keep_checkpoints`
-    best/              the best-by-validation checkpoint and best.json
+    best/              the checkpoint --select_checkpoint keeps, best.json
     history.json       one entry per evaluation (step, minutes, accuracies)
     progress.json      training minutes at each kept checkpoint
     results.json       the final report (or the interrupted one)
@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -98,8 +99,8 @@ _IF_MOVED_AWAY = {
     SOURCES_FILE: "move it away: the next train writes it again from the data "
                   "it loads (that resume cannot check the data is the first "
                   "run's)",
-    BEST_FILE: "move it away: the best-by-validation checkpoint is then "
-               "chosen again from the next evaluation on",
+    BEST_FILE: "move it away: the best checkpoint is then chosen again "
+               "from the next evaluation on",
     RESULTS_FILE: "move it away: the next train or evaluate writes it again",
     REFINE_FILE: "restore it from a backup, or refine again into a new "
                  "--model_dir",
@@ -228,12 +229,16 @@ def _why_no_best(model_dir: str) -> str:
   if cfg is not None and not cfg.train.eval_every:
     return (f"this run never evaluated (--eval_every=0), so it has no best; "
             f"{latest}, or resume it with --eval_every > 0")
+  if cfg is not None and cfg.train.select_checkpoint == "latest":
+    return (f"it was trained with --select_checkpoint=latest, which keeps "
+            f"none; {latest}")
   if history and all(h.get("val_accuracy") is None for h in history):
     return ("this run has no labelled target validation (each of its "
-            f"{len(history)} evaluations in {HISTORY_FILE} scored none), so "
-            f"it has no best; {latest}, or train with --target_val_dir=DIR "
-            "(labelled target images) or a labelled target and --val_size > "
-            "0")
+            f"{len(history)} evaluations in {HISTORY_FILE} scored none), and "
+            "its --select_checkpoint kept the latest; "
+            f"{latest}, or train with --select_checkpoint=SCORE (a "
+            "label-free score: README, 'Without target labels') or "
+            "--target_val_dir=DIR (labelled target images)")
   if cfg is None or history:
     return (f"{latest} (best/ lists no checkpoint: moved or deleted?)" if
             history else f"{latest}, or train first with "
@@ -288,7 +293,7 @@ def restore(model_dir: str, which: str = "latest",
 
   Args:
     model_dir: a training run's folder.
-    which: `latest`, `best` (highest target-validation accuracy) or a
+    which: `latest`, `best` (the one `--select_checkpoint` kept) or a
       checkpoint prefix.
     strategy: defaults to the default (single-device) strategy.
     averaged: for a run trained with `ema_decay`, load the averaged weights
@@ -361,7 +366,10 @@ class RunDir:
   Attributes:
     path: the model_dir.
     history: the evaluations so far, across resumes.
-    best: {"val_accuracy", "step"} of the best-by-validation checkpoint.
+    selection: what picks the best checkpoint: "val_accuracy", "latest"
+      (none kept) or a history key "score/<name>"; set before `attach`.
+    best: {"selection", "value", "step"} of the best checkpoint (step -1:
+      none yet).
     saved_step: the step of the newest checkpoint written or restored.
     initialised_from: the `--init_from` checkpoint this run started from,
       when it had none of its own.
@@ -375,7 +383,8 @@ class RunDir:
     self._started = time.time() if started is None else started
     self._prior_minutes = 0.0
     self.history: List[Dict] = []
-    self.best = {"val_accuracy": -1.0, "step": -1}
+    self.selection = "val_accuracy"
+    self.best = self._no_best()
     self.saved_step = 0
     self.initialised_from: Optional[str] = None
     self.trained = False
@@ -607,25 +616,44 @@ class RunDir:
                       done, what_then)
       return empty
 
+  def _no_best(self) -> Dict:
+    return {"selection": self.selection, "value": None, "step": -1}
+
   def _read_best(self) -> Dict:
-    """best/best.json; when damaged, rebuilt from the newest best/
-    checkpoint's step and that step's validation accuracy in the history,
-    or a DamagedFileError saying how to go on when the history lacks it."""
+    """best/best.json (one of a run before --select_checkpoint, {"val_accuracy",
+    "step"}, read as chosen on val_accuracy); when damaged, rebuilt from the
+    newest best/ checkpoint's step and that step's entry in the history, or
+    a DamagedFileError saying how to go on when the history lacks it. Kept
+    by another selection than this run's: none (the next evaluation
+    starts best/ again)."""
     path = self.file(os.path.join(BEST_DIR, BEST_FILE))
     try:
-      return read_json(path, self.best)
+      best = read_json(path, self._no_best())
     except DamagedFileError as e:
       kept = _kept(self.file(BEST_DIR))
       step = int(kept[0].rsplit("-", 1)[-1]) if kept else -1
-      score = [h["val_accuracy"] for h in self.history if h["step"] == step]
-      if not kept or not score or score[0] is None:
+      value = [h.get(self.selection) for h in self.history
+               if h["step"] == step]
+      if not kept or not value or value[0] is None:
         raise
-      best = {"val_accuracy": score[0], "step": step}
+      best = {"selection": self.selection, "value": value[0], "step": step}
       if self.chief:
         write_json(path, best)
       logging.warning("%s is damaged (%s): rebuilt from %s and "
                       "history.json: %s", e.path, e.reason, kept[0], best)
       return best
+    if "selection" not in best:  # Written before --select_checkpoint.
+      best = {"selection": "val_accuracy", "value": best["val_accuracy"],
+              "step": best["step"]}
+    if best["selection"] != self.selection:
+      if best["step"] >= 0:
+        logging.warning(
+            "best/ holds the checkpoint of step %d, kept by %s; this run "
+            "keeps by %s (--select_checkpoint): best/ starts again at the "
+            "next evaluation", best["step"], best["selection"],
+            self.selection)
+      return self._no_best()
+    return best
 
   @property
   def latest_checkpoint(self) -> Optional[str]:
@@ -653,28 +681,32 @@ class RunDir:
       write_json(self.file(PROGRESS_FILE), {**done, str(step): self.minutes()})
 
   def record_evaluation(self, entry: Dict) -> None:
-    """Appends an evaluation (step, minutes, val_accuracy, test_accuracy...)
-    to the history; a better validation score also saves the best
-    checkpoint (checkpoints are chosen on validation only)."""
+    """Appends an evaluation (step, minutes, val_accuracy, test_accuracy,
+    score/*...) to the history; a higher value of `selection` also saves
+    the best checkpoint (never the test accuracy: checkpoints are chosen on
+    validation or label-free scores only)."""
     self.history.append(entry)
     if self.chief:
       write_json(self.file(HISTORY_FILE), self.history)
-    acc = entry["val_accuracy"]
-    if acc is not None and acc > self.best["val_accuracy"]:
-      self.best = {"val_accuracy": acc, "step": entry["step"]}
+    value = entry.get(self.selection)
+    if value is None or not math.isfinite(value):
+      return  # "latest", or nothing to compare (no labelled validation).
+    if self.best["step"] < 0 or value > self.best["value"]:
+      self.best = {"selection": self.selection, "value": value,
+                   "step": entry["step"]}
       save_checkpoint(self._best, entry["step"])
       if self.chief:
         write_json(self.file(os.path.join(BEST_DIR, BEST_FILE)), self.best)
 
   def restore_best(self, model: state_lib.TrainingState) -> bool:
-    """Loads the best-by-validation checkpoint into model; False (with a
-    warning) when none of its files reads."""
+    """Loads the best checkpoint into model; False (with a warning) when
+    none of its files reads."""
     try:
       restore_newest_intact(model.checkpoint,
                             list(reversed(self._best.checkpoints)))
       return True
     except CheckpointError as e:
-      logging.warning("best-by-validation checkpoint not scored: %s", e)
+      logging.warning("best checkpoint not scored: %s", e)
       return False
 
   def restore_latest(self, model: state_lib.TrainingState) -> None:

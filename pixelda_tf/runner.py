@@ -61,8 +61,8 @@ def onednn_set_here() -> bool:
 def checkpoint_flag() -> flags.FlagHolder:
   """--checkpoint, defined once for every tool that restores a run."""
   return flags.DEFINE_string(
-      "checkpoint", "latest", "latest, best (highest validation accuracy) or "
-      "a checkpoint prefix.")
+      "checkpoint", "latest", "latest, best (the one the run's "
+      "--select_checkpoint kept) or a checkpoint prefix.")
 
 
 @functools.lru_cache(maxsize=None)

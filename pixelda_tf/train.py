@@ -51,6 +51,7 @@ def main(argv):
   if "best" in results:
     line["best_val_checkpoint_test_accuracy"] = results["best"]["accuracy"]
     line["best_step"] = results["best"]["step"]
+    line["best_by"] = results["best"]["selection"]
   print(json.dumps(line))
   return 0
 

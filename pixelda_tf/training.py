@@ -262,15 +262,35 @@ def _load_data(cfg: config_lib.Config, run: rundir.RunDir,
     origins, fingerprints, unscored = _read_data(cfg)
     shared = workers.shared_settings(cfg, fingerprints)
   workers.require_same_settings(shared)
+  run.selection = selection(cfg.train.select_checkpoint, "val" in unscored)
   with workers.together("record its data in --model_dir", advice):
     run.record_data(origins, fingerprints)
   if "val" in unscored:
-    logging.info("no labelled target validation data (%s): no validation "
-                 "accuracy (each evaluation logs only the label-free "
-                 "score/* values) and the latest checkpoint is kept (give "
-                 "--target_val_dir=FOLDER to keep the best-by-validation one)",
-                 unscored["val"])
+    logging.info("no labelled target validation data (%s): each evaluation "
+                 "logs the label-free score/* values only; %s", unscored["val"],
+                 "the latest checkpoint is kept" if run.selection == "latest"
+                 else f"best/ keeps the checkpoint of highest {run.selection}")
   return origins, unscored
+
+
+def selection(select: str, unlabelled_val: bool) -> str:
+  """--select_checkpoint as the history key that picks best/ ("latest"
+  for none): "auto" is val_accuracy with labelled target validation images,
+  else `validators.LABEL_FREE_DEFAULT`.
+
+  Raises:
+    ConfigError: val_accuracy with no labelled validation images.
+  """
+  if select == "auto":
+    select = (validators.LABEL_FREE_DEFAULT if unlabelled_val
+              else "val_accuracy")
+  if select == "val_accuracy" and unlabelled_val:
+    raise config_lib.ConfigError(
+        "--select_checkpoint=val_accuracy needs labelled target validation "
+        "images, and the target has none: give --target_val_dir=FOLDER (one "
+        "subfolder per class), or keep by a label-free score "
+        f"(--select_checkpoint=auto or one of {', '.join(validators.SCORES)})")
+  return select if select in ("latest", "val_accuracy") else f"score/{select}"
 
 
 def _read_data(cfg: config_lib.Config):
@@ -390,20 +410,26 @@ class _Scorer:
     return {**scores, "score_seconds": time.time() - start}
 
   def final_report(self, run: rundir.RunDir, step: int) -> Dict:
-    """results.json's final (and best-by-validation) test scores."""
-    out = {"final": {"step": step, **self._test_summary()}}
-    if "val" in self.unscored:
+    """results.json's test scores of the final and the best checkpoint,
+    what picked the best (`selection`) and each one's evaluation (its
+    validation accuracy and every label-free score) where it had one."""
+    out = {"selection": run.selection,
+           "final": {"step": step, **self._test_summary(),
+                     **_evaluated(run.history, step)}}
+    if run.best["step"] < 0:
       out["checkpoint_kept"] = (
-          "latest: no labelled target validation data, so no best-by-"
-          "validation checkpoint (give --target_val_dir=FOLDER for one)")
-    if run.best["step"] >= 0 and "test" in self.unscored:
-      out["best"] = {**run.best, **self._test_summary()}
-    elif run.best["step"] >= 0:
-      try:
-        if run.restore_best(self.model):
-          out["best"] = {**run.best, **self._test_summary()}
-      finally:
-        run.restore_latest(self.model)
+          "latest: --select_checkpoint=latest" if run.selection == "latest"
+          else f"latest: no evaluation gave {run.selection} a value")
+      return out
+    best = {**run.best, **_evaluated(run.history, run.best["step"])}
+    if "test" in self.unscored:
+      out["best"] = {**best, **self._test_summary()}
+      return out
+    try:
+      if run.restore_best(self.model):
+        out["best"] = {**best, **self._test_summary()}
+    finally:
+      run.restore_latest(self.model)
     return out
 
   def _test_summary(self) -> Dict:
@@ -453,6 +479,17 @@ def _label_free_inputs(cfg: config_lib.Config) -> Dict[str, np.ndarray]:
           "source_labels": source.labels[held]}
 
 
+def _evaluated(history, step: int) -> Dict:
+  """The history's evaluation of `step`, as results.json gives it: its
+  validation accuracy and label-free scores ({} when none was made)."""
+  entry = [h for h in history if h["step"] == step]
+  if not entry:
+    return {}
+  return {"val_accuracy": entry[-1].get("val_accuracy"),
+          "scores": {k: v for k, v in entry[-1].items()
+                     if k.startswith("score/")}}
+
+
 def _log_final(results: Dict) -> None:
   final = results["final"]
   if final["accuracy"] is None:
@@ -460,7 +497,7 @@ def _log_final(results: Dict) -> None:
     return
   best = results.get("best")
   logging.info("target test accuracy: final %.4f%s", final["accuracy"],
-               f", best-by-validation {best['accuracy']:.4f} (step "
+               f", best by {best['selection']} {best['accuracy']:.4f} (step "
                f"{best['step']})" if best and best["accuracy"] is not None
                else "")
 

@@ -41,6 +41,20 @@ TARGET_IMAGES = 1000
 SOURCE_IMAGES = 256
 SAMPLES = 2
 
+# The scores' names: each evaluation logs "score/<name>" (history.json,
+# TensorBoard), and --select_checkpoint takes the name. The last three need
+# G (and D), so a baseline run has only the first four.
+SCORES = ("entropy", "im", "bnm", "snd", "z_agreement",
+          "adapted_source_accuracy", "domain_confusion")
+GENERATOR_SCORES = SCORES[4:]
+# What --select_checkpoint=auto keeps when the target has no labelled
+# validation images: the choice that stayed closest to the truth on every
+# domain measured (benchmarks/README.md, "Label-free validation").
+LABEL_FREE_DEFAULT = "latest"
+# What `python -m pixelda_tf.rank` ranks runs by unless told: the score that
+# ranked settings closest to their accuracy where measured (same section).
+RANK_DEFAULT = "im"
+
 
 def _as_probs(probs) -> np.ndarray:
   probs = np.asarray(probs, dtype=np.float64)

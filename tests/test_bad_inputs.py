@@ -191,7 +191,7 @@ def test_a_damaged_best_json_is_rebuilt_from_best_and_the_history(tmp_path,
       {"step": 4, "minutes": 2.0, "val_accuracy": 0.25}])
   _damage(best)
   run, _, _ = _attach(cfg)
-  assert run.best == {"val_accuracy": 0.5, "step": 2}
+  assert run.best == {"selection": "val_accuracy", "value": 0.5, "step": 2}
   assert rundir.read_json(best, None) == run.best
   # Without the history's score it cannot be rebuilt: one line, the fix.
   _damage(best)
@@ -202,7 +202,30 @@ def test_a_damaged_best_json_is_rebuilt_from_best_and_the_history(tmp_path,
   assert "move it away" in str(e.value)
   os.rename(best, best + ".moved")  # The fix.
   run, start, _ = _attach(cfg)
-  assert start == 4 and run.best == {"val_accuracy": -1.0, "step": -1}
+  assert start == 4 and run.best == {"selection": "val_accuracy",
+                                     "value": None, "step": -1}
+
+
+def test_best_json_of_an_older_run_or_another_selection(tmp_path, fake,
+                                                       caplog):
+  cfg = _config(tmp_path, fake)
+  _run_folder(cfg, steps=(2, 4))
+  best = os.path.join(cfg.train.model_dir, rundir.BEST_DIR, rundir.BEST_FILE)
+  os.makedirs(os.path.dirname(best))
+  # Written before --select_checkpoint: kept by validation accuracy.
+  rundir.write_json(best, {"val_accuracy": 0.5, "step": 2})
+  run, _, _ = _attach(cfg)
+  assert run.best == {"selection": "val_accuracy", "value": 0.5, "step": 2}
+  # A resume that keeps by a label-free score starts best/ again.
+  run = rundir.RunDir(cfg, chief=True)
+  run.selection = "score/snd"
+  run.attach(pixelda.PixelDA(cfg, tf.distribute.get_strategy()))
+  assert run.best == {"selection": "score/snd", "value": None, "step": -1}
+  assert "kept by val_accuracy; this run keeps by score/snd" in caplog.text
+  run.record_evaluation({"step": 4, "val_accuracy": 0.9, "score/snd": 1.5})
+  assert run.best == {"selection": "score/snd", "value": 1.5, "step": 4}
+  run.record_evaluation({"step": 6, "val_accuracy": 0.95, "score/snd": 1.2})
+  assert run.best["step"] == 4 and rundir.read_json(best, None) == run.best
 
 
 # --- 4: a read-only run folder ----------------------------------------------

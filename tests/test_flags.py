@@ -144,6 +144,12 @@ def test_command_line_overrides_the_flagfile_and_seeds_are_separate():
     (["--max_minutes=inf"], "--max_minutes=inf: must be finite"),
     (["--d_noise_stddev=inf"], "--d_noise_stddev=inf: must be finite"),
     (["--data_seed=-1"], "--data_seed=-1: must be >= 0"),
+    (["--select_checkpoint=best"], "--select_checkpoint='best' is not valid; "
+     "use one of auto, val_accuracy, latest, entropy, im"),
+    (["--select_checkpoint=domain_confusion", "--mode=source_only"],
+     "--select_checkpoint=domain_confusion scores G and D, which "
+     "--mode=source_only does not train: use one of auto, val_accuracy, "
+     "latest, entropy, im, bnm, snd$"),
 ])
 def test_contradictory_or_bad_values_fail_with_the_fix(argv, message):
   with pytest.raises(config_lib.ConfigError, match=message.replace(
@@ -241,7 +247,7 @@ def test_sets_derived_from_the_fields_are_the_old_hand_written_ones():
   assert rundir.RESUMABLE_CHANGES == {("train", f) for f in (
       "train_steps", "max_minutes", "checkpoint_every", "eval_every",
       "summary_every", "image_every", "keep_checkpoints", "quiet",
-      "model_dir", "init_from")} | {("runtime", f) for f in (
+      "model_dir", "init_from", "select_checkpoint")} | {("runtime", f) for f in (
           "strategy", "num_cpu_devices", "jit_compile", "intra_op_threads",
           "inter_op_threads", "fused_batch_norm", "split_conv_grad",
           "precision")} | locations
@@ -265,7 +271,7 @@ def test_flag_names_are_the_ones_users_know():
       "lr_decay_steps": "decay_steps", "lr_decay_rate": "decay_rate",
       "lr_late_decay_steps": "late_decay_steps",
       "lr_late_decay_from": "late_decay_from"}
-  assert len(pixelda_flags._FLAGS) == 75
+  assert len(pixelda_flags._FLAGS) == 76
 
 
 def test_docs_options_md_is_up_to_date():

@@ -93,6 +93,47 @@ def test_training_without_target_labels_finishes_and_says_why(story):
   assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
 
 
+def test_a_label_free_score_keeps_a_checkpoint_and_ranks_runs(story):
+  """--select_checkpoint=SCORE on the flat unlabelled folder: best/ keeps
+  the evaluation with the highest score, results.json says what picked it
+  and gives all its scores, --checkpoint=best restores it, and
+  pixelda_tf.rank orders the two runs by the score."""
+  root, first, _ = story
+  run = str(root / "run_snd")
+  _cli("pixelda_tf.train", "--source=folder",
+       f"--source_dir={root / 'source'}", "--target=folder",
+       f"--target_dir={root / 'target'}", "--num_classes=2",
+       f"--model_dir={run}", f"--data_dir={root / 'data'}",
+       "--select_checkpoint=snd", "--seed=1", *SMOKE)
+  with open(os.path.join(run, "results.json")) as f:
+    results = json.load(f)
+  history = results["val_history"]
+  top = max(history, key=lambda h: h["score/snd"])
+  assert results["selection"] == "score/snd"
+  assert results["best"]["step"] == top["step"]
+  assert results["best"]["value"] == top["score/snd"]
+  assert results["best"]["scores"] == {
+      k: v for k, v in top.items() if k.startswith("score/")}
+  assert "checkpoint_kept" not in results
+  assert tf.train.latest_checkpoint(os.path.join(run, "best")).endswith(
+      f"ckpt-{top['step']}")
+  proc = _cli("pixelda_tf.evaluate", f"--model_dir={run}",
+              "--checkpoint=best", f"--out_dir={root / 'eval_best'}")
+  shown = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert shown["step"] == top["step"], shown
+  # Ranked by the score of each run's kept checkpoint: the first run kept
+  # its latest (auto without labels), this one its best-scoring.
+  ranked = str(root / "ranked.json")
+  _cli("pixelda_tf.rank", first, run, "--by=snd", f"--json={ranked}")
+  with open(ranked) as f:
+    rows = json.load(f)["runs"]
+  with open(os.path.join(first, "history.json")) as f:
+    first_snd = json.load(f)[-1]["score/snd"]
+  values = {r["run"]: r["scores"]["score/snd"] for r in rows}
+  assert values == {first: first_snd, run: top["score/snd"]}
+  assert [r["run"] for r in rows] == sorted(values, key=lambda k: -values[k])
+
+
 def test_evaluate_says_there_is_nothing_to_score(story):
   root, run, _ = story
   proc = _cli("pixelda_tf.evaluate", f"--model_dir={run}",

@@ -98,6 +98,21 @@ def test_bad_shapes_name_the_argument(fn, args):
     fn(*args)
 
 
+def test_selection_names_the_history_key_and_refuses_val_without_labels():
+  from pixelda_tf import errors  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import training  # pylint: disable=g-import-not-at-top
+  assert training.selection("auto", unlabelled_val=False) == "val_accuracy"
+  assert training.selection("auto", unlabelled_val=True) == (
+      "latest" if validators.LABEL_FREE_DEFAULT == "latest"
+      else f"score/{validators.LABEL_FREE_DEFAULT}")
+  assert training.selection("snd", unlabelled_val=True) == "score/snd"
+  assert training.selection("latest", unlabelled_val=False) == "latest"
+  with pytest.raises(errors.ConfigError, match="^--select_checkpoint="
+                     "val_accuracy needs labelled target validation images, "
+                     "and the target has none: give --target_val_dir="):
+    training.selection("val_accuracy", unlabelled_val=True)
+
+
 SCORES = ("score/entropy", "score/im", "score/bnm", "score/snd",
           "score/z_agreement", "score/adapted_source_accuracy",
           "score/domain_confusion")
@@ -130,3 +145,37 @@ def test_a_run_on_a_flat_unlabelled_folder_logs_every_score(tmp_path, fake):
   # A flat folder of 6 images: every one is scored; 2 classes: IM <= log 2.
   assert 0 <= history[-1]["score/im"] <= math.log(2) + 1e-9
   assert 0 <= history[-1]["score/domain_confusion"] <= 1
+
+
+def test_rank_orders_runs_by_the_kept_checkpoints_score(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import errors  # pylint: disable=g-import-not-at-top
+  from pixelda_tf import rank  # pylint: disable=g-import-not-at-top
+
+  def run(name, history, results=None):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "history.json").write_text(json.dumps(history))
+    if results is not None:
+      (folder / "results.json").write_text(json.dumps(results))
+    return str(folder)
+
+  kept_best = run("a", [{"step": 2, "score/im": 0.9}, {"step": 4,
+                                                       "score/im": 0.1}],
+                  {"final": {"step": 4, "accuracy": None},
+                   "best": {"step": 2, "selection": "score/im",
+                            "accuracy": 0.8}})
+  latest = run("b", [{"step": 2, "score/im": 0.5}],
+               {"final": {"step": 2, "accuracy": 0.7}})
+  training = run("c", [{"step": 2, "score/im": 0.3, "test_accuracy": 0.6}])
+  rows = rank.rank([training, latest, kept_best], "im")
+  assert [r["run"] for r in rows] == [kept_best, latest, training]
+  assert [r["kept"] for r in rows] == ["score/im", "latest",
+                                       "latest (still training)"]
+  assert [r["test_accuracy"] for r in rows] == [0.8, 0.7, 0.6]
+  with pytest.raises(errors.UserError, match="has no score/snd"):
+    rank.rank([latest], "snd")
+  with pytest.raises(errors.UserError, match="is not a folder"):
+    rank.rank([str(tmp_path / "missing")], "im")
+  with pytest.raises(errors.UserError, match="has no evaluation yet"):
+    rank.rank([str(tmp_path)], "im")
