@@ -10,7 +10,7 @@ its history.json holds, at every evaluation, the held-out test accuracy
 beside every `score/*` (pixelda_tf.validators). For each run it reports:
 
   - the Spearman correlation of each score with test accuracy over the run's
-    evaluations;
+    evaluations, and over their later half;
   - the test accuracy of the checkpoint each score would keep
     (--select_checkpoint=SCORE keeps the highest), of the latest, of the one
     validation accuracy keeps, and of the best (the oracle).
@@ -97,7 +97,12 @@ def run_report(history: List[Dict]) -> Dict:
            "below_oracle": oracle - kept["test_accuracy"],
            "below_latest": out["latest"] - kept["test_accuracy"]}
     if key is not None and key != "val_accuracy":
-      row["spearman"] = spearman([h[key] for h in history], acc)
+      values = [h[key] for h in history]
+      row["spearman"] = spearman(values, acc)
+      # Over the later half alone, where a choice is made (early
+      # checkpoints are worse by every measure).
+      late = len(history) // 2
+      row["spearman_late"] = spearman(values[late:], acc[late:])
     out["choices"][name] = row
   return out
 
@@ -159,14 +164,14 @@ def main(argv):
   for domain in SWEEP.value:
     report["sweeps"][domain] = sweep_report(by_domain[domain])
   print(f"{'run':34s} {'choice':24s} {'step':>5s} {'acc':>6s} "
-        f"{'-oracle':>7s} {'-latest':>7s} {'rho':>6s}")
+        f"{'-oracle':>7s} {'-latest':>7s} {'rho':>6s} {'late':>6s}")
   for run, r in report["runs"].items():
     for name, c in r["choices"].items():
-      rho = c.get("spearman")
+      rhos = " ".join("" if c.get(k) is None else f"{c[k]:6.2f}"
+                      for k in ("spearman", "spearman_late"))
       print(f"{run:34s} {name:24s} {c['step']:5d} "
             f"{100 * c['test_accuracy']:6.2f} {100 * c['below_oracle']:7.2f} "
-            f"{100 * c['below_latest']:7.2f} "
-            f"{'' if rho is None else f'{rho:6.2f}'}")
+            f"{100 * c['below_latest']:7.2f} {rhos}")
   for domain, s in report["sweeps"].items():
     print(f"\nsweep {domain}: best run {s['best_run']} "
           f"{100 * s['best']:.2f}%")

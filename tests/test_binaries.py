@@ -70,6 +70,10 @@ def one_class(tmp_path_factory):
                            "--target=usps"],
      "error: --target cannot change a trained model"),
     ("pixelda_tf.train", ["stray"], "error: unexpected arguments ['stray']"),
+    ("pixelda_tf.rank", ["runs/x"], "error: give two or more run folders"),
+    ("pixelda_tf.rank", ["/no/a", "/no/b"], "error: /no/a is not a folder"),
+    ("pixelda_tf.rank", ["--by=accuracy", "/no/a", "/no/b"],
+     "error: flag --by=accuracy: value should be one of <entropy|im|"),
 ])
 def test_a_mistake_is_one_line_naming_the_flag(module, args, message,
                                                one_class):
