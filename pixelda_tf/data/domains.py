@@ -63,7 +63,8 @@ def _full(cfg: DataConfig, role: str):
     # Carved once here; the cache keeps only the slices (not a second copy
     # of the full arrays).
     carved, known = _target_splits(cfg, out, origin)
-    out = {"splits": {split: _only_classes(cfg, *carved[split], known[split])
+    out = {"splits": {split: _only_classes(cfg, num_classes, *carved[split],
+                                           known[split])
                       for split in carved}}
   return out, origin, num_classes
 
@@ -135,10 +136,12 @@ def _target_splits(cfg: DataConfig, arrays: Dict[str, np.ndarray],
   return out, known
 
 
-def _only_classes(cfg: DataConfig, x: np.ndarray, y: Optional[np.ndarray],
-                  origin: str, known: Optional[np.ndarray]) -> Split:
-  """(x, y, origin) restricted to the classes of `--classes` (all if unset),
-  selected by the known labels `known` (N,), which a hidden `y` may not show.
+def _only_classes(cfg: DataConfig, num_classes: int, x: np.ndarray,
+                  y: Optional[np.ndarray], origin: str,
+                  known: Optional[np.ndarray]) -> Split:
+  """(x, y, origin) restricted to the classes of `--classes` (unchanged if
+  unset or naming all `num_classes`), selected by the known labels `known`
+  (N,), which a hidden `y` may not show.
 
   Applied after every held-out slice is drawn, on all the classes: a subset
   run's validation and test slices are exactly the all-class run's slices
@@ -147,7 +150,7 @@ def _only_classes(cfg: DataConfig, x: np.ndarray, y: Optional[np.ndarray],
   its data unchanged, byte for byte.
   """
   ids = cfg.class_ids()
-  if ids is None:
+  if ids is None or ids == tuple(range(num_classes)):
     return x, y, origin
   if known is None:  # validate() refuses folders, the one unlabelled case.
     raise errors.DataError(f"{origin}: no labels to keep --classes="
@@ -179,9 +182,9 @@ def load_domain(cfg: DataConfig, role: str, split: str) -> Domain:
       raise errors.DataError(
           f"{origin}: no test split; give the folder train/ and test/ "
           "subfolders")
-    x, y, origin = _only_classes(cfg, arrays[f"{split}_images"],
-                                 arrays[f"{split}_labels"], origin,
-                                 arrays[f"{split}_labels"])
+    y = arrays[f"{split}_labels"]
+    x, y, origin = _only_classes(cfg, num_classes, arrays[f"{split}_images"],
+                                 y, origin, y)
     name = cfg.source
   else:
     arrays, _, num_classes = _full(cfg, role)
