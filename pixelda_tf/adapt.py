@@ -8,7 +8,10 @@ Each source image of --split is adapted with K = --samples_per_image z draws
 labelled with its source label. --out becomes a folder with manifest.json and
 either adapted.tfrecord or one PNG subfolder per class (readable by
 keras.utils.image_dataset_from_directory and --source=folder). Data flags
-(--source, --mnist_dir, ...) override the run's config.json.
+(--source, --mnist_dir, ...) override the run's config.json; --classes too,
+so a G trained on some classes can adapt others (manifest.json lists those
+it never saw, `unseen_classes`). --identity writes the source images
+themselves through the same files: the source-only floor for classify.
 """
 
 from pixelda_tf import runner
@@ -40,6 +43,10 @@ OVERWRITE = runner.overwrite_flag()
 RAW_WEIGHTS = flags.DEFINE_bool(
     "raw_weights", False, "For a run trained with --ema_decay: adapt with "
     "G's raw weights, not the averaged ones its evaluations scored.")
+IDENTITY = flags.DEFINE_bool(
+    "identity", False, "Write the source images unchanged (no G, no "
+    "checkpoint read): a classifier trained on them by pixelda_tf.classify "
+    "is the source-only floor of the same pipeline.")
 
 
 def main(argv):
@@ -54,10 +61,11 @@ def main(argv):
       samples_per_image=SAMPLES.value, fmt=FORMAT.value, split=SPLIT.value,
       max_images=MAX_IMAGES.value, seed=pixelda_flags.SEED.value,
       which=CHECKPOINT.value, overwrite=OVERWRITE.value,
-      averaged=not RAW_WEIGHTS.value)
+      averaged=not RAW_WEIGHTS.value, identity=IDENTITY.value)
   print(json.dumps({k: manifest[k] for k in (
       "format", "num_examples", "num_images", "samples_per_image",
-      "examples_per_class", "checkpoint", "weights", "step", "wall_time_s")}
+      "examples_per_class", "checkpoint", "weights", "step",
+      "unseen_classes", "wall_time_s")}
                    | {"out": OUT.value}))
   return 0
 

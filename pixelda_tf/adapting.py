@@ -55,13 +55,21 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
                   samples_per_image: int = 1, fmt: str = "tfrecord",
                   split: str = "train", max_images: int = 0, seed: int = 0,
                   which: str = "latest", batch_size: int = 256,
-                  overwrite: bool = False, averaged: bool = True) -> Dict:
+                  overwrite: bool = False, averaged: bool = True,
+                  identity: bool = False) -> Dict:
   """Writes G(x_s, z) for K z per source image, labelled with the source label.
 
   Example (i, k) — source image i of `split`, draw k — uses
   `evaluation.noise(seed, i, K, noise_dim)[k]`. G has the averaged weights
   of a run trained with `ema_decay` (what its evaluations scored), or with
-  `averaged=False` the raw ones it trained with.
+  `averaged=False` the raw ones it trained with. With `identity`, G is the
+  identity: the source images themselves are written (RGB, at the model's
+  size), no checkpoint is read, and a classifier trained on the set is the
+  source-only floor of the same pipeline.
+
+  `overrides` may name other classes (`classes`) than the run trained on:
+  G then adapts classes it never saw, and the manifest lists them
+  (`unseen_classes`).
 
   Returns:
     the manifest (also `out/manifest.json`).
@@ -78,14 +86,18 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
   require(split in ("train", "test"), f"--split={split!r}: use train or test")
   if tf.io.gfile.exists(out) and not overwrite:
     raise FileExistsError(f"--out={out} exists; remove it or pass --overwrite")
-  cfg = config_lib.override_data(rundir.load_config(model_dir), overrides)
-  require(cfg.train.mode == "pixelda",
+  trained = rundir.load_config(model_dir)
+  cfg = config_lib.override_data(trained, overrides)
+  require(identity or cfg.train.mode == "pixelda",
           f"{model_dir} is a --mode={cfg.train.mode} run: its generator was "
-          "never trained, so there is nothing to adapt with")
-  rundir.checkpoint_candidates(model_dir, which)  # Fail before loading data.
+          "never trained, so there is nothing to adapt with (--identity "
+          "writes the source images unchanged)")
+  if not identity:
+    rundir.checkpoint_candidates(model_dir, which)  # Fail before the data.
   source = data.load_domain(cfg.data, "source", split)
   n = min(len(source), max_images) if max_images else len(source)
-  model = rundir.restore(model_dir, which, averaged=averaged)
+  model = None if identity else rundir.restore(model_dir, which,
+                                               averaged=averaged)
   noise_dim = cfg.generator.noise_dim
   num_classes = cfg.classifier.num_classes
   classes = _class_dirs(cfg)
@@ -109,7 +121,7 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
         evaluation.noise(seed, i, samples_per_image, noise_dim) for i in idx]))
     # [-1, 1] -> [0, 255] as evaluation.image_grid does, rounded; (B, K, ...).
     pixels = tf.stack([tf.cast(tf.clip_by_value(tf.round(
-        (model.adapt(x, z[:, k]) + 1.0) * 127.5), 0, 255), tf.uint8)
+        (_generate(model, x, z[:, k]) + 1.0) * 127.5), 0, 255), tf.uint8)
                        for k in range(samples_per_image)], axis=1)
     # Image-major, sample-minor: the record order does not depend on the
     # batch size.
@@ -127,14 +139,18 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
   if writer is not None:
     writer.close()
   empty = [classes[i] for i in range(num_classes) if not counts[i]]
-  if empty:
+  kept = cfg.data.class_ids()
+  # Classes --classes leaves out are empty by request: no warning for them.
+  missing = [classes[i] for i in range(num_classes) if not counts[i]
+             and (kept is None or i in kept)]
+  if missing:
     logging.warning(
         "the adapted set has no images of class%s %s (of %d): %s; a "
         "classifier trained on it never learns %s: adapt with a larger "
-        "--max_images (0 = all)", "es" if len(empty) > 1 else "", empty,
+        "--max_images (0 = all)", "es" if len(missing) > 1 else "", missing,
         num_classes, f"none among the first {n} --split={split} source "
         f"images (--max_images={max_images})" if n < len(source) else
-        f"the source's {split} split has none", "them" if len(empty) > 1
+        f"the source's {split} split has none", "them" if len(missing) > 1
         else "it")
   manifest = {
       "format": fmt, "num_examples": int(n * samples_per_image),
@@ -143,10 +159,9 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
       "empty_classes": empty,
       "split": split, "seed": seed, "image_size": cfg.data.image_size,
       "num_classes": num_classes, "model_dir": model_dir,
-      "checkpoint": model.restored_from,
-      "weights": ("averaged" if averaged and model.average is not None
-                  else "raw"),
-      "step": int(model.step), "source_origin": source.origin,
+      **_generator_facts(model, averaged),
+      **unseen_classes(trained, counts, identity),
+      "source_origin": source.origin,
       "config": cfg.to_dict(), "features": sorted(FEATURES),
       "wall_time_s": time.time() - started,
       "code": provenance.code_version(),
@@ -156,6 +171,39 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
     tf.io.gfile.rmtree(out)
   tf.io.gfile.rename(tmp, out)
   return manifest
+
+
+def _generate(model, x: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+  """G(x, z) in [-1, 1], (B, S, S, 3); with no model (identity) x itself."""
+  return x if model is None else model.adapt(x, z)
+
+
+def _generator_facts(model, averaged: bool) -> Dict[str, Any]:
+  """The manifest's checkpoint, weights and step (none for identity)."""
+  if model is None:
+    return {"checkpoint": None, "step": 0,
+            "weights": "none: the source images themselves (--identity)"}
+  return {"checkpoint": model.restored_from, "step": int(model.step),
+          "weights": ("averaged" if averaged and model.average is not None
+                      else "raw")}
+
+
+def unseen_classes(trained: config_lib.Config, counts: np.ndarray,
+                   identity: bool = False) -> Dict[str, Any]:
+  """The manifest's note on classes G never saw: those with adapted images
+  (`counts` (num_classes,)) outside the run's `--classes`. Empty for a run
+  trained on all classes, or with no G (identity)."""
+  ids = trained.data.class_ids()
+  if ids is None or identity:
+    return {"trained_classes": "all", "unseen_classes": []}
+  unseen = [i for i in range(len(counts)) if counts[i] and i not in ids]
+  out = {"trained_classes": list(ids), "unseen_classes": unseen}
+  if unseen:
+    out["unseen_note"] = (
+        f"G never saw classes {unseen} in training (its run was trained with "
+        f"--classes={trained.data.classes}): their images show how G "
+        "carries over to new classes, not what it learned of them")
+  return out
 
 
 def _example(png: bytes, label: int, index: int, sample: int) -> bytes:

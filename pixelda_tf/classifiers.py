@@ -312,6 +312,8 @@ def train_and_evaluate(train_dir: Union[str, Sequence[str]],
       "batch_size": batch_size, "seed": seed,
       "train_accuracy": float(history.history["accuracy"][-1]),
       "target": cfg.data.target, "eval_split": eval_split,
+      # The target classes tested on (`--classes`), all by default.
+      "target_classes": list(cfg.data.class_ids() or range(num_classes)),
       "target_origin": target.origin, **rep, **extra,
       "empty_classes": empty,
       "pixel_statistics": stats,

@@ -9,9 +9,12 @@ The paper's decoupling check: G is trained once, then a classifier of another
 architecture learns from its output alone (`--arch=task_tower`, T's own
 architecture trained fresh, is the control). The target to test on defaults to
 the one in the (first) adapted set's manifest (the run it came from); data
-flags (--target, --mnist_m_dir, --target_dir, ...) override it. Writes the
-result to --out (default <train_dir>/classify_<arch>.json; required with
-several sets) and prints it.
+flags (--target, --mnist_m_dir, --target_dir, ...) override it; --classes
+tests on those classes of the target only (the classifier still has an
+output per class), e.g. the classes G never saw. A set written by
+`pixelda_tf.adapt --identity` (the source images themselves) gives the
+source-only floor of the same pipeline. Writes the result to --out (default
+<train_dir>/classify_<arch>.json; required with several sets) and prints it.
 """
 
 from pixelda_tf import runner
@@ -82,7 +85,7 @@ def main(argv):
   rundir.write_json(out, {**results, "code": provenance.code_version()})
   print(json.dumps({k: results[k] for k in (
       "arch", "num_train", "num_source", "train_accuracy", "accuracy",
-      "num_examples", "target_origin")}
+      "num_examples", "target_classes", "target_origin")}
                    | {k: results[k] for k in ("accuracy_before_adapt_bn",)
                       if k in results} | {"out": out}))
   return 0

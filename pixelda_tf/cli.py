@@ -29,8 +29,10 @@ def data_overrides() -> Dict[str, Any]:
   for flag, field in DATA_FLAGS.items():
     if FLAGS[flag].present:
       value = pixelda_flags.HOLDERS[flag].value
-      # As config_from_flags: an empty path means "not set".
-      out[field] = None if value == "" else value
+      # As config_from_flags: an empty path means "not set" (an empty
+      # --classes stays empty: all classes).
+      unset = value == "" and getattr(config_lib.DataConfig(), field) is None
+      out[field] = None if unset else value
   return out
 
 

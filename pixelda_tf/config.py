@@ -30,6 +30,8 @@ MNIST_M_VARIANTS = ("auto", "bsds500", "offline", "released")
 MODES = ("pixelda", "source_only", "target_only")
 TARGET_LABELS = ("auto", "test", "none")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# Classes of the built-in data sets (the digits 0-9), what --classes picks from.
+BUILTIN_CLASSES = 10
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
 SELECTIONS = ("auto", "val_accuracy", "latest") + validators.SCORES
 
@@ -146,6 +148,10 @@ class DataConfig(_Section):
       0 = 10%, at most 1,000.
     download: try network downloads when the network is reachable.
     seed: seed for data order and for generating MNIST-M.
+    classes: comma-separated class ids ("0,1,2,3,4"; empty = all) that the
+      built-in source and target keep, in every split (the target's train
+      pool too); labels keep their ids and `num_classes` its value, so the
+      networks still have an output per class. `class_ids` parses it.
   """
   source: str = opt("mnist", "Labelled source domain: " + ", ".join(SOURCES))
   target: str = opt("mnist_m", "Target domain: " + ", ".join(TARGETS))
@@ -190,6 +196,12 @@ class DataConfig(_Section):
   seed: int = opt(0, "Seed of MNIST-M generation and of every held-out slice "
                   "(validation, test): keep it fixed across training seeds so "
                   "every run is tested on the same images.", flag="data_seed")
+  classes: str = opt("", "Keep only these class ids of the built-in source "
+                     "and target, in every split (target train pool, "
+                     "validation and test too), e.g. 0,1,2,3,4; labels keep "
+                     "their ids and --num_classes stays. Empty = all. Not "
+                     "with folders: keep only those class subfolders (an "
+                     "unlabelled target pool cannot be restricted).")
 
   def validate(self) -> None:
     f = self.flag
@@ -226,6 +238,47 @@ class DataConfig(_Section):
     require(self.source != self.target or self.source == "folder",
             f"{f('source')} and {f('target')} are both {self.source!r}: "
             "adaptation needs two domains")
+    self._validate_classes()
+
+  def class_ids(self) -> Optional[Tuple[int, ...]]:
+    """The sorted class ids `classes` keeps, or None for all classes.
+
+    Raises:
+      ConfigError: `classes` is not a list of distinct integer ids.
+    """
+    if not self.classes:  # "" from flags; None from an older manifest.
+      return None
+    f = self.flag("classes")
+    items = [item.strip() for item in self.classes.split(",")]
+    require(any(items), f"{f}={self.classes!r} names no class: give "
+            "comma-separated ids, e.g. 0,1,2,3,4, or drop the flag (all "
+            "classes)")
+    bad = [item for item in items if not item.isdigit()]
+    require(not bad, f"{f}={self.classes}: {', '.join(map(repr, bad))} is "
+            "not a class id; give comma-separated integers, e.g. 0,1,2,3,4")
+    ids = [int(item) for item in items]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    require(not twice, f"{f}={self.classes} names {twice} twice: name each "
+            "class once")
+    return tuple(sorted(ids))
+
+  def _validate_classes(self) -> None:
+    f = self.flag
+    ids = self.class_ids()
+    if ids is None:
+      return
+    folders = [f(role) + "=folder" for role in ("source", "target")
+               if getattr(self, role) == "folder"]
+    require(not folders, f"{f('classes')} restricts the built-in data sets, "
+            f"and {' '.join(folders)} reads a folder: folders already express "
+            "a subset: keep only those class subfolders and drop "
+            f"{f('classes')}")
+    outside = [i for i in ids if i >= BUILTIN_CLASSES]
+    require(not outside, f"{f('classes')}={self.classes}: {outside} not "
+            f"among the built-in classes 0-{BUILTIN_CLASSES - 1}; use ids in "
+            f"[0, {BUILTIN_CLASSES})")
+    require(len(ids) >= 2, f"{f('classes')}={self.classes}: one class leaves "
+            "nothing to classify; give at least 2, e.g. 0,1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -748,6 +801,11 @@ class Config:
             f"{f(TrainConfig, 'ema_decay')}=0 keeps no average: set "
             f"{f(TrainConfig, 'ema_decay')} (e.g. 0.999) or drop "
             f"{f(LossConfig, 'target_teacher')}")
+    ids = d.class_ids()
+    n = self.classifier.num_classes
+    require(ids is None or ids[-1] < n,
+            f"{f(DataConfig, 'classes')}={d.classes}: class ids must be in "
+            f"[0, {f(ClassifierConfig, 'num_classes')}={n})")
     size = d.image_size
     shift = w.target_teacher_shift
     require(isinstance(shift, int) and not isinstance(shift, bool)

@@ -150,6 +150,25 @@ def test_command_line_overrides_the_flagfile_and_seeds_are_separate():
      "--select_checkpoint=domain_confusion scores G and D, which "
      "--mode=source_only does not train: use one of auto, val_accuracy, "
      "latest, entropy, im, bnm, snd$"),
+    # --classes: a subset of the built-in data sets' classes.
+    (["--classes=0,10"], r"--classes=0,10: [10] not among the built-in "
+     r"classes 0-9; use ids in [0, 10\)$"),
+    (["--classes=0,x"], "--classes=0,x: 'x' is not a class id; give "
+     "comma-separated integers, e.g. 0,1,2,3,4$"),
+    (["--classes=,"], "--classes=',' names no class: give comma-separated "
+     "ids, e.g. 0,1,2,3,4, or drop the flag"),
+    (["--classes=1,2,1"], "--classes=1,2,1 names [1] twice: name each class "
+     "once$"),
+    (["--classes=3"], "--classes=3: one class leaves nothing to classify; "
+     "give at least 2, e.g. 0,1$"),
+    (["--classes=0,1,2", "--source=folder", "--source_dir=/x"],
+     "--classes restricts the built-in data sets, and --source=folder reads "
+     "a folder: folders already express a subset: keep only those class "
+     "subfolders and drop --classes$"),
+    (["--classes=0,1,2", "--target=folder", "--target_dir=/x"],
+     "--target=folder reads a folder: folders already express a subset"),
+    (["--classes=0,5", "--num_classes=4"], r"--classes=0,5: class ids must "
+     r"be in [0, --num_classes=4\)$"),
 ])
 def test_contradictory_or_bad_values_fail_with_the_fix(argv, message):
   with pytest.raises(config_lib.ConfigError, match=message.replace(
@@ -271,7 +290,7 @@ def test_flag_names_are_the_ones_users_know():
       "lr_decay_steps": "decay_steps", "lr_decay_rate": "decay_rate",
       "lr_late_decay_steps": "late_decay_steps",
       "lr_late_decay_from": "late_decay_from"}
-  assert len(pixelda_flags._FLAGS) == 76
+  assert len(pixelda_flags._FLAGS) == 77
 
 
 def test_docs_options_md_is_up_to_date():

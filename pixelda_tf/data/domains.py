@@ -62,7 +62,10 @@ def _full(cfg: DataConfig, role: str):
   if role == "target":
     # Carved once here; the cache keeps only the slices (not a second copy
     # of the full arrays).
-    out = {"splits": _target_splits(cfg, out, origin)}
+    carved, known = _target_splits(cfg, out, origin)
+    out = {"splits": {split: _only_classes(cfg, num_classes, *carved[split],
+                                           known[split])
+                      for split in carved}}
   return out, origin, num_classes
 
 
@@ -70,8 +73,11 @@ Split = Tuple[np.ndarray, Optional[np.ndarray], str]
 
 
 def _target_splits(cfg: DataConfig, arrays: Dict[str, np.ndarray],
-                   origin: str) -> Dict[str, Split]:
-  """The target's train / val / test as (images, labels or None, origin).
+                   origin: str) -> Tuple[Dict[str, Split],
+                                         Dict[str, Optional[np.ndarray]]]:
+  """The target's train / val / test as (images, labels or None, origin),
+  and each split's known labels (even those `target_labels` hides: what
+  `--classes` selects by; None only for an unlabelled folder).
 
   Labels the user asked to ignore (`target_labels`) are dropped first. Then
   every slice carved out of a labelled train split is stratified and drawn
@@ -105,6 +111,12 @@ def _target_splits(cfg: DataConfig, arrays: Dict[str, np.ndarray],
         x, y, n_val, cfg.val_size, "val_size", "for validation", seed, 2,
         f"{origin} (validation: {n_val} images held out of train, "
         f"stratified, data seed {seed})")
+  # Nothing was carved when the labels were dropped, so the known labels
+  # still line up with x.
+  known = {"train": y if keep else arrays.get("train_labels")}
+  known["test"] = (out["test"][1] if "test" in out and "test_images" not in
+                   arrays else arrays.get("test_labels", known["train"]))
+  known["val"] = out["val"][1] if "val" in out else known["train"]
   if cfg.target_labels == "test":
     y = None
   ignored = y is None and arrays.get("train_labels") is not None
@@ -121,7 +133,31 @@ def _target_splits(cfg: DataConfig, arrays: Dict[str, np.ndarray],
              else "unlabelled")
       out[split] = (out[split][0], None,
                     f"{out[split][2]} (no labelled {split} split: {why})")
-  return out
+  return out, known
+
+
+def _only_classes(cfg: DataConfig, num_classes: int, x: np.ndarray,
+                  y: Optional[np.ndarray], origin: str,
+                  known: Optional[np.ndarray]) -> Split:
+  """(x, y, origin) restricted to the classes of `--classes` (unchanged if
+  unset or naming all `num_classes`), selected by the known labels `known`
+  (N,), which a hidden `y` may not show.
+
+  Applied after every held-out slice is drawn, on all the classes: a subset
+  run's validation and test slices are exactly the all-class run's slices
+  restricted to its classes (what makes a subset run and an all-class run
+  comparable on the same test images), and a run without --classes gets
+  its data unchanged, byte for byte.
+  """
+  ids = cfg.class_ids()
+  if ids is None or ids == tuple(range(num_classes)):
+    return x, y, origin
+  if known is None:  # validate() refuses folders, the one unlabelled case.
+    raise errors.DataError(f"{origin}: no labels to keep --classes="
+                           f"{cfg.classes} by; drop --classes")
+  keep = np.isin(known, ids)
+  return (x[keep], None if y is None else y[keep],
+          f"{origin} (classes {','.join(map(str, ids))} only: --classes)")
 
 
 def load_domain(cfg: DataConfig, role: str, split: str) -> Domain:
@@ -146,7 +182,9 @@ def load_domain(cfg: DataConfig, role: str, split: str) -> Domain:
       raise errors.DataError(
           f"{origin}: no test split; give the folder train/ and test/ "
           "subfolders")
-    x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+    y = arrays[f"{split}_labels"]
+    x, y, origin = _only_classes(cfg, num_classes, arrays[f"{split}_images"],
+                                 y, origin, y)
     name = cfg.source
   else:
     arrays, _, num_classes = _full(cfg, role)
