@@ -1,7 +1,8 @@
 #!/bin/bash
 # The runs behind benchmarks/results/label_free/: the label-free scores
 # against the truth on four target domains, a settings sweep and runs that
-# degrade (benchmarks/README.md, "Label-free validation").
+# degrade (benchmarks/README.md, "Label-free validation"): 13 runs, about
+# 2 hours on a 2-core CPU.
 #
 #   benchmarks/label_free_runs.sh ROOT MNIST_DIR MNIST_M_ZIP USPS_H5 BSDS_IMAGES
 #
@@ -28,6 +29,9 @@ RUNS=(
   "rel_tig|--flagfile=$P --seed=0 --task_in_g_weight=0.1 --style_weight=0.1 $REL"
   "usps|--flagfile=configs/usps_cpu.flags --seed=0 --mnist_dir=$MNIST --usps_path=$USPS --data_dir=$ROOT/data"
   "offline|--flagfile=configs/mnistm_cpu.flags --ema_decay=0.999 --seed=0 --mnist_dir=$MNIST --data_dir=$ROOT/data"
+  "rel_ent|--flagfile=$P --seed=0 --target_entropy_weight=1.0 $REL"
+  "usps_s1|--flagfile=configs/usps_cpu.flags --seed=1 --mnist_dir=$MNIST --usps_path=$USPS --data_dir=$ROOT/data"
+  "rel_pl|--flagfile=$P --seed=0 --pseudo_label_weight=1.0 --pseudo_label_threshold=0.5 $REL"
   "folder_usps_m|--flagfile=configs/mnistm_cpu.flags --ema_decay=0.999 --seed=0 --source=folder --source_dir=$ROOT/usps_m/mnist --target=folder --target_dir=$ROOT/usps_m/usps --target_val_dir=$ROOT/usps_m/usps_val --data_dir=$ROOT/data"
 )
 run() {

@@ -50,7 +50,7 @@ GENERATOR_SCORES = SCORES[4:]
 # What --select_checkpoint=auto keeps when the target has no labelled
 # validation images: the choice that stayed closest to the truth on every
 # domain measured (benchmarks/README.md, "Label-free validation").
-LABEL_FREE_DEFAULT = "latest"
+LABEL_FREE_DEFAULT = "im"
 # What `python -m pixelda_tf.rank` ranks runs by unless told: the score that
 # ranked settings closest to their accuracy where measured (same section).
 RANK_DEFAULT = "im"

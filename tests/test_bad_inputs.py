@@ -417,6 +417,12 @@ def test_no_best_checkpoint_names_the_real_cause(tmp_path, fake):
     with pytest.raises(FileNotFoundError, match=want.replace(
         "(", r"\(").replace(")", r"\)")):
       rundir.checkpoint_candidates(other.train.model_dir, "best")
+  # A run told to keep none says so.
+  other = _config(tmp_path / "latest", fake, select_checkpoint="latest")
+  _run_folder(other, steps=(2,))
+  with pytest.raises(FileNotFoundError, match="--select_checkpoint=latest, "
+                     "which keeps none; use --checkpoint=latest"):
+    rundir.checkpoint_candidates(other.train.model_dir, "best")
 
 
 # --- 11: --keep_checkpoints=1 ------------------------------------------------

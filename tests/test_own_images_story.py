@@ -16,6 +16,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from pixelda_tf import validators
+
 
 # Trains, exports or starts processes: not in the quick tier.
 pytestmark = pytest.mark.slow
@@ -82,14 +84,18 @@ def test_training_without_target_labels_finishes_and_says_why(story):
   with open(os.path.join(run, "results.json")) as f:
     results = json.load(f)
   assert results["final"]["accuracy"] is None
-  assert results["checkpoint_kept"].startswith("latest")
-  assert "best" not in results
   # Every evaluation has no accuracy, only the label-free scores.
   assert results["val_history"], results
   for entry in results["val_history"]:
     assert entry["val_accuracy"] is None and entry["test_accuracy"] is None
     assert "score/im" in entry and "score/domain_confusion" in entry
-  assert "latest checkpoint is kept" in train.stderr
+  # --select_checkpoint=auto keeps by the label-free default, and says so.
+  default = f"score/{validators.LABEL_FREE_DEFAULT}"
+  assert results["selection"] == default and "checkpoint_kept" not in results
+  top = max(results["val_history"], key=lambda h: h[default])
+  assert results["best"]["step"] == top["step"]
+  assert results["best"]["accuracy"] is None and results["best"]["reason"]
+  assert f"best/ keeps the checkpoint of highest {default}" in train.stderr
   assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
 
 
@@ -201,7 +207,8 @@ def test_labelled_test_and_val_folders_are_scored(story, tmp_path):
   assert results["best"]["step"] in (1, 2) and "checkpoint_kept" not in results
   assert str(tmp_path / "val") in results["data_sources"]["target/val"]
   # Without the validation folder: test accuracy is still tracked, and the
-  # run keeps (and says it keeps) its latest checkpoint.
+  # run keeps the checkpoint the label-free default picks (test labels are
+  # never used to choose).
   cfg = tiny.tiny_config(
       data=dict(cfg.data.__dict__, target_val_dir=None),
       classifier=dict(num_classes=2),
@@ -209,8 +216,9 @@ def test_labelled_test_and_val_folders_are_scored(story, tmp_path):
   results = training.train(cfg, strategy=tf.distribute.get_strategy())
   assert [h["val_accuracy"] for h in results["val_history"]] == [None, None]
   assert all(0 <= h["test_accuracy"] <= 1 for h in results["val_history"])
-  assert results["final"]["num_examples"] == 6 and "best" not in results
-  assert results["checkpoint_kept"].startswith("latest")
+  assert results["final"]["num_examples"] == 6
+  assert results["selection"] == f"score/{validators.LABEL_FREE_DEFAULT}"
+  assert results["best"]["num_examples"] == 6
   # The README's first layout: a flat, unlabelled target and a validation
   # folder, no test split. Validation picks the best checkpoint; nothing is
   # there to test it on, and results.json says so instead of failing.
