@@ -140,25 +140,31 @@ def read(spec: str):
     raise app.UsageError(f"--run={spec}: {path}/history.json has no labelled "
                          "test accuracy at every evaluation")
   with open(os.path.join(path, "results.json")) as f:
-    split = json.load(f)["data_sources"]["target/test"]
-  command = None  # benchmarks/label_free_runs.sh writes it beside the run.
+    results = json.load(f)
+  split = results["data_sources"]["target/test"]
+  run = {"code": results["code"], "command": None}
   if os.path.exists(os.path.join(path, "command.txt")):
+    # benchmarks/label_free_runs.sh writes it beside the run.
     with open(os.path.join(path, "command.txt")) as f:
-      command = f.read().strip()
-  return domain, name, history, command, split
+      run["command"] = f.read().strip()
+  return domain, name, history, run, split
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   by_domain = collections.defaultdict(dict)
-  report = {"runs": {}, "sweeps": {}, "train_commands": {}}
+  report = {"runs": {}, "sweeps": {}}
+  # Each run's command, code version and history (what every figure is
+  # computed from), written beside the report (<out>_runs.json): the report
+  # holds only the figures the docs cite.
+  trained = {}
   splits = []
   for spec in RUN.value:
-    domain, name, history, command, split = read(spec)
+    domain, name, history, run, split = read(spec)
     by_domain[domain][name] = history
     report["runs"][f"{domain}:{name}"] = run_report(history)
-    report["train_commands"][f"{domain}:{name}"] = command
+    trained[f"{domain}:{name}"] = {**run, "history": history}
     if split not in splits:
       splits.append(split)
   for domain in SWEEP.value:
@@ -181,10 +187,12 @@ def main(argv):
             f"{100 * c['test_accuracy']:6.2f} (-{100 * c['below_best']:.2f}) "
             f"rho {'n/a' if rho is None else f'{rho:.2f}'}")
   if OUT.value:
-    report.update(result_fields.fields("; ".join(map(str, splits))))
+    facts = result_fields.fields("; ".join(map(str, splits)))
     os.makedirs(os.path.dirname(OUT.value) or ".", exist_ok=True)
     with open(OUT.value, "w") as f:
-      json.dump(report, f, indent=2)
+      json.dump({**report, **facts}, f, indent=2)
+    with open(OUT.value[:-len(".json")] + "_runs.json", "w") as f:
+      json.dump({"runs": trained, **facts}, f, indent=2)
   return 0
 
 

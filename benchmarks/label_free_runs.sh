@@ -1,7 +1,7 @@
 #!/bin/bash
 # The runs behind benchmarks/results/label_free/: the label-free scores
 # against the truth on four target domains, a settings sweep and runs that
-# degrade (benchmarks/README.md, "Label-free validation"): 13 runs, about
+# degrade (benchmarks/README.md, "Label-free validation"): 14 runs, about
 # 2 hours on a 2-core CPU.
 #
 #   benchmarks/label_free_runs.sh ROOT MNIST_DIR MNIST_M_ZIP USPS_H5 BSDS_IMAGES
@@ -33,6 +33,7 @@ RUNS=(
   "usps_s1|--flagfile=configs/usps_cpu.flags --seed=1 --mnist_dir=$MNIST --usps_path=$USPS --data_dir=$ROOT/data"
   "rel_pl|--flagfile=$P --seed=0 --pseudo_label_weight=1.0 --pseudo_label_threshold=0.5 $REL"
   "folder_usps_m|--flagfile=configs/mnistm_cpu.flags --ema_decay=0.999 --seed=0 --source=folder --source_dir=$ROOT/usps_m/mnist --target=folder --target_dir=$ROOT/usps_m/usps --target_val_dir=$ROOT/usps_m/usps_val --data_dir=$ROOT/data"
+  "folder_usps_m_s1|--flagfile=configs/mnistm_cpu.flags --ema_decay=0.999 --seed=1 --source=folder --source_dir=$ROOT/usps_m/mnist --target=folder --target_dir=$ROOT/usps_m/usps --target_val_dir=$ROOT/usps_m/usps_val --data_dir=$ROOT/data"
 )
 run() {
   local name=${1%%|*} args=${1#*|}

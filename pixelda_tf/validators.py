@@ -53,7 +53,7 @@ GENERATOR_SCORES = SCORES[4:]
 LABEL_FREE_DEFAULT = "im"
 # What `python -m pixelda_tf.rank` ranks runs by unless told: the score that
 # ranked settings closest to their accuracy where measured (same section).
-RANK_DEFAULT = "im"
+RANK_DEFAULT = "adapted_source_accuracy"
 
 
 def _as_probs(probs) -> np.ndarray:
