@@ -99,12 +99,13 @@ def main(argv: List[str]) -> int:
     raise app.UsageError("give two or more run folders, e.g. "
                          "`python -m pixelda_tf.rank runs/a runs/b`")
   rows = rank(argv[1:], FLAGS.by)
-  print(f"{'#':>2s}  {FLAGS.by:>10s}  {'step':>6s}  {'test acc':>8s}  run")
+  width = max(10, len(FLAGS.by))
+  print(f"{'#':>2s}  {FLAGS.by:>{width}s}  {'step':>6s}  {'test acc':>8s}  run")
   for i, r in enumerate(rows, 1):
     acc = r["test_accuracy"]
-    print(f"{i:2d}  {r['scores'][f'score/{FLAGS.by}']:10.4f}  "
+    print(f"{i:2d}  {r['scores'][f'score/{FLAGS.by}']:{width}.4f}  "
           f"{r['step']:6d}  {'-' if acc is None else f'{100 * acc:.2f}%':>8s}"
-          f"  {r['run']} ({r['kept']})")
+          f"  {r['run']} (kept by {r['kept']})")
   if FLAGS.json:
     with open(FLAGS.json, "w") as f:
       json.dump({"by": FLAGS.by, "runs": rows}, f, indent=2)
