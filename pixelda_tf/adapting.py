@@ -141,7 +141,7 @@ def adapt_dataset(model_dir: str, out: str, overrides: Dict[str, Any],
   empty = [classes[i] for i in range(num_classes) if not counts[i]]
   kept = cfg.data.class_ids()
   # Classes --classes leaves out are empty by request: no warning for them.
-  missing = [classes[i] for i in range(num_classes) if not counts[i]
+  missing = [c for i, c in enumerate(classes) if c in empty
              and (kept is None or i in kept)]
   if missing:
     logging.warning(
