@@ -28,6 +28,7 @@ SOURCES = ("mnist", "usps", "folder")
 TARGETS = ("mnist_m", "usps", "mnist", "folder")
 MNIST_M_VARIANTS = ("auto", "bsds500", "offline", "released")
 MODES = ("pixelda", "source_only", "target_only")
+NOISES = ("gaussian", "uniform")
 TARGET_LABELS = ("auto", "test", "none")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # Classes of the built-in data sets (the digits 0-9), what --classes picks from.
@@ -314,7 +315,9 @@ class DiscriminatorConfig(_Section):
     filters: channels of the first conv; doubled at each stride-2 conv.
     max_filters: cap on the channel count (512 in the paper).
     dropout_keep_prob: keep probability of the dropout after each conv.
-    noise_stddev: stddev of the Gaussian noise after each conv.
+    noise_stddev: stddev of the noise after each conv.
+    noise: "gaussian" (the paper's Dropout then GaussianNoise) or "uniform"
+      (`models.UniformDropoutNoise`: mask and noise from one uniform draw).
     minibatch_std: append, before the logit, one channel holding how much
       the batch's last features vary across its images (Karras et al.
       2018); not in the paper, off by default.
@@ -324,8 +327,13 @@ class DiscriminatorConfig(_Section):
                          flag="d_max_filters")
   dropout_keep_prob: float = opt(0.9, "Keep probability of the dropout after "
                                  "each conv.", flag="d_dropout_keep_prob")
-  noise_stddev: float = opt(0.2, "Stddev of the Gaussian noise after each "
-                            "conv.", flag="d_noise_stddev")
+  noise_stddev: float = opt(0.2, "Stddev of the noise after each conv.",
+                            flag="d_noise_stddev")
+  noise: str = opt("gaussian", "D's noise after each conv: gaussian (the "
+                   "paper: Dropout, then GaussianNoise), or uniform (the "
+                   "same mean and std, drawn with the dropout mask from one "
+                   "uniform per unit: a cheaper step on CPUs).",
+                   flag="d_noise")
   minibatch_std: bool = opt(False, "Give D a feature of how varied each batch "
                             "is (minibatch standard deviation, Karras et al. "
                             "2018; not in the paper): against a generator "
@@ -339,6 +347,7 @@ class DiscriminatorConfig(_Section):
     require(self.filters > 0 and self.max_filters > 0,
             f"{f('filters')}={self.filters} and {f('max_filters')}="
             f"{self.max_filters}: both must be > 0 (64 and 512 in the paper)")
+    self._one_of("noise", NOISES)
     require(0 <= self.noise_stddev < math.inf,
             f"{f('noise_stddev')}={self.noise_stddev}: must be finite and "
             ">= 0")

@@ -114,6 +114,13 @@ def onednn_enabled() -> bool:
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # GPUs with bfloat16 tensor cores: NVIDIA Ampere (compute capability 8.0) on.
 GPU_BF16_CAPABILITY = (8, 0)
+# The released-MNIST-M preset made for each kind of machine `auto` tells
+# apart (the README's presets table says the same).
+SUITED_PRESETS = {
+    "gpu": "configs/mnistm.flags",
+    "cpu mixed_bfloat16": "configs/mnistm_released_cpu.flags",
+    "cpu float32": "configs/mnistm_released_cpu_small_d.flags",
+}
 
 
 def resolve_precision(cfg: config_lib.RuntimeConfig) -> Tuple[str, str]:
@@ -154,6 +161,23 @@ def choose_auto_precision(
     gpus: Sequence[Tuple[str, Optional[Tuple[int, int]]]] = (),
 ) -> Tuple[str, str]:
   """`--precision=auto`'s rule, as a pure function of the machine.
+
+  See `_auto_rule`. The reason also names the released-MNIST-M preset made
+  for the kind of machine found (`SUITED_PRESETS`).
+
+  Returns:
+    (policy name, reason), the reason one line starting with `auto:`.
+  """
+  policy, why = _auto_rule(cpu_flags, on_x86, onednn, gpus)
+  kind = "gpu" if gpus else f"cpu {policy}"
+  return policy, f"{why}; the preset for this machine: {SUITED_PRESETS[kind]}"
+
+
+def _auto_rule(
+    cpu_flags: FrozenSet[str], on_x86: bool, onednn: bool,
+    gpus: Sequence[Tuple[str, Optional[Tuple[int, int]]]] = (),
+) -> Tuple[str, str]:
+  """`choose_auto_precision` without the preset it names.
 
   With GPUs the step runs on them: bfloat16 if every GPU has compute
   capability >= 8.0. Otherwise bfloat16 only on an x86 CPU with native BF16

@@ -285,12 +285,13 @@ def test_flag_names_are_the_ones_users_know():
       "g_residual_output": "residual_output", "d_filters": "filters",
       "d_max_filters": "max_filters",
       "d_dropout_keep_prob": "dropout_keep_prob",
-      "d_noise_stddev": "noise_stddev", "d_minibatch_std": "minibatch_std",
+      "d_noise_stddev": "noise_stddev", "d_noise": "noise",
+      "d_minibatch_std": "minibatch_std",
       **{f"{w}_weight": w for w in config_lib.LossConfig.weights()},
       "lr_decay_steps": "decay_steps", "lr_decay_rate": "decay_rate",
       "lr_late_decay_steps": "late_decay_steps",
       "lr_late_decay_from": "late_decay_from"}
-  assert len(pixelda_flags._FLAGS) == 77
+  assert len(pixelda_flags._FLAGS) == 78
 
 
 def test_docs_options_md_is_up_to_date():

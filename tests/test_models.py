@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from pixelda_tf import config as config_lib
 from pixelda_tf import cpu_layers
@@ -202,6 +203,57 @@ def test_minibatch_std_appends_the_batch_spread_as_numpy_computes_it():
                               "bfloat16")
     got = layer(x16)[0, 0, 0, 3]
     assert float(got) == float(expected)
+
+
+@pytest.mark.parametrize("keep_prob", [0.9, 0.5, 1.0])
+def test_uniform_dropout_noise_has_the_stock_layers_moments(keep_prob):
+  """Mask and noise from one draw: a Bernoulli(keep) mask, and noise of the
+  Gaussian's mean and std, uniform, independent of the mask."""
+  stddev, half = 0.2, 0.2 * 3 ** 0.5
+  layer = models.UniformDropoutNoise(keep_prob, stddev, seed=3)
+  x = np.full((100, 50, 50), 2.0, "float32")
+  y = np.asarray(layer(x, training=True))
+  kept = y > 2.0 / keep_prob - half - 1e-5
+  noise = np.where(kept, y - 2.0 / keep_prob, y)
+  assert abs(kept.mean() - keep_prob) < 0.003
+  assert np.all(np.abs(noise) <= half + 1e-5)
+  for part in (noise[kept], noise[~kept]):
+    if part.size:  # uniform on [-half, half] whichever way the mask fell
+      assert abs(part.mean()) < 0.01 and abs(part.std() - stddev) < 0.003
+      counts = np.histogram(part, bins=10, range=(-half, half))[0]
+      assert counts.min() > 0.9 * counts.mean()
+  # A second call draws again; inference passes x through untouched.
+  assert not np.array_equal(y, np.asarray(layer(x, training=True)))
+  np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+
+
+def test_uniform_dropout_noise_gradient_is_the_dropout_mask():
+  layer = models.UniformDropoutNoise(0.8, 0.2, seed=0)
+  x = tf.constant(np.full((64, 64), 1.0, "float32"))
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    y = layer(x, training=True)
+    total = tf.reduce_sum(y)
+  grad = tape.gradient(total, x).numpy()
+  kept = np.asarray(y) > 1.0 / 0.8 - 0.2 * 3 ** 0.5 - 1e-5
+  np.testing.assert_allclose(grad, np.where(kept, 1 / 0.8, 0.0), rtol=1e-6)
+
+
+def test_d_noise_uniform_keeps_d_and_its_initial_weights():
+  x = np.random.default_rng(2).uniform(-1, 1, (4, 16, 16, 3)).astype("f")
+  stock = models.build_discriminator(16, D_CFG, seed=5)
+  cheap = models.build_discriminator(
+      16, config_lib.DiscriminatorConfig(filters=8, max_filters=32,
+                                         noise="uniform"), seed=5)
+  assert not any(isinstance(l, keras.layers.GaussianNoise)
+                 for l in cheap.layers)
+  assert sum(isinstance(l, models.UniformDropoutNoise)
+             for l in cheap.layers) == 3
+  for a, b in zip(stock.trainable_weights, cheap.trainable_weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  np.testing.assert_allclose(cheap(x).numpy(), stock(x).numpy(), rtol=1e-6)
+  with pytest.raises(config_lib.ConfigError, match="--d_noise='normal'"):
+    config_lib.DiscriminatorConfig(noise="normal").validate()
 
 
 @pytest.mark.parametrize("minibatch_std", [False, True])

@@ -310,6 +310,22 @@ def test_auto_rule(cpu_flags, on_x86, onednn, gpus, want, because):
   assert got == want
   assert reason.startswith("auto: ") and because in reason
   assert "\n" not in reason
+  kind = "gpu" if gpus else f"cpu {want}"
+  assert reason.endswith(
+      f"; the preset for this machine: {runtime.SUITED_PRESETS[kind]}")
+
+
+def test_the_presets_auto_names_exist_and_agree_with_the_readme():
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with open(os.path.join(root, "README.md")) as f:
+    cells = [line.split("|") for line in f]
+  rows = {c[1].strip(" `"): c[5] for c in cells
+          if len(c) > 5 and c[1].strip(" `").endswith(".flags")}
+  hardware = {"gpu": "GPU", "cpu mixed_bfloat16": "**with** native bfloat16",
+              "cpu float32": "**without** native bfloat16"}
+  for kind, preset in runtime.SUITED_PRESETS.items():
+    assert os.path.exists(os.path.join(root, preset)), preset
+    assert hardware[kind] in rows[os.path.basename(preset)], (kind, preset)
 
 
 def test_resolve_precision_reads_the_cpu_flags(monkeypatch, tmp_path):
