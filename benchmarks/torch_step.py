@@ -29,8 +29,8 @@ dtype=torch.bfloat16)` (parameters and optimizer state stay float32; G's
 output conv and the D and T logit layers run in float32, as under Keras'
 mixed_bfloat16);
 `float32` is PyTorch's own default. Data are synthetic, batch 32 of 32x32x3.
-Prints one JSON line: median and all step times in seconds, first-step time,
-threads and versions.
+Prints one JSON line: median and all step times in seconds, images/s,
+first-step time, threads and versions.
 """
 
 import argparse
@@ -194,10 +194,9 @@ def make_step(precision):
   return step
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--precision", choices=["float32", "bfloat16"],
-                      default="float32")
+def timing_parser(description: str) -> argparse.ArgumentParser:
+  """The flags every PyTorch step benchmark here shares."""
+  parser = argparse.ArgumentParser(description=description)
   parser.add_argument("--steps", type=int, default=20)
   parser.add_argument("--warmup", type=int, default=3)
   parser.add_argument("--threads", type=int, default=0,
@@ -205,35 +204,61 @@ def main():
                       "(the physical cores).")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--json", default=None)
-  args = parser.parse_args()
+  return parser
+
+
+def check_timing_args(parser, args) -> None:
+  """Validates the shared flags and applies --threads and --seed."""
   if args.steps < 1 or args.warmup < 0:
     parser.error("--steps must be >= 1 and --warmup >= 0")
   if args.threads:
     torch.set_num_threads(args.threads)
   torch.manual_seed(args.seed)
-  xs = torch.rand(BATCH, 3, SIZE, SIZE) * 2 - 1
-  xt = torch.rand(BATCH, 3, SIZE, SIZE) * 2 - 1
-  ys = torch.randint(0, CLASSES, (BATCH,))
-  step = make_step(args.precision)
+
+
+def synthetic_batch(batch: int, size: int = SIZE):
+  """Fixed source images, labels and target images; images in [-1, 1]."""
+  xs = torch.rand(batch, 3, size, size) * 2 - 1
+  xt = torch.rand(batch, 3, size, size) * 2 - 1
+  ys = torch.randint(0, CLASSES, (batch,))
+  return xs, ys, xt
+
+
+def time_step(step, batch, args, **fields) -> dict:
+  """Times `step(*batch)`: the first call alone, `args.warmup` untimed, then
+  `args.steps` timed ones. Prints and returns the result (one JSON line;
+  also written to `args.json`), with `fields` added."""
   start = time.perf_counter()
-  step(xs, ys, xt)
+  step(*batch)
   first = time.perf_counter() - start
   for _ in range(args.warmup):
-    step(xs, ys, xt)
+    step(*batch)
   times = []
   for _ in range(args.steps):
     start = time.perf_counter()
-    step(xs, ys, xt)
+    step(*batch)
     times.append(time.perf_counter() - start)
+  median = statistics.median(times)
   result = dict(framework="pytorch", torch=torch.__version__,
-                python=platform.python_version(), precision=args.precision,
-                threads=torch.get_num_threads(),
-                median_s=statistics.median(times), first_s=first,
+                python=platform.python_version(), **fields,
+                threads=torch.get_num_threads(), median_s=median,
+                images_per_s=len(batch[0]) / median, first_s=first,
                 times_s=times)
   print(json.dumps(result), flush=True)
   if args.json:
     with open(args.json, "w") as f:
       json.dump(result, f, indent=1)
+  return result
+
+
+def main():
+  parser = timing_parser(__doc__.split("\n")[0])
+  parser.add_argument("--precision", choices=["float32", "bfloat16"],
+                      default="float32")
+  args = parser.parse_args()
+  check_timing_args(parser, args)
+  batch = synthetic_batch(BATCH)
+  time_step(make_step(args.precision), batch, args, precision=args.precision)
 
 
 if __name__ == "__main__":
