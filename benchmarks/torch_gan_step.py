@@ -158,8 +158,9 @@ def _call_flops(layers, batch, filter_grads, input_grads, input_grad_needed):
              for f, first in layers)
 
 
-def step_flops(g, d, c, batch, img_size):
-  """Counted FLOPs of one iteration, by network."""
+def step_flops(g, d, c, batch, img_size, monitor=False):
+  """Counted FLOPs of one iteration, by network (with `monitor`, also the
+  forward pass of C on the target batch)."""
   img = torch.zeros(2, CHANNELS, img_size, img_size)
   gl = layer_flops(g, img, torch.zeros(2, LATENT))
   dl, cl = layer_flops(d, img), layer_flops(c, img)
@@ -174,7 +175,8 @@ def step_flops(g, d, c, batch, img_size):
                         + 2 * _call_flops(dl, batch, 1, 1, 0)),
       # C(fake): to C's weights and through to G; C(x_s): weights only.
       "classifier": (_call_flops(cl, batch, 1, 1, 1)
-                     + _call_flops(cl, batch, 1, 1, 0)),
+                     + _call_flops(cl, batch, 1, 1, 0)
+                     + (_call_flops(cl, batch, 0, 0, 0) if monitor else 0)),
   }
 
 
@@ -230,7 +232,7 @@ def main():
   torch_step.check_timing_args(parser, args)
   batch = torch_step.synthetic_batch(args.batch_size, args.img_size)
   step, nets = make_step(args.img_size, args.monitor)
-  flops = step_flops(*nets, args.batch_size, args.img_size)
+  flops = step_flops(*nets, args.batch_size, args.img_size, args.monitor)
   gflop = sum(flops.values()) / 1e9
   torch_step.time_step(
       step, batch, args, networks="pytorch_gan", precision="float32",
