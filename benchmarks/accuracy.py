@@ -37,6 +37,7 @@ A run trained in stages (each resumed from the last one's checkpoint with
 import json
 import os
 import sys
+from typing import Optional
 
 # The checkout this script is in, before an installed pixelda_tf: its runs
 # (sweeps.child_env) and the recorded provenance are then this checkout's.
@@ -74,6 +75,11 @@ COMPARE_FROM = flags.DEFINE_integer(
     "min and max difference in points.")
 COMPARE_EVERY = flags.DEFINE_integer("compare_every", 2500,
                                      "Steps between --compare rows.")
+COMPARE_IMAGES = flags.DEFINE_bool(
+    "compare_images", False, "--compare at equal training images instead of "
+    "equal steps: each run's steps count in the first run's batches (from "
+    "each run's config.json), e.g. a batch-16 run's step 2,000 sits beside "
+    "a batch-32 run's step 1,000.")
 SUMMARIZE = flags.DEFINE_list(
     "summarize", None, "Train nothing: print the mean and std over runs "
     "(e.g. seeds) of their final and best-validation test accuracy. Give "
@@ -253,17 +259,22 @@ def against_first(by_step: list, after: int) -> list:
 
 
 def compare(histories: list, every: int, minutes_every: float = 10,
-            after: int = 0) -> dict:
+            after: int = 0, scales: Optional[list] = None) -> dict:
   """Test accuracy of several runs at the steps all of them evaluated (every
   `every`, and the last shared one), at each `minutes_every` minutes up
   to the shortest run's end, rounded (the last evaluation at or before
-  it), and each run against the first after step `after`."""
+  it), and each run against the first after step `after`. With `scales`
+  (one per run), a run's step s counts as step s * scale (equal images:
+  its batch size over the first run's)."""
   histories = [[h for h in hist if h.get("test_accuracy") is not None]
                for hist in histories]
   if not all(histories):
     raise ValueError("--compare: a run has no scored evaluations")
-  by_step = [{h["step"]: h["test_accuracy"] for h in hist}
-             for hist in histories]
+  scales = scales or [1] * len(histories)
+  by_step = [{h["step"] * scale: h["test_accuracy"] for h in hist}
+             for hist, scale in zip(histories, scales)]
+  by_step = [{int(k) if float(k).is_integer() else k: v
+              for k, v in scores.items()} for scores in by_step]
   shared = sorted(set.intersection(*(set(s) for s in by_step)))
   steps = [s for s in shared if s % every == 0]
   if shared and shared[-1] not in steps:
@@ -281,10 +292,27 @@ def compare(histories: list, every: int, minutes_every: float = 10,
                  "test_accuracy": done[-1]["test_accuracy"]}
                 if done else None)
     at_minutes.append(row)
-  return {"at_steps": [{"step": s, **{i: b[s] for i, b in enumerate(by_step)}}
+  return {"by": "steps" if scales == [1] * len(histories) else
+                f"images (steps of the first run's batch; scales {scales})",
+          "at_steps": [{"step": s, **{i: b[s] for i, b in enumerate(by_step)}}
                        for s in steps],
           "at_minutes": at_minutes,
           "against_first": against_first(by_step, after)}
+
+
+def batch_scales(specs: list) -> list:
+  """Each run's batch size over the first run's, from the config.json
+  beside its (last stage's) history."""
+  sizes = []
+  for spec in specs:
+    path = os.path.join(os.path.dirname(spec.split("+")[-1]), "config.json")
+    try:
+      with open(path) as f:
+        sizes.append(json.load(f)["train"]["batch_size"])
+    except (OSError, ValueError, KeyError) as e:
+      raise ValueError(f"--compare_images needs each run's config.json "
+                       f"beside its history: {path}: {e}") from e
+  return [size / sizes[0] for size in sizes]
 
 
 def write_comparison(path: str, specs: list, table: dict) -> None:
@@ -312,7 +340,7 @@ def write_comparison(path: str, specs: list, table: dict) -> None:
             results["wall_time_s"])
       run["test_split"] = result_fields.run_test_split(os.path.dirname(last))
     runs.append(run)
-  out = {"runs": runs,
+  out = {"runs": runs, "compared_at": table["by"],
          "at_steps": [{"step": row["step"],
                        "test_accuracy": [row[i] for i in range(len(specs))]}
                       for row in table["at_steps"]],
@@ -346,11 +374,15 @@ def main(argv):
   if COMPARE.value:
     try:
       table = compare([read_stages(p) for p in COMPARE.value],
-                      COMPARE_EVERY.value, after=COMPARE_FROM.value)
+                      COMPARE_EVERY.value, after=COMPARE_FROM.value,
+                      scales=(batch_scales(COMPARE.value)
+                              if COMPARE_IMAGES.value else None))
     except (OSError, ValueError) as e:  # a missing or unreadable history
       return usage.error(e)
     print("runs: " + ", ".join(f"[{i}] {p}"
                                for i, p in enumerate(COMPARE.value)))
+    if COMPARE_IMAGES.value:
+      print(f"at equal {table['by']}")
     for row in table["at_steps"]:
       print(f"step {row['step']:>7,}  " + "  ".join(
           f"[{i}] {100 * row[i]:.2f}%" for i in range(len(COMPARE.value))))

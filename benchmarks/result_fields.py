@@ -46,16 +46,24 @@ def code_version() -> str:
                            else "")
 
 
+# Environment variables that change which kernels run: a command names them.
+# (Not TF_ENABLE_ONEDNN_OPTS: the binaries set it themselves.)
+KERNEL_ENV = ("ONEDNN_MAX_CPU_ISA", "XLA_FLAGS")
+
+
 def command(argv: Optional[List[str]] = None) -> str:
-  """The command line that ran, from the repository root: e.g.
-  "python benchmarks/faults.py --runs=8 -- --flagfile=...". """
+  """The command line that ran, from the repository root, after the
+  `KERNEL_ENV` variables set: e.g. "ONEDNN_MAX_CPU_ISA=AVX2 python
+  benchmarks/faults.py --runs=8 -- --flagfile=...". """
   argv = list(sys.argv if argv is None else argv)
   script = argv[0]
   if os.path.isabs(script) and script.startswith(ROOT + os.sep):
     script = os.path.relpath(script, ROOT)
+  env = [f"{name}={shlex.quote(os.environ[name])} " for name in KERNEL_ENV
+         if name in os.environ]
   if script.endswith(".py"):
-    return shlex.join(["python", script] + argv[1:])
-  return shlex.join([script] + argv[1:])
+    return "".join(env) + shlex.join(["python", script] + argv[1:])
+  return "".join(env) + shlex.join([script] + argv[1:])
 
 
 def fields(test_split: str) -> Dict[str, str]:

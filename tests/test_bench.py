@@ -191,6 +191,27 @@ def test_accuracy_compare_lines_runs_up_by_step_and_by_minute(tmp_path):
       "level 0; mean -10.00 points (min -10.00, max -10.00)"]
   assert compare(f"{stages[0]}+{stages[1]}").stdout.splitlines()[1:] == (
       lines[1:])
+  # At equal images: run 1 trained at half the batch, so its step 2,000
+  # sits beside run 0's step 1,000 (and each run's config.json is needed).
+  for folder, batch in (("b32", 32), ("b16", 16)):
+    (tmp_path / folder).mkdir()
+    (tmp_path / folder / "config.json").write_text(
+        json.dumps({"train": {"batch_size": batch}}))
+  (tmp_path / "b32" / "history.json").write_text(json.dumps(runs[0]))
+  (tmp_path / "b16" / "history.json").write_text(json.dumps(runs[1]))
+  images = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "benchmarks", "accuracy.py"),
+       f"--compare={tmp_path / 'b32' / 'history.json'},"
+       f"{tmp_path / 'b16' / 'history.json'}", "--compare_every=1000",
+       "--compare_images"], capture_output=True, text=True, cwd=ROOT)
+  lines_images = images.stdout.splitlines()
+  assert lines_images[1].startswith("at equal images")
+  assert lines_images[2:5] == ["step   1,000  [0] 60.00%  [1] 60.00%",
+                               "step   2,000  [0] 70.00%  [1] 80.00%",
+                               "step   3,000  [0] 80.00%  [1] 100.00%"]
+  (tmp_path / "b16" / "config.json").unlink()
+  assert "config.json" in subprocess.run(
+      images.args, capture_output=True, text=True, cwd=ROOT).stderr
   # A stage that is not there: one line naming it, no traceback.
   missing = compare(f"{stages[0]}+{tmp_path / 'stage3.json'}")
   assert missing.returncode == 1 and not missing.stdout

@@ -58,7 +58,9 @@ PINNED = {
         **PAPER, **_RELEASED, "model_dir": "runs/mnistm_released_cpu"},
     "mnistm_released_cpu_small_d.flags": {
         **PAPER, **_RELEASED, "d_filters": 32, "d_max_filters": 256,
-        "d_noise": "uniform", "model_dir": "runs/mnistm_released_cpu_small_d"},
+        "d_noise": "uniform", "batch_size": 16, "eval_every": 500,
+        "checkpoint_every": 500, "summary_every": 100, "image_every": 2000,
+        "model_dir": "runs/mnistm_released_cpu_small_d"},
     "mnistm_released_cpu_late_decay.flags": {
         **PAPER, **_RELEASED, "target_entropy_weight": 0.1,
         "refine_start_step": 17000, "lr_late_decay_steps": 2000,

@@ -313,9 +313,11 @@ def test_owners():
 # --- The writers record the facts -------------------------------------------
 
 
-def test_result_fields_name_the_machine_code_command_and_split():
+def test_result_fields_name_the_machine_code_command_and_split(monkeypatch):
   sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
   import result_fields  # pylint: disable=g-import-not-at-top
+  for name in result_fields.KERNEL_ENV:
+    monkeypatch.delenv(name, raising=False)
   out = result_fields.fields("the released test split")
   assert set(out) == set(PROVENANCE_FIELDS)
   assert out["test_split"] == "the released test split"
@@ -324,6 +326,10 @@ def test_result_fields_name_the_machine_code_command_and_split():
       [os.path.join(ROOT, "benchmarks", "faults.py"), "--runs=2", "--",
        "--flagfile=a b.flags"]) == (
            "python benchmarks/faults.py --runs=2 -- '--flagfile=a b.flags'")
+  # A variable that changes the kernels is part of the command.
+  monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+  assert result_fields.command(["bench", "--steps=2"]) == (
+      "ONEDNN_MAX_CPU_ISA=AVX2 bench --steps=2")
 
 
 def test_accuracy_summary_json_carries_the_facts(tmp_path):
