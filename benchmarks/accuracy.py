@@ -23,8 +23,8 @@ as <name>_history.json beside it.
 
 train nothing: the first prints a finished run's curve statistics (minutes
 to 95%, the swing of its last third), the second the mean and sample std of
-several runs' final and best-validation accuracy (e.g. one per seed; each
-run's results.json or a file this script wrote), the
+several runs' final and best-validation accuracy and minutes to 95% (e.g.
+one per seed; each run's results.json or a file this script wrote), the
 third the 95% interval of an accuracy measured on N images (how far a
 figure on the held-out slice may sit from the accuracy on the images it
 samples), the fourth several runs' test accuracy side by side at equal
@@ -82,7 +82,8 @@ COMPARE_IMAGES = flags.DEFINE_bool(
     "a batch-32 run's step 1,000.")
 SUMMARIZE = flags.DEFINE_list(
     "summarize", None, "Train nothing: print the mean and std over runs "
-    "(e.g. seeds) of their final and best-validation test accuracy. Give "
+    "(e.g. seeds) of their final and best-validation test accuracy and "
+    "of their minutes to 95% test accuracy. Give "
     "each run's results.json or a file this script wrote (its accuracy.json, "
     "or one stored in benchmarks/results; its --summarize_mode row).")
 SUMMARY_JSON = flags.DEFINE_string(
@@ -199,7 +200,8 @@ def read_run(path: str, mode: str = "pixelda") -> dict:
     if final["accuracy"] is None:
       raise ValueError(f"{path} has no final accuracy: "
                        f"{final.get('reason', 'the run did not finish')}")
-    return data
+    return {**data, "minutes_to_95": curve_stats(
+        data.get("val_history") or [])["minutes_to_95"]}
   rows = data.get("runs")
   if not isinstance(rows, dict) or not rows or not all(
       isinstance(r, dict) and "final_test_accuracy" in r
@@ -220,7 +222,25 @@ def read_run(path: str, mode: str = "pixelda") -> dict:
   return {"final": {"accuracy": row["final_test_accuracy"]},
           **({"best": {"accuracy": best}} if best is not None else {}),
           "steps": row["steps"], "wall_time_s": 60 * row["minutes"],
-          "data_sources": {"target/test": row.get("target")}}
+          "data_sources": {"target/test": row.get("target")},
+          "minutes_to_95": row.get("minutes_to_95")}
+
+
+def minutes_to_95_summary(results: dict) -> dict:
+  """Mean and sample std of the runs' training minutes to 95% test accuracy
+  (first evaluation at or above it); runs that never reached it are listed
+  in `not_reached`, not averaged."""
+  reached = {str(i): r["minutes_to_95"] for i, r in sorted(results.items())
+             if r.get("minutes_to_95") is not None}
+  out = {"runs": reached, "not_reached": [
+      str(i) for i in sorted(results) if str(i) not in reached]}
+  if reached:
+    values = list(reached.values())
+    mean = sum(values) / len(values)
+    std = ((sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+           if len(values) > 1 else 0.0)
+    out.update(mean=mean, std=std, n=len(values))
+  return out
 
 
 def read_stages(spec: str) -> list:
@@ -408,6 +428,7 @@ def main(argv):
     except (OSError, ValueError) as e:  # a missing or unreadable file
       return usage.error(e)
     summary = sweeps.summarize(results)
+    summary["minutes_to_95"] = minutes_to_95_summary(results)
     summary["files"] = SUMMARIZE.value
     print(json.dumps(summary, indent=2))
     if SUMMARY_JSON.value:
@@ -422,7 +443,8 @@ def main(argv):
           splits.append(split)
       summary.update(result_fields.fields("; ".join(map(str, splits))))
       summary["note"] = ("summary computed by `command` from the final and "
-                         "best-validation accuracies of the files in `files`; "
+                         "best-validation accuracies and minutes to 95% of "
+                         "the files in `files`; "
                          "`cpu` and `code_version` are the summary's, each "
                          "run's are in its file")
       with open(SUMMARY_JSON.value, "w") as f:

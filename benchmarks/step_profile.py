@@ -158,16 +158,7 @@ def hour_shares(step_s: float, costs: Dict[str, float],
 
 def median_time(fn: Callable[[], object], steps: int, warmup: int) -> dict:
   """{first_s, median_s, min_s} of `fn()` (each call waited for)."""
-  t0 = time.perf_counter()
-  fn()
-  first = time.perf_counter() - t0
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(steps):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
+  first, times = bench.time_calls(fn, steps, warmup)
   return {"first_s": first, "median_s": statistics.median(times),
           "min_s": min(times)}
 

@@ -53,6 +53,7 @@ from pixelda_tf import runner
 runner.prepare_process()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
+import contextlib
 import dataclasses
 import json
 import os
@@ -63,7 +64,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from absl import app
 from absl import flags
@@ -237,6 +238,28 @@ class LoadMonitor:
     return False
 
 
+def time_calls(fn: Callable[[], object], steps: int, warmup: int,
+               monitor=None) -> Tuple[float, List[float]]:
+  """(first call's seconds, `steps` timed calls' seconds) of `fn`.
+
+  The first call (trace and compile) is timed on its own, then `warmup`
+  untimed calls, then `steps` timed ones; `fn` must wait for its result.
+  `monitor` (a context manager such as `LoadMonitor`) spans the timed calls.
+  """
+  t0 = time.perf_counter()
+  fn()
+  first = time.perf_counter() - t0
+  for _ in range(warmup):
+    fn()
+  times = []
+  with monitor if monitor is not None else contextlib.nullcontext():
+    for _ in range(steps):
+      t0 = time.perf_counter()
+      fn()
+      times.append(time.perf_counter() - t0)
+  return first, times
+
+
 # ---------------------------------------------------------------------------
 # One mode, in this process.
 
@@ -287,20 +310,14 @@ def measure(cfg: config_lib.Config, strategy, steps: int, warmup: int,
   data = tf.data.Dataset.from_tensors(synthetic_batch(cfg))
   batch = next(iter(strategy.experimental_distribute_dataset(data)))
 
-  def step():
-    return float(model.train_step(batch)["loss/generator"])
+  losses = []
 
-  t0 = time.perf_counter()
-  step()
-  first_s = time.perf_counter() - t0
-  for _ in range(warmup):
-    step()
-  times = []
-  with LoadMonitor() as load:
-    for _ in range(steps):
-      t0 = time.perf_counter()
-      loss = step()
-      times.append(time.perf_counter() - t0)
+  def step():
+    losses.append(float(model.train_step(batch)["loss/generator"]))
+
+  load = LoadMonitor()
+  first_s, times = time_calls(step, steps, warmup, monitor=load)
+  loss = losses[-1]
   rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   flops = step_flops(model.nets, cfg)
   gflop = sum(flops.values()) / 1e9

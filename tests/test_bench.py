@@ -263,16 +263,21 @@ def test_accuracy_summarize_reads_results_and_its_own_files(tmp_path):
   run.write_text(json.dumps({
       "mode": "pixelda", "final": {"accuracy": 0.96},
       "best": {"accuracy": 0.95}, "steps": 10,
-      "wall_time_s": 120.0, "data_sources": {"target/test": "MNIST-M"}}))
+      "wall_time_s": 120.0, "data_sources": {"target/test": "MNIST-M"},
+      "val_history": [{"minutes": 1.0, "test_accuracy": 0.94},
+                      {"minutes": 1.5, "test_accuracy": 0.951},
+                      {"minutes": 2.0, "test_accuracy": 0.96}]}))
   row = {"final_test_accuracy": 0.97, "best_val_checkpoint_test_accuracy":
-         0.99, "steps": 20, "minutes": 3.0, "target": "MNIST-M"}
+         0.99, "steps": 20, "minutes": 3.0, "target": "MNIST-M",
+         "minutes_to_95": 2.5}
   written = tmp_path / "accuracy.json"
   written.write_text(json.dumps({"runs": {
       "source_only": {**row, "final_test_accuracy": 0.6}, "pixelda": row}}))
   # A run that kept no best-validation checkpoint counts in "final" only.
   no_best = tmp_path / "no_best.json"
   no_best.write_text(json.dumps({"runs": {"pixelda": {
-      **row, "best_val_checkpoint_test_accuracy": None}}}))
+      **row, "best_val_checkpoint_test_accuracy": None,
+      "minutes_to_95": None}}}))
 
   def summarize(*paths, mode="pixelda"):
     return subprocess.run(
@@ -290,6 +295,11 @@ def test_accuracy_summarize_reads_results_and_its_own_files(tmp_path):
   assert summary["best"]["n"] == 2
   assert summary["runs"]["1"] == {"final": 0.97, "best": 0.99, "steps": 20,
                                   "minutes": 3.0, "target": "MNIST-M"}
+  # Minutes to 95%: the first evaluation at or above it (seed 0's history,
+  # seed 1's stored figure); seed 2 never reached it and is not averaged.
+  assert summary["minutes_to_95"] == {
+      "runs": {"0": 1.5, "1": 2.5}, "not_reached": ["2"],
+      "mean": pytest.approx(2.0), "std": pytest.approx(0.7071068), "n": 2}
   assert json.loads(summarize(written, mode="source_only").stdout)[
       "final"]["mean"] == pytest.approx(0.6)
   # Bad files get one line naming the file and the problem, no traceback:
@@ -341,3 +351,23 @@ def test_a_released_preset_runs_without_its_data_folder(monkeypatch):
   assert configs["config"].data.mnist_m_variant == "released"
   assert (configs["config"].discriminator.filters,
           configs["config"].discriminator.max_filters) == (32, 256)
+
+
+def test_time_calls_times_steps_after_first_and_warmup():
+  calls, entered = [], []
+
+  class Monitor:
+
+    def __enter__(self):
+      entered.append(len(calls))
+      return self
+
+    def __exit__(self, *exc):
+      entered.append(len(calls))
+      return False
+
+  first, times = bench.time_calls(lambda: calls.append(1), steps=3, warmup=2,
+                                  monitor=Monitor())
+  assert len(calls) == 6 and len(times) == 3
+  assert entered == [3, 6]  # the monitor spans the timed calls only
+  assert first >= 0 and all(t >= 0 for t in times)
