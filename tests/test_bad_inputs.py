@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -155,10 +156,13 @@ def test_damaged_history_and_progress_are_moved_away_and_the_run_resumes(
     rundir.write_json(files[name], value)
   # progress.json alone: the clock continues from the history's minutes.
   _damage(files[rundir.PROGRESS_FILE])
+  began = time.time()
   with caplog.at_level(std_logging.WARNING):
     run, start, _ = _attach(cfg)
   assert start == 4 and run.history == history
-  assert run.minutes() == pytest.approx(2.0, abs=0.01)
+  # 2.0 plus the seconds since the clock restarted: bounded by the wall
+  # time since before the attach, however loaded the machine is.
+  assert 2.0 <= run.minutes() <= 2.0 + (time.time() - began) / 60
   assert os.path.exists(files[rundir.PROGRESS_FILE] + ".damaged")
   assert not os.path.exists(files[rundir.PROGRESS_FILE])
   assert f"{files[rundir.PROGRESS_FILE]} is damaged" in caplog.text
