@@ -135,12 +135,11 @@ def curve_stats(history: list, threshold: float = 0.95) -> dict:
   for key in ("test_accuracy", "test_accuracy_raw"):
     values = [h[key] for h in tail if h.get(key) is not None]
     if len(values) >= 2:
-      mean = sum(values) / len(values)
-      std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
       step_change = sum(abs(b - a) for a, b in zip(values, values[1:])) / (
           len(values) - 1)
       out[f"{key}_last_third"] = {"max_minus_min": max(values) - min(values),
-                                  "std": std, "mean_step_change": step_change,
+                                  "std": sweeps.mean_std(values)["std"],
+                                  "mean_step_change": step_change,
                                   "n": len(values)}
   return out
 
@@ -235,11 +234,7 @@ def minutes_to_95_summary(results: dict) -> dict:
   out = {"runs": reached, "not_reached": [
       str(i) for i in sorted(results) if str(i) not in reached]}
   if reached:
-    values = list(reached.values())
-    mean = sum(values) / len(values)
-    std = ((sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-           if len(values) > 1 else 0.0)
-    out.update(mean=mean, std=std, n=len(values))
+    out.update(sweeps.mean_std(list(reached.values())))
   return out
 
 

@@ -177,21 +177,12 @@ def gap_closed(subset: float, floor: float, ceiling: float
   return (subset - floor) / (ceiling - floor) if ceiling > floor else None
 
 
-def mean_std(values: Sequence[Optional[float]]) -> Dict:
-  """Mean and sample std (n - 1) of the values that are not None."""
-  v = [x for x in values if x is not None]
-  if not v:
-    return {"mean": None, "std": None, "n": 0}
-  return {"mean": float(np.mean(v)),
-          "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
-
-
 def summarize(per_seed: Dict[str, Dict]) -> Dict:
   """Mean ± std over seeds of every arm's accuracies and of gap_closed_B."""
   first = next(iter(per_seed.values()))
-  out = {arm: {k: mean_std([s[arm][k] for s in per_seed.values()])
+  out = {arm: {k: sweeps.mean_std([s[arm][k] for s in per_seed.values()])
                for k in first[arm]} for arm in ("subset", "source", "all")}
-  out["gap_closed_B"] = mean_std([s["gap_closed_B"]
+  out["gap_closed_B"] = sweeps.mean_std([s["gap_closed_B"]
                                   for s in per_seed.values()])
   return out
 

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -84,6 +84,16 @@ def run_passing_signals(cmd: List[str],
   return code
 
 
+def mean_std(values: Sequence[Optional[float]]) -> Dict:
+  """Mean and sample std (n - 1; 0 for one value) of the values that are
+  not None, and how many there were (mean and std None for none)."""
+  v = [x for x in values if x is not None]
+  if not v:
+    return {"mean": None, "std": None, "n": 0}
+  return {"mean": float(np.mean(v)),
+          "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
+
+
 def summarize(results: Dict[int, dict]) -> dict:
   """Mean and sample std (n - 1) of final and best-validation test accuracy.
 
@@ -94,8 +104,7 @@ def summarize(results: Dict[int, dict]) -> dict:
   for key in ("final", "best"):
     accs = [r[key]["accuracy"] for r in results.values() if key in r]
     if accs:
-      std = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
-      out[key] = {"mean": float(np.mean(accs)), "std": std, "n": len(accs)}
+      out[key] = mean_std(accs)
   for seed, r in sorted(results.items()):
     out["runs"][str(seed)] = {
         "final": r["final"]["accuracy"],

@@ -395,6 +395,11 @@ def test_seed_summary_reports_mean_and_std():
   assert summary["final"]["std"] == pytest.approx(0.0707107)  # ddof=1
   assert summary["best"]["mean"] == pytest.approx(0.93)
   assert summary["runs"]["1"]["minutes"] == 1.0
+  # The one mean ± std of the benchmarks: None values are left out.
+  assert sweeps.mean_std([2.0, None, 4.0]) == {
+      "mean": 3.0, "std": pytest.approx(2 ** 0.5), "n": 2}
+  assert sweeps.mean_std([5.0]) == {"mean": 5.0, "std": 0.0, "n": 1}
+  assert sweeps.mean_std([None]) == {"mean": None, "std": None, "n": 0}
 
 
 def test_a_signal_to_the_sweep_driver_reaches_its_run_and_stops_the_sweep(
