@@ -22,8 +22,9 @@ its accuracy on B (and on A) is read from that test's confusion matrix: the
 rows of B are exactly the target test split restricted to B (`--classes`
 restricts after the all-class slices are drawn), what
 `pixelda_tf.classify --classes=B` would score. Reports, per seed and as mean
-± sample std, the accuracies and the share of the floor-to-ceiling gap on B
-that (b) closes, (b - c) / (d - c). Writes <root>/unseen_classes.json (or
+± sample std, the accuracies, (a)'s T on A (`T_on_A`, from its run's
+results.json) and the share of the floor-to-ceiling gap on B that (b)
+closes, (b - c) / (d - c). Writes <root>/unseen_classes.json (or
 --out) with the machine, commit, command and test split. Rerunning resumes:
 finished runs, adapted sets and classifier results are kept.
 """
@@ -178,13 +179,13 @@ def gap_closed(subset: float, floor: float, ceiling: float
 
 
 def summarize(per_seed: Dict[str, Dict]) -> Dict:
-  """Mean ± std over seeds of every arm's accuracies and of gap_closed_B."""
+  """Mean ± std over seeds of every arm's accuracies and of the single
+  figures (gap_closed_B, T_on_A)."""
   first = next(iter(per_seed.values()))
-  out = {arm: {k: sweeps.mean_std([s[arm][k] for s in per_seed.values()])
-               for k in first[arm]} for arm in ("subset", "source", "all")}
-  out["gap_closed_B"] = sweeps.mean_std([s["gap_closed_B"]
-                                  for s in per_seed.values()])
-  return out
+  return {key: ({k: sweeps.mean_std([s[key][k] for s in per_seed.values()])
+                 for k in value} if isinstance(value, dict) else
+                sweeps.mean_std([s[key] for s in per_seed.values()]))
+          for key, value in first.items()}
 
 
 def main(argv):
@@ -212,13 +213,18 @@ def main(argv):
     row["gap_closed_B"] = gap_closed(row["subset"]["unseen_B"],
                                      row["source"]["unseen_B"],
                                      row["all"]["unseen_B"])
+    # (a): T trained beside G on A, on the target test images of A.
+    with open(os.path.join(root, f"seed{seed}", "subset", "run",
+                           "results.json")) as f:
+      row["T_on_A"] = json.load(f)["final"]["accuracy"]
     per_seed[str(seed)] = row
     print(json.dumps({"seed": seed, **row}), flush=True)
   if DRY_RUN.value:
     return 0
   out = {"seen_A": a, "unseen_B": b, "arch": ARCH.value,
          "epochs": EPOCHS.value, "train_steps": TRAIN_STEPS.value,
-         "arms": {"subset": "(b) G trained on A, adapting 0-9",
+         "arms": {"T_on_A": "(a) T trained beside G on A, tested on A",
+                  "subset": "(b) G trained on A, adapting 0-9",
                   "source": "(c) floor: source images, no G",
                   "all": "(d) ceiling: G trained on 0-9"},
          "seeds": per_seed, "summary": summarize(per_seed),

@@ -183,6 +183,13 @@ assert u.accuracy_on(c, [0, 7]) == 4 / 6
 assert abs(u.gap_closed(0.6, 0.4, 0.8) - 0.5) < 1e-9
 assert u.gap_closed(0.6, 0.4, 0.4) is None
 assert u.split_classes(['3', '1'], False) == ([1, 3], [0, 2, 4, 5, 6, 7, 8, 9])
+s = u.summarize({
+    '0': {'subset': {'unseen_B': 0.5}, 'gap_closed_B': 0.4, 'T_on_A': 0.9},
+    '1': {'subset': {'unseen_B': 0.7}, 'gap_closed_B': None, 'T_on_A': 0.95}})
+assert abs(s['subset']['unseen_B']['mean'] - 0.6) < 1e-9
+assert s['subset']['unseen_B']['n'] == 2
+assert s['gap_closed_B'] == {'mean': 0.4, 'std': 0.0, 'n': 1}
+assert abs(s['T_on_A']['mean'] - 0.925) < 1e-9
 print('ok')
 """], cwd=ROOT, capture_output=True, text=True)
   assert check.stdout.strip() == "ok", check.stderr
