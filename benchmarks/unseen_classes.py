@@ -132,12 +132,25 @@ def plan(root: str, seed: int, a: List[int], train_args: List[str],
   }
 
 
-def _output_of(cmd: List[str]) -> Optional[str]:
-  """What a step writes (skipped on a rerun when it exists): an adapted set
-  or a classifier result; None for training (a rerun resumes it)."""
+def _output_of(cmd: List[str]) -> str:
+  """What a step writes: an adapted set, a classifier result, or a
+  training run's results.json."""
   if cmd[2] == "pixelda_tf.train":
-    return None
+    model_dir = next(c for c in cmd if c.startswith("--model_dir="))
+    return os.path.join(model_dir[len("--model_dir="):], "results.json")
   return next(c[len("--out="):] for c in cmd if c.startswith("--out="))
+
+
+def finished(cmd: List[str]) -> bool:
+  """Whether a rerun skips the step: its output exists and, for training,
+  does not say a signal interrupted the run (a rerun resumes that one)."""
+  out = _output_of(cmd)
+  if not os.path.exists(out):
+    return False
+  if cmd[2] != "pixelda_tf.train":
+    return True
+  with open(out) as f:
+    return not json.load(f).get("interrupted")
 
 
 def execute(cmd: List[str]) -> None:
@@ -146,9 +159,8 @@ def execute(cmd: List[str]) -> None:
   Raises:
     SystemExit: the step failed (its output above says why).
   """
-  out = _output_of(cmd)
-  if out and os.path.exists(out):
-    print("done already:", out, flush=True)
+  if finished(cmd):
+    print("done already:", _output_of(cmd), flush=True)
     return
   print("running:", shlex.join(cmd), flush=True)
   code = sweeps.run_passing_signals(cmd, env=sweeps.child_env())

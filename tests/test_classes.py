@@ -190,6 +190,15 @@ assert abs(s['subset']['unseen_B']['mean'] - 0.6) < 1e-9
 assert s['subset']['unseen_B']['n'] == 2
 assert s['gap_closed_B'] == {'mean': 0.4, 'std': 0.0, 'n': 1}
 assert abs(s['T_on_A']['mean'] - 0.925) < 1e-9
+# A rerun skips a finished training run, not one a signal interrupted.
+import json, os
+train = ['python', '-m', 'pixelda_tf.train', '--model_dir=%s']
+results = os.path.join('%s', 'results.json')
+assert not u.finished(train)
+json.dump({'steps': 3, 'interrupted': True}, open(results, 'w'))
+assert not u.finished(train)
+json.dump({'steps': 7}, open(results, 'w'))
+assert u.finished(train)
 print('ok')
-"""], cwd=ROOT, capture_output=True, text=True)
+""" % (tmp_path, tmp_path)], cwd=ROOT, capture_output=True, text=True)
   assert check.stdout.strip() == "ok", check.stderr
