@@ -23,8 +23,8 @@ rows of B are exactly the target test split restricted to B (`--classes`
 restricts after the all-class slices are drawn), what
 `pixelda_tf.classify --classes=B` would score. Reports, per seed and as mean
 ± sample std, the accuracies, (a)'s T on A (`T_on_A`, from its run's
-results.json) and the share of the floor-to-ceiling gap on B that (b)
-closes, (b - c) / (d - c). Writes <root>/unseen_classes.json (or
+results.json), (b) - (c) and (b) - (d) on B, and the share of the
+floor-to-ceiling gap on B that (b) closes, (b - c) / (d - c). Writes <root>/unseen_classes.json (or
 --out) with the machine, commit, command and test split. Rerunning resumes:
 finished runs, adapted sets and classifier results are kept.
 """
@@ -225,6 +225,11 @@ def main(argv):
     row["gap_closed_B"] = gap_closed(row["subset"]["unseen_B"],
                                      row["source"]["unseen_B"],
                                      row["all"]["unseen_B"])
+    # The gap's ends in points on B, steadier than their ratio when the
+    # ceiling lies near the floor: (b) - (c) and (b) - (d).
+    row["over_floor_B"] = (row["subset"]["unseen_B"] -
+                           row["source"]["unseen_B"])
+    row["over_ceiling_B"] = row["subset"]["unseen_B"] - row["all"]["unseen_B"]
     # (a): T trained beside G on A, on the target test images of A.
     with open(os.path.join(root, f"seed{seed}", "subset", "run",
                            "results.json")) as f:
@@ -236,6 +241,8 @@ def main(argv):
   out = {"seen_A": a, "unseen_B": b, "arch": ARCH.value,
          "epochs": EPOCHS.value, "train_steps": TRAIN_STEPS.value,
          "arms": {"T_on_A": "(a) T trained beside G on A, tested on A",
+                  "over_floor_B": "(b) - (c) on B",
+                  "over_ceiling_B": "(b) - (d) on B",
                   "subset": "(b) G trained on A, adapting 0-9",
                   "source": "(c) floor: source images, no G",
                   "all": "(d) ceiling: G trained on 0-9"},
