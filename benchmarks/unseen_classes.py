@@ -22,8 +22,8 @@ its accuracy on B (and on A) is read from that test's confusion matrix: the
 rows of B are exactly the target test split restricted to B (`--classes`
 restricts after the all-class slices are drawn), what
 `pixelda_tf.classify --classes=B` would score. Reports, per seed and as mean
-± sample std, the accuracies, (a)'s T on A (`T_on_A`, from its run's
-results.json), (b) - (c) and (b) - (d) on B, and the share of the
+± sample std, the accuracies, T trained beside G ((a)'s on A, `T_on_A`;
+(d)'s on all, `T_on_all`; from their runs' results.json), (b) - (c) and (b) - (d) on B, and the share of the
 floor-to-ceiling gap on B that (b) closes, (b - c) / (d - c). Writes <root>/unseen_classes.json (or
 --out) with the machine, commit, command and test split. Rerunning resumes:
 finished runs, adapted sets and classifier results are kept.
@@ -230,10 +230,11 @@ def main(argv):
     row["over_floor_B"] = (row["subset"]["unseen_B"] -
                            row["source"]["unseen_B"])
     row["over_ceiling_B"] = row["subset"]["unseen_B"] - row["all"]["unseen_B"]
-    # (a): T trained beside G on A, on the target test images of A.
-    with open(os.path.join(root, f"seed{seed}", "subset", "run",
-                           "results.json")) as f:
-      row["T_on_A"] = json.load(f)["final"]["accuracy"]
+    # T trained beside G: (a)'s on A, (d)'s on all classes.
+    for key, arm in (("T_on_A", "subset"), ("T_on_all", "all")):
+      with open(os.path.join(root, f"seed{seed}", arm, "run",
+                             "results.json")) as f:
+        row[key] = json.load(f)["final"]["accuracy"]
     per_seed[str(seed)] = row
     print(json.dumps({"seed": seed, **row}), flush=True)
   if DRY_RUN.value:
@@ -241,6 +242,8 @@ def main(argv):
   out = {"seen_A": a, "unseen_B": b, "arch": ARCH.value,
          "epochs": EPOCHS.value, "train_steps": TRAIN_STEPS.value,
          "arms": {"T_on_A": "(a) T trained beside G on A, tested on A",
+                  "T_on_all": "(d)'s T, trained beside G on all classes, "
+                              "tested on all",
                   "over_floor_B": "(b) - (c) on B",
                   "over_ceiling_B": "(b) - (d) on B",
                   "subset": "(b) G trained on A, adapting 0-9",
