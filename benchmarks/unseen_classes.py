@@ -23,9 +23,10 @@ rows of B are exactly the target test split restricted to B (`--classes`
 restricts after the all-class slices are drawn), what
 `pixelda_tf.classify --classes=B` would score. Reports, per seed and as mean
 ± sample std, the accuracies, T trained beside G ((a)'s on A, `T_on_A`;
-(d)'s on all, `T_on_all`; from their runs' results.json), (b) - (c) and (b) - (d) on B, and the share of the
-floor-to-ceiling gap on B that (b) closes, (b - c) / (d - c). Writes <root>/unseen_classes.json (or
---out) with the machine, commit, command and test split. Rerunning resumes:
+(d)'s on all, `T_on_all`; from their runs' results.json), (b) - (c) and
+(b) - (d) on B, and the share of the floor-to-ceiling gap on B that (b)
+closes, (b - c) / (d - c). Writes <root>/unseen_classes.json (or --out)
+with the machine, commit, command and test split. Rerunning resumes:
 finished runs, adapted sets and classifier results are kept.
 """
 
@@ -191,8 +192,8 @@ def gap_closed(subset: float, floor: float, ceiling: float
 
 
 def summarize(per_seed: Dict[str, Dict]) -> Dict:
-  """Mean ± std over seeds of every arm's accuracies and of the single
-  figures (gap_closed_B, T_on_A)."""
+  """Mean ± std over seeds of every arm's accuracies and of each single
+  figure (gap_closed_B, T_on_A, ...)."""
   first = next(iter(per_seed.values()))
   return {key: ({k: sweeps.mean_std([s[key][k] for s in per_seed.values()])
                  for k in value} if isinstance(value, dict) else
