@@ -233,8 +233,7 @@ def main(argv):
     row["over_ceiling_B"] = row["subset"]["unseen_B"] - row["all"]["unseen_B"]
     # T trained beside G: (a)'s on A, (d)'s on all classes.
     for key, arm in (("T_on_A", "subset"), ("T_on_all", "all")):
-      with open(os.path.join(root, f"seed{seed}", arm, "run",
-                             "results.json")) as f:
+      with open(_output_of(steps[arm][0])) as f:  # the arm's training run
         row[key] = json.load(f)["final"]["accuracy"]
     per_seed[str(seed)] = row
     print(json.dumps({"seed": seed, **row}), flush=True)
