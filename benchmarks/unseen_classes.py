@@ -27,7 +27,8 @@ restricts after the all-class slices are drawn), what
 (b) - (d) on B, and the share of the floor-to-ceiling gap on B that (b)
 closes, (b - c) / (d - c). Writes <root>/unseen_classes.json (or --out)
 with the machine, commit, command and test split. Rerunning resumes:
-finished runs, adapted sets and classifier results are kept.
+finished runs, adapted sets and classifier results are kept, and a
+--reverse run given the same --root trains only its own (a).
 """
 
 from __future__ import annotations
@@ -98,38 +99,44 @@ def ids(classes: Sequence[int]) -> str:
 def plan(root: str, seed: int, a: List[int], train_args: List[str],
          train_steps: Optional[int], arch: str, epochs: int,
          max_images: int) -> Dict[str, List[List[str]]]:
-  """The commands of one seed, by arm: `subset` (a, b), `source` (c) and
-  `all` (d); each is its runs' training, adapting and classifying, in order.
-  Paths: <root>/seed<seed>/<arm>/{run,adapted,classify.json}."""
+  """The commands of one seed, by arm: `subset` (a, b), `all` (d) and
+  `source` (c); each is its runs' training, adapting and classifying, in
+  order. Paths: <root>/seed<seed>/<folder>/{run,adapted,classify.json},
+  the folder `seen<A's digits>` for (a, b) and the arm's name for (c) and
+  (d), which do not depend on A: a --reverse run in the same root reuses
+  them."""
   py = [sys.executable, "-m"]
   budget = [f"--train_steps={train_steps}"] if train_steps else []
   here = os.path.join(root, f"seed{seed}")
   every = f"--classes={ids(ALL)}"
 
+  folder = {"subset": f"seen{''.join(map(str, a))}", "all": "all",
+            "source": "source"}
+
   def run_dir(arm):
-    return os.path.join(here, arm, "run")
+    return os.path.join(here, folder[arm], "run")
 
   def train(arm, extra):
     return py + ["pixelda_tf.train", *train_args, *budget, *extra,
                  f"--seed={seed}", f"--model_dir={run_dir(arm)}"]
 
   def adapt_and_classify(arm, model_dir, extra=()):
-    adapted = os.path.join(here, arm, "adapted")
+    adapted = os.path.join(here, folder[arm], "adapted")
     return [py + ["pixelda_tf.adapt", f"--model_dir={model_dir}",
                   f"--out={adapted}", every, f"--seed={seed}",
                   f"--max_images={max_images}", *extra],
             py + ["pixelda_tf.classify", f"--train_dir={adapted}",
                   f"--arch={arch}", f"--epochs={epochs}", every,
                   f"--seed={seed}",
-                  f"--out={os.path.join(here, arm, 'classify.json')}"]]
+                  f"--out={os.path.join(here, folder[arm], 'classify.json')}"]]
 
   return {
       "subset": [train("subset", [f"--classes={ids(a)}"]),
                  *adapt_and_classify("subset", run_dir("subset"))],
-      # The floor takes its data settings from (a)'s run; no G is read.
-      "source": adapt_and_classify("source", run_dir("subset"),
-                                   ["--identity"]),
       "all": [train("all", []), *adapt_and_classify("all", run_dir("all"))],
+      # The floor takes its data settings from (d)'s run (adapt's --classes
+      # covers every class either way); no G is read.
+      "source": adapt_and_classify("source", run_dir("all"), ["--identity"]),
   }
 
 

@@ -18,7 +18,7 @@ and exits 0.
 from pixelda_tf import runner
 
 # At import, not in main: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when
-# it loads, and the imports below load it.
+# it loads (here in main, after the flags are checked).
 runner.prepare_process()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
@@ -29,7 +29,6 @@ from absl import app
 from absl import flags
 
 from pixelda_tf import cli
-from pixelda_tf import evaluation
 from pixelda_tf import flags as pixelda_flags
 
 CHECKPOINT = runner.checkpoint_flag()
@@ -43,6 +42,9 @@ def main(argv):
   cli.refuse_training_flags(allowed=["model_dir"])
   if not flags.FLAGS["model_dir"].present:
     raise app.UsageError("--model_dir=DIR (a training run) is required")
+  # TensorFlow loads only after the flags are checked: a mistake is
+  # reported at once, not after seconds of import.
+  from pixelda_tf import evaluation
   results = evaluation.evaluate_model_dir(
       pixelda_flags.HOLDERS["model_dir"].value, cli.data_overrides(),
       which=CHECKPOINT.value, split=SPLIT.value, out_dir=OUT_DIR.value)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pixelda_tf import runner
 
 # At import, not in main: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when
-# it loads, and the imports below load it.
+# it loads (here in main, after the flags are checked).
 runner.prepare_process()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
@@ -22,7 +22,6 @@ from absl import flags
 from absl import logging
 
 from pixelda_tf import cli
-from pixelda_tf import exporting
 from pixelda_tf import flags as pixelda_flags
 
 EXPORT_DIR = flags.DEFINE_string("export_dir", None,
@@ -42,6 +41,9 @@ def main(argv):
   if not flags.FLAGS["model_dir"].present or not EXPORT_DIR.value:
     raise app.UsageError("--model_dir=DIR (a training run) and "
                          "--export_dir=DIR are required")
+  # TensorFlow loads only after the flags are checked: a mistake is
+  # reported at once, not after seconds of import.
+  from pixelda_tf import exporting
   paths = exporting.export_model_dir(pixelda_flags.HOLDERS["model_dir"].value,
                                      EXPORT_DIR.value,
                                      VERSION.value, CHECKPOINT.value,

@@ -11,7 +11,7 @@ Results land in <model_dir>/results.json; TensorBoard logs in <model_dir>/train.
 from pixelda_tf import runner
 
 # At import, not in main: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when
-# it loads, and the imports below load it.
+# it loads (here in main, after the flags are checked).
 runner.prepare_process()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position,g-bad-import-order
@@ -23,13 +23,15 @@ import sys
 from absl import logging
 
 from pixelda_tf import flags as pixelda_flags
-from pixelda_tf import training
 
 
 def main(argv):
   del argv  # Flags only (`runner.run`).
+  cfg = pixelda_flags.config_from_flags()
+  # TensorFlow loads only after the flags are checked: a mistake is
+  # reported at once, not after seconds of import.
+  from pixelda_tf import training
   try:
-    cfg = pixelda_flags.config_from_flags()
     results = training.train(cfg)
   except training.Interrupted as e:
     # Printed only: absl's log handler would write it to stderr a second time.

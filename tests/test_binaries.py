@@ -83,6 +83,23 @@ def test_a_mistake_is_one_line_naming_the_flag(module, args, message,
   assert lines == [lines[-1]] and lines[-1].startswith(message), lines
 
 
+@pytest.mark.parametrize("module,args", [
+    ("pixelda_tf.train", ["--batch_size=0"]),
+    ("pixelda_tf.evaluate", []),
+    ("pixelda_tf.export", ["--export_dir=x"])])
+def test_a_flag_mistake_is_reported_before_tensorflow_loads(module, args):
+  # Loading TensorFlow takes seconds; a mistake in a flag should not wait.
+  code = (f"import runpy, sys\nsys.argv = {[module, *args]!r}\n"
+          f"try:\n  runpy.run_module({module!r}, run_name='__main__')\n"
+          "except SystemExit as e:\n"
+          "  print(e.code, 'tensorflow' in sys.modules)\n")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120,
+                        env={**os.environ, "PYTHONPATH": ROOT})
+  assert proc.stdout.split() == ["1", "False"], proc.stderr[-2000:]
+  assert "error: " in proc.stderr
+
+
 def test_config_errors_are_user_errors():
   assert issubclass(config_lib.ConfigError, errors.UserError)
   assert issubclass(config_lib.ConfigError, ValueError)

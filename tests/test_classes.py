@@ -159,17 +159,28 @@ def test_unseen_classes_benchmark_plans_the_four_arms(tmp_path):
   run = str(tmp_path / "seed3")
   assert [line.split()[2] for line in out] == [
       "pixelda_tf.train", "pixelda_tf.adapt", "pixelda_tf.classify",
-      "pixelda_tf.adapt", "pixelda_tf.classify",
-      "pixelda_tf.train", "pixelda_tf.adapt", "pixelda_tf.classify"]
-  # (a) trains on the reversed split, 5-9, with the budget after the flags.
+      "pixelda_tf.train", "pixelda_tf.adapt", "pixelda_tf.classify",
+      "pixelda_tf.adapt", "pixelda_tf.classify"]
+  # (a) trains on the reversed split, 5-9, with the budget after the flags,
+  # in a folder named by its classes.
   assert out[0].endswith("--flagfile=configs/smoke.flags --train_steps=7 "
                          f"--classes=5,6,7,8,9 --seed=3 --model_dir={run}"
-                         "/subset/run")
+                         "/seen56789/run")
   every = "--classes=0,1,2,3,4,5,6,7,8,9"
   assert all(every in line for line in out
              if "pixelda_tf.train" not in line)
-  assert "--identity" in out[3] and f"--out={run}/source/adapted" in out[3]
-  assert "--classes" not in out[5]  # The ceiling trains on all classes.
+  assert "--classes" not in out[3]  # The ceiling trains on all classes.
+  assert out[3].endswith(f"--model_dir={run}/all/run")
+  assert "--identity" in out[6] and f"--out={run}/source/adapted" in out[6]
+  # (c) and (d) do not depend on the split: forward and reverse runs in one
+  # root share them.
+  forward = subprocess.run(
+      [sys.executable, script, f"--root={tmp_path}", "--seeds=3",
+       "--train_steps=7", "--dry_run", "--",
+       "--flagfile=configs/smoke.flags"], capture_output=True, text=True,
+      check=True).stdout.splitlines()
+  assert f"--model_dir={run}/seen01234/run" in forward[0]
+  assert forward[3:] == out[3:]
   assert not os.listdir(tmp_path)  # A dry run runs nothing.
 
   # The arithmetic, in the script's own process (its flags stay there).

@@ -158,11 +158,17 @@ def test_vat_alone_reaches_only_the_classifier_and_compiles_in_bfloat16():
     for a, b in zip(plain[1][net], vat[1][net]):
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
   # Under bfloat16 and XLA the probe runs in a float32 twin of T (XLA has
-  # no bfloat16 MaxPoolGradGrad), called with T's weights.
-  model, _, _, logs = _run(tiny.tiny_config(
-      loss=dict(target_vat=2.0),
+  # no bfloat16 MaxPoolGradGrad), called with T's weights. (The same
+  # compiled step trains the minibatch-std D: one XLA compile for both.)
+  model, before, after, logs = _run(tiny.tiny_config(
+      loss=dict(target_vat=2.0), discriminator=dict(minibatch_std=True),
       runtime=dict(precision="mixed_bfloat16", jit_compile=True)), steps=1)
   assert 0 < float(logs["loss/target_vat"]) < np.inf
+  assert model.nets.discriminator.get_layer("minibatch_std")
+  for net in ("generator", "discriminator", "classifier"):
+    assert _changed(before, after, net), net
+  for k, v in logs.items():
+    assert np.isfinite(float(v)), k
   twin, t = model.nets.probe_classifier, model.nets.classifier
   assert twin is not t
   assert twin.get_layer("conv1").compute_dtype == "float32"
@@ -173,10 +179,10 @@ def test_vat_alone_reaches_only_the_classifier_and_compiles_in_bfloat16():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", [
-    dict(), dict(precision="mixed_bfloat16", jit_compile=True),
-    dict(precision="mixed_bfloat16", fused_batch_norm=True,
-         split_conv_grad=True)])
+    dict(), dict(precision="mixed_bfloat16", fused_batch_norm=True,
+                 split_conv_grad=True)])
 def test_minibatch_std_discriminator_trains_in_every_step_form(runtime):
+  # Under bfloat16 and XLA: the VAT test above.
   model, before, after, logs = _run(tiny.tiny_config(
       discriminator=dict(minibatch_std=True), runtime=runtime), steps=1)
   assert model.nets.discriminator.get_layer("minibatch_std")
@@ -373,16 +379,19 @@ def test_cpu_speed_layers_give_the_same_step(mirrored):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("jit", [False, True])
-def test_two_replicas_update_like_one(jit, mirrored):
-  one = _gradients(_no_noise(jit_compile=jit))
+def test_two_replicas_update_like_one(mirrored):
   # Synchronised batch norm makes each replica normalise with the global
   # batch's statistics, as the single device does (XLA cannot compile the
-  # synchronisation, so that comparison runs without it).
+  # synchronisation, so this runs without it; XLA's step is plain's, above).
+  one = _gradients(_no_noise())
   two = _gradients(_no_noise(strategy="mirrored", sync_batch_norm=True,
                              jit_compile=False), strategy=mirrored)
   _assert_same(one, two)
-  # A full step under the strategy runs and keeps the replicas in sync.
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jit", [False, True])
+def test_a_step_on_two_replicas_keeps_them_in_sync(jit, mirrored):
   model, _, _, logs = _run(_no_noise(strategy="mirrored", jit_compile=jit),
                            steps=1, strategy=mirrored)
   assert np.isfinite(float(logs["loss/generator"]))
