@@ -57,8 +57,7 @@ PINNED = {
     "mnistm_released_cpu.flags": {
         **PAPER, **_RELEASED, "model_dir": "runs/mnistm_released_cpu"},
     "mnistm_released_cpu_small_d.flags": {
-        **PAPER, **_RELEASED, "g_filters": 16, "d_filters": 32,
-        "d_max_filters": 256,
+        **PAPER, **_RELEASED, "d_filters": 32, "d_max_filters": 256,
         "d_noise": "uniform", "batch_size": 16, "eval_every": 500,
         "checkpoint_every": 500, "summary_every": 100, "image_every": 2000,
         "model_dir": "runs/mnistm_released_cpu_small_d"},
